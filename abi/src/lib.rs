@@ -1,0 +1,345 @@
+//! The C ABI between the `nitro` host and a compiled route library.
+//!
+//! Every route file is compiled into its own `cdylib`. That library has its own copy of `std`,
+//! its own allocator state and its own panic runtime, so nothing but plain `#[repr(C)]` data and
+//! `extern "C"` function pointers may cross the boundary. The rules:
+//!
+//! - **Versioned first.** A route exports [`ROUTE_ABI_SYMBOL`] (`NITRO_ROUTE_ABI: u32`). The host
+//!   reads it before anything else and refuses a library whose value is not [`NITRO_ABI_VERSION`].
+//!   Then it calls [`ROUTE_ENTRY_SYMBOL`] to get a [`RouteV1`] table, whose `struct_size` lets
+//!   later versions append fields.
+//! - **Borrowed bytes only.** Every [`Bytes`] handed across is valid for the duration of the call
+//!   that received it; the receiver copies what it keeps. The route answers through host callbacks
+//!   (the host copies), so no side ever frees memory the other side allocated.
+//! - **No unwinding.** Every exported function of a route catches panics inside the route and
+//!   reports them through [`Outcome::fail`]; a panic never crosses the boundary.
+//!
+//! This crate has no dependencies: it is compiled into the host and, materialised from the host
+//! binary, into every route library, so both sides always agree on these layouts.
+#![no_std]
+#![deny(improper_ctypes, improper_ctypes_definitions)]
+
+use core::ffi::c_void;
+
+/// The version of this ABI. Bump it on any change to a type in this crate.
+pub const NITRO_ABI_VERSION: u32 = 1;
+
+/// Name of the exported `u32` static holding the route's [`NITRO_ABI_VERSION`].
+pub const ROUTE_ABI_SYMBOL: &[u8] = b"NITRO_ROUTE_ABI\0";
+
+/// Name of the exported `extern "C" fn() -> *const RouteV1`.
+pub const ROUTE_ENTRY_SYMBOL: &[u8] = b"nitro_route_v1\0";
+
+/// A borrowed byte slice, valid for the duration of the call that received it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Bytes {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Bytes {
+    /// An empty slice (a dangling but non-null, aligned pointer and length 0).
+    pub const EMPTY: Bytes = Bytes {
+        ptr: core::ptr::NonNull::<u8>::dangling().as_ptr(),
+        len: 0,
+    };
+
+    /// Borrows `slice` for a call.
+    pub const fn new(slice: &[u8]) -> Bytes {
+        Bytes {
+            ptr: slice.as_ptr(),
+            len: slice.len(),
+        }
+    }
+
+    /// Views the bytes as a slice.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised bytes that stay valid and unchanged for `'a`
+    /// (which the ABI guarantees for the duration of the call that received the value).
+    #[allow(unsafe_code)]
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: non-empty, and the caller upholds the pointer/length contract above.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// A borrowed `name: value` pair.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Pair {
+    pub name: Bytes,
+    pub value: Bytes,
+}
+
+/// A borrowed list of pairs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Pairs {
+    pub ptr: *const Pair,
+    pub len: usize,
+}
+
+impl Pairs {
+    /// Borrows `slice` for a call.
+    pub const fn new(slice: &[Pair]) -> Pairs {
+        Pairs {
+            ptr: slice.as_ptr(),
+            len: slice.len(),
+        }
+    }
+
+    /// Views the pairs as a slice.
+    ///
+    /// # Safety
+    /// As [`Bytes::as_slice`].
+    #[allow(unsafe_code)]
+    pub unsafe fn as_slice<'a>(self) -> &'a [Pair] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: non-empty, and the caller upholds the pointer/length contract.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// The result of a call into a route.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status(pub i32);
+
+impl Status {
+    /// The call completed.
+    pub const OK: Status = Status(0);
+    /// The route panicked; the message was sent to [`Outcome::fail`].
+    pub const PANICKED: Status = Status(1);
+    /// The route lacks the hook that was called (the host treats it as a no-op).
+    pub const MISSING: Status = Status(2);
+    /// The hook returned an error; the message was sent to [`Outcome::fail`].
+    pub const FAILED: Status = Status(3);
+}
+
+/// Per-call channel for what the route reports besides its answer.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Outcome {
+    pub ctx: *mut c_void,
+    /// Called at most once, before the entry point returns [`Status::PANICKED`] (with the panic
+    /// message and location: `panicked at routes/x.rs:3:5:\nboom`) or [`Status::FAILED`] (with
+    /// the error the hook returned).
+    pub fail: unsafe extern "C" fn(ctx: *mut c_void, message: Bytes),
+}
+
+/// An HTTP request (or the upgrade request of a WebSocket), borrowed for the call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, … (upper case).
+    pub method: Bytes,
+    /// The URL path, as received (percent-encoded).
+    pub path: Bytes,
+    /// The raw query string without `?` (empty when there is none).
+    pub query: Bytes,
+    /// Header names in lower case, in the order received.
+    pub headers: Pairs,
+    /// Route parameters from the file name (`[id].rs` → `id`), percent-decoded.
+    pub params: Pairs,
+    /// The request body, fully buffered by the host.
+    pub body: Bytes,
+    /// The peer's socket address, `ip:port`.
+    pub remote_addr: Bytes,
+}
+
+/// How a route answers an HTTP request. Implemented by the host; the route calls these during
+/// the `http` call, and the host copies everything it is given.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HttpResponder {
+    pub ctx: *mut c_void,
+    pub status: unsafe extern "C" fn(ctx: *mut c_void, code: u16),
+    /// Appends a header (several calls with the same name add several headers).
+    pub header: unsafe extern "C" fn(ctx: *mut c_void, name: Bytes, value: Bytes),
+    /// Appends to the body; may be called repeatedly.
+    pub body: unsafe extern "C" fn(ctx: *mut c_void, chunk: Bytes),
+    /// Answers with an error the host renders (JSON or HTML by `Accept`). `data` is JSON text or
+    /// empty. Overrides status, headers and body set so far.
+    pub error: unsafe extern "C" fn(ctx: *mut c_void, status: u16, message: Bytes, data: Bytes),
+}
+
+/// How the `upgrade` hook answers. Implemented by the host.
+#[repr(C)]
+#[derive(Debug)]
+pub struct UpgradeResponder {
+    pub ctx: *mut c_void,
+    /// Refuses the upgrade with this status; `header`/`body` then shape the refusal.
+    pub reject: unsafe extern "C" fn(ctx: *mut c_void, status: u16),
+    /// Adds a header to the `101` (or to the refusal after `reject`).
+    pub header: unsafe extern "C" fn(ctx: *mut c_void, name: Bytes, value: Bytes),
+    /// Appends to the refusal's body.
+    pub body: unsafe extern "C" fn(ctx: *mut c_void, chunk: Bytes),
+    /// Accepts this subprotocol (must be one the client offered).
+    pub protocol: unsafe extern "C" fn(ctx: *mut c_void, protocol: Bytes),
+    /// Sets the pub/sub namespace of the peer (default: the URL path).
+    pub namespace: unsafe extern "C" fn(ctx: *mut c_void, namespace: Bytes),
+    /// Sets a per-peer context entry; `value` is JSON text.
+    pub context: unsafe extern "C" fn(ctx: *mut c_void, key: Bytes, value: Bytes),
+}
+
+/// Receives byte strings from the host, one call per item.
+#[repr(C)]
+#[derive(Debug)]
+pub struct BytesSink {
+    pub ctx: *mut c_void,
+    pub item: unsafe extern "C" fn(ctx: *mut c_void, item: Bytes),
+}
+
+/// Receives peer handles from the host, one call per peer. The handle is borrowed for the
+/// callback; call [`PeerVTable::retain`] to keep it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PeerSink {
+    pub ctx: *mut c_void,
+    pub item: unsafe extern "C" fn(ctx: *mut c_void, peer: Peer),
+}
+
+/// Return code of peer operations: 0 ok, [`PEER_CLOSED`] when the peer is gone.
+pub const PEER_OK: i32 = 0;
+/// The peer's connection is closed; the operation did nothing.
+pub const PEER_CLOSED: i32 = 1;
+/// The arguments were rejected (e.g. an invalid close code).
+pub const PEER_INVALID: i32 = 2;
+
+/// A host-owned WebSocket peer: socket, topics and context live in the host and survive
+/// reloads of the route. Every function is non-blocking and safe to call from any thread.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PeerVTable {
+    /// Takes a reference: the handle stays valid until the matching `release`.
+    pub retain: unsafe extern "C" fn(peer: *const c_void),
+    pub release: unsafe extern "C" fn(peer: *const c_void),
+    /// The peer's id (a UUID v4), valid as long as the handle.
+    pub id: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
+    /// The remote address, `ip:port`, valid as long as the handle.
+    pub remote_addr: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
+    /// The pub/sub namespace, valid as long as the handle.
+    pub namespace: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
+    /// The upgrade request, valid as long as the handle.
+    pub request: unsafe extern "C" fn(peer: *const c_void) -> *const HttpRequest,
+    pub send: unsafe extern "C" fn(peer: *const c_void, data: Bytes, binary: bool) -> i32,
+    /// Sends to every subscriber of `topic` in the peer's namespace, except the peer itself
+    /// unless `self_too`.
+    pub publish: unsafe extern "C" fn(
+        peer: *const c_void,
+        topic: Bytes,
+        data: Bytes,
+        binary: bool,
+        self_too: bool,
+    ) -> i32,
+    pub subscribe: unsafe extern "C" fn(peer: *const c_void, topic: Bytes) -> i32,
+    pub unsubscribe: unsafe extern "C" fn(peer: *const c_void, topic: Bytes) -> i32,
+    /// Lists the peer's topics into `sink`.
+    pub topics: unsafe extern "C" fn(peer: *const c_void, sink: *const BytesSink),
+    /// Starts the closing handshake with `code` and `reason`.
+    pub close: unsafe extern "C" fn(peer: *const c_void, code: u16, reason: Bytes) -> i32,
+    /// Reads a context entry (JSON text) into `sink`; returns false when absent.
+    pub context_get:
+        unsafe extern "C" fn(peer: *const c_void, key: Bytes, sink: *const BytesSink) -> bool,
+    /// Sets a context entry (JSON text); an empty value removes it.
+    pub context_set: unsafe extern "C" fn(peer: *const c_void, key: Bytes, value: Bytes),
+    /// Lists every context key into `sink`.
+    pub context_keys: unsafe extern "C" fn(peer: *const c_void, sink: *const BytesSink),
+    /// Lists the open peers of the same namespace (this one included) into `sink`.
+    pub peers: unsafe extern "C" fn(peer: *const c_void, sink: *const PeerSink),
+}
+
+/// A peer handle plus its functions. Borrowed for the hook call unless retained.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub handle: *const c_void,
+    pub vt: *const PeerVTable,
+}
+
+/// Log levels for [`HostApi::log`].
+pub mod level {
+    pub const ERROR: u8 = 1;
+    pub const WARN: u8 = 2;
+    pub const INFO: u8 = 3;
+    pub const DEBUG: u8 = 4;
+    pub const TRACE: u8 = 5;
+}
+
+/// Services of the host, handed to the route's `init` and valid until the process exits.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostApi {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub ctx: *const c_void,
+    /// Logs a line on the host's terminal, attributed to the route.
+    pub log: unsafe extern "C" fn(ctx: *const c_void, level: u8, message: Bytes),
+    /// Publishes to every subscriber of `topic` (in `namespace`, or in all namespaces when it is
+    /// empty): the adapter-level publish, usable from HTTP routes.
+    pub publish: unsafe extern "C" fn(
+        ctx: *const c_void,
+        namespace: Bytes,
+        topic: Bytes,
+        data: Bytes,
+        binary: bool,
+    ) -> i32,
+}
+
+/// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].
+///
+/// Entry points the route does not define are `None`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RouteV1 {
+    /// Equals [`NITRO_ABI_VERSION`].
+    pub abi_version: u32,
+    /// `size_of::<RouteV1>()` when the route was built; fields may be appended later.
+    pub struct_size: u32,
+    /// Version of the `nitro` crate the route was built with (diagnostics only).
+    pub nitro_version: Bytes,
+    /// Called once after loading, before any other entry point.
+    pub init: unsafe extern "C" fn(host: *const HostApi, out: *const Outcome) -> Status,
+    pub http: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            req: *const HttpRequest,
+            res: *const HttpResponder,
+        ) -> Status,
+    >,
+    pub ws_upgrade: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            req: *const HttpRequest,
+            res: *const UpgradeResponder,
+        ) -> Status,
+    >,
+    pub ws_open: Option<unsafe extern "C" fn(out: *const Outcome, peer: Peer) -> Status>,
+    pub ws_message: Option<
+        unsafe extern "C" fn(out: *const Outcome, peer: Peer, data: Bytes, binary: bool) -> Status,
+    >,
+    pub ws_close: Option<
+        unsafe extern "C" fn(out: *const Outcome, peer: Peer, code: u16, reason: Bytes) -> Status,
+    >,
+    pub ws_error:
+        Option<unsafe extern "C" fn(out: *const Outcome, peer: Peer, error: Bytes) -> Status>,
+}
+
+// SAFETY (for the three impls below): these tables hold only function pointers and pointers to
+// data that the exporting side keeps alive and never mutates while shared; the functions
+// themselves are documented as callable from any thread.
+#[allow(unsafe_code)]
+unsafe impl Sync for RouteV1 {}
+#[allow(unsafe_code)]
+unsafe impl Sync for PeerVTable {}
+#[allow(unsafe_code)]
+unsafe impl Sync for HostApi {}
+#[allow(unsafe_code)]
+unsafe impl Send for HostApi {}

@@ -1,0 +1,104 @@
+//! What nitro route files import.
+//!
+//! A nitro project has one Rust file per route under `routes/`. `nitro dev` compiles each into
+//! a small library and serves it; this crate is what those files use.
+//!
+//! # HTTP routes
+//!
+//! An HTTP route file defines `pub fn handler`, taking the [`Request`] (or nothing) and
+//! returning anything that is [`IntoResponse`]: a `String` (text), [`Html`], [`Json`], a
+//! [`Value`], bytes, `()`, a [`Response`], an [`Error`], or a [`Result`] of those.
+//!
+//! ```
+//! // routes/users/[id].get.rs  →  GET /users/:id
+//! use nitro::{json, Error, Request, Result, Value};
+//!
+//! pub fn handler(req: &Request) -> Result<Value> {
+//!     let id: u32 = req
+//!         .param("id")
+//!         .and_then(|id| id.parse().ok())
+//!         .ok_or_else(|| Error::bad_request("`id` must be a number"))?;
+//!     Ok(json!({ "id": id, "name": "Ada" }))
+//! }
+//! # let req = nitro::Request::builder("GET", "/users/7").param("id", "7").build();
+//! # assert_eq!(handler(&req).unwrap()["id"], 7);
+//! # let req = nitro::Request::builder("GET", "/users/x").param("id", "x").build();
+//! # assert_eq!(handler(&req).unwrap_err().status(), 400);
+//! ```
+//!
+//! # WebSocket routes
+//!
+//! A file named `_ws.rs` is a WebSocket endpoint. It defines any of the crossws hooks
+//! (`upgrade`, `open`, `message`, `close`, `error`) as public functions; see [`ws`]. The seed
+//! chat, as in Nitro's `examples/websocket`:
+//!
+//! ```
+//! // routes/_ws.rs  →  ws://host/_ws
+//! use nitro::json;
+//! use nitro::ws::{Close, Message, Peer};
+//!
+//! pub fn open(peer: &Peer) {
+//!     peer.send(json!({ "user": "server", "message": format!("欢迎 {peer}!") }));
+//!     peer.publish("chat", json!({ "user": "server", "message": format!("{peer} 加入了！") }));
+//!     peer.subscribe("chat");
+//! }
+//!
+//! pub fn message(peer: &Peer, message: &Message) {
+//!     if message.text().contains("ping") {
+//!         peer.send(json!({ "user": "server", "message": "pong" }));
+//!     } else {
+//!         let msg = json!({ "user": peer.to_string(), "message": message.to_string() });
+//!         peer.send(&msg); // echo
+//!         peer.publish("chat", msg);
+//!     }
+//! }
+//!
+//! pub fn close(peer: &Peer, _details: &Close) {
+//!     peer.publish("chat", json!({ "user": "server", "message": format!("{peer} 离开了！") }));
+//! }
+//! ```
+//!
+//! # How routes run
+//!
+//! Handlers and hooks are synchronous functions. The server runs them on a blocking thread
+//! pool, so they may block (file I/O, a blocking database client), but they must not need an
+//! async runtime of their own. State kept in `static`s restarts when `nitro dev` reloads the
+//! route; state that must outlive a reload belongs in the peer's context or outside the process.
+//! A panic in a handler answers `500` and is logged with the route file; the server carries on.
+
+mod error;
+mod ffi;
+mod http;
+pub mod ws;
+
+pub use error::{Error, Result};
+pub use ffi::HookOutput;
+#[doc(hidden)]
+pub use ffi::__private;
+pub use http::{Html, IntoResponse, Json, Request, RequestBuilder, Response};
+/// Builds a [`Value`]; keys keep the order written.
+pub use serde_json::json;
+/// A JSON value (`serde_json::Value`), as built by [`json!`].
+pub use serde_json::Value;
+
+/// Logs on the server's terminal, attributed to this route.
+pub mod log {
+    use nitro_abi::level;
+
+    /// Logs an error.
+    pub fn error(message: impl std::fmt::Display) {
+        crate::ffi::host_log(level::ERROR, &message.to_string());
+    }
+    /// Logs a warning.
+    pub fn warn(message: impl std::fmt::Display) {
+        crate::ffi::host_log(level::WARN, &message.to_string());
+    }
+    /// Logs information.
+    pub fn info(message: impl std::fmt::Display) {
+        crate::ffi::host_log(level::INFO, &message.to_string());
+    }
+    /// Logs a debugging detail (shown with `nitro dev -v`).
+    pub fn debug(message: impl std::fmt::Display) {
+        crate::ffi::host_log(level::DEBUG, &message.to_string());
+    }
+}

@@ -1,0 +1,296 @@
+//! The route table: a segment trie built once, walked per request.
+//!
+//! Each trie node has static children (looked up by the decoded segment),
+//! at most one param child (params match whatever their names, so `[id]` and
+//! `[name]` in one folder share a node), the routes that end at the node, and
+//! the catch-all routes that start at it. A request walks the trie depth-first
+//! in priority order, static, then param, then catch-all, backtracking when a
+//! branch has no route for the request. The cost is proportional to the depth
+//! of the path (times the rare backtracking), not to the number of routes.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use percent_encoding::percent_decode_str;
+
+use crate::parse::{is_route_file, parse_file};
+use crate::{Method, Problem, Route, ScanError, ScanOptions, Segment};
+
+/// All the routes of a project, ready to match requests.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    /// Sorted by file.
+    routes: Vec<Route>,
+    root: Node,
+}
+
+/// The result of [`RouteTable::find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match<'a> {
+    /// A route accepts the request.
+    Found {
+        route: &'a Route,
+        /// Each param and catch-all of the route, in path order, with its
+        /// percent-decoded value. A catch-all's value is its decoded
+        /// segments joined by `/`.
+        params: Vec<(String, String)>,
+    },
+    /// Routes exist for the path, but none for the request's method.
+    MethodNotAllowed {
+        /// Every method those routes accept, sorted in [`Method`] order and
+        /// deduplicated, with `HEAD` added when `GET` is there: the value of
+        /// an `Allow` header.
+        allow: Vec<Method>,
+    },
+    /// No route matches the path.
+    NotFound,
+}
+
+impl Match<'_> {
+    /// The matched route, if any.
+    pub fn route(&self) -> Option<&Route> {
+        match self {
+            Match::Found { route, .. } => Some(route),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    statics: BTreeMap<String, Node>,
+    param: Option<Box<Node>>,
+    /// Routes whose path ends here (indices into `RouteTable::routes`).
+    ends: Vec<usize>,
+    /// Catch-all routes that take the rest of the path from here.
+    catch_alls: Vec<usize>,
+}
+
+impl RouteTable {
+    /// Builds a table from route file paths, relative to `routes/` and
+    /// `/`-separated: `"index.rs"`, `"users/[id].get.rs"`.
+    ///
+    /// Touches no file. Paths that do not end in `.rs`, or that have a part
+    /// starting with `.`, are ignored, as [`scan`](crate::scan) ignores them;
+    /// empty parts (`a//b.rs`) are dropped and duplicates are merged.
+    /// Every problem with every file is collected into the error.
+    pub fn from_files<I, S>(files: I, options: &ScanOptions) -> Result<RouteTable, ScanError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut rels: Vec<String> = files
+            .into_iter()
+            .map(|file| {
+                file.as_ref()
+                    .split('/')
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .filter(|rel| is_route_file(rel))
+            .collect();
+        rels.sort();
+        rels.dedup();
+
+        let mut problems = Vec::new();
+        let mut routes = Vec::with_capacity(rels.len());
+        for rel in &rels {
+            match parse_file(rel, options) {
+                Ok(route) => routes.push(route),
+                Err(found) => problems.extend(found),
+            }
+        }
+
+        let mut root = Node::default();
+        for (index, route) in routes.iter().enumerate() {
+            if let Err(other) = root.insert(index, &route.segments, &routes) {
+                let first = &routes[other];
+                problems.push(Problem::Conflict {
+                    first: first.file.clone(),
+                    second: route.file.clone(),
+                    pattern: first.pattern.clone(),
+                    second_pattern: route.pattern.clone(),
+                    method: route.method,
+                });
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(RouteTable { routes, root })
+        } else {
+            Err(ScanError::new(problems))
+        }
+    }
+
+    /// Every route, sorted by file.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Whether the table has no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Finds the route for a request.
+    ///
+    /// `method` is the request method as sent (`"GET"`; methods are
+    /// case-sensitive and a method outside [`Method`] only matches routes
+    /// without a method suffix). `path` is the URL path, still
+    /// percent-encoded, without the query string.
+    ///
+    /// The rules are in the [crate documentation](crate#matching).
+    pub fn find(&self, method: &str, path: &str) -> Match<'_> {
+        let method = Method::ALL.into_iter().find(|m| m.as_str() == method);
+        let segments: Vec<Cow<'_, str>> = path
+            .split('/')
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| percent_decode_str(segment).decode_utf8_lossy())
+            .collect();
+
+        let mut search = Search {
+            routes: &self.routes,
+            segments: &segments,
+            method,
+            allow: Vec::new(),
+        };
+        match search.node(&self.root, 0) {
+            Some(index) => {
+                let route = &self.routes[index];
+                Match::Found {
+                    route,
+                    params: params(route, &segments),
+                }
+            }
+            None if search.allow.is_empty() => Match::NotFound,
+            None => {
+                let mut allow = search.allow;
+                if allow.contains(&Method::Get) {
+                    allow.push(Method::Head);
+                }
+                allow.sort();
+                allow.dedup();
+                Match::MethodNotAllowed { allow }
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Adds route `index`; on a conflict returns the route already there.
+    fn insert(
+        &mut self,
+        index: usize,
+        segments: &[Segment],
+        routes: &[Route],
+    ) -> Result<(), usize> {
+        let mut node = self;
+        for segment in segments {
+            node = match segment {
+                Segment::Static(name) => node.statics.entry(name.clone()).or_default(),
+                Segment::Param(_) => &mut **node.param.get_or_insert_with(Default::default),
+                // A catch-all is always last (checked when parsing).
+                Segment::CatchAll(_) => return claim(&mut node.catch_alls, index, routes),
+            };
+        }
+        claim(&mut node.ends, index, routes)
+    }
+}
+
+/// Adds route `index` to routes of one path, unless one of them already has
+/// its method. A WebSocket route has no method: it answers any, like a route
+/// without a method suffix, and the server decides between upgrade and 426.
+fn claim(same_path: &mut Vec<usize>, index: usize, routes: &[Route]) -> Result<(), usize> {
+    let method = routes[index].method;
+    match same_path
+        .iter()
+        .find(|&&other| routes[other].method == method)
+    {
+        Some(&other) => Err(other),
+        None => {
+            same_path.push(index);
+            Ok(())
+        }
+    }
+}
+
+/// One request's walk through the trie.
+struct Search<'r, 's> {
+    routes: &'r [Route],
+    segments: &'s [Cow<'s, str>],
+    /// `None`: a method outside [`Method`].
+    method: Option<Method>,
+    /// The methods of routes that matched the path but not the method.
+    allow: Vec<Method>,
+}
+
+impl Search<'_, '_> {
+    /// The route for the rest of the path from `node`, at segment `at`.
+    fn node(&mut self, node: &Node, at: usize) -> Option<usize> {
+        let Some(segment) = self.segments.get(at) else {
+            return self.pick(&node.ends);
+        };
+        if let Some(child) = node.statics.get(segment.as_ref())
+            && let Some(found) = self.node(child, at + 1)
+        {
+            return Some(found);
+        }
+        if let Some(child) = &node.param
+            && let Some(found) = self.node(child, at + 1)
+        {
+            return Some(found);
+        }
+        // At least one segment is left here, as a catch-all needs.
+        self.pick(&node.catch_alls)
+    }
+
+    /// Among routes with the same path, the one for the method: an exact
+    /// method, else a route for any method, else for HEAD a GET route.
+    fn pick(&mut self, candidates: &[usize]) -> Option<usize> {
+        let accepts = |want: Option<Method>| {
+            candidates
+                .iter()
+                .copied()
+                .find(|&index| self.routes[index].method == want)
+        };
+        if let Some(method) = self.method
+            && let Some(found) = accepts(Some(method))
+        {
+            return Some(found);
+        }
+        if let Some(found) = accepts(None) {
+            return Some(found);
+        }
+        if self.method == Some(Method::Head)
+            && let Some(found) = accepts(Some(Method::Get))
+        {
+            return Some(found);
+        }
+        self.allow.extend(
+            candidates
+                .iter()
+                .filter_map(|&index| self.routes[index].method),
+        );
+        None
+    }
+}
+
+/// The route's params with their values from the request's segments.
+fn params(route: &Route, segments: &[Cow<'_, str>]) -> Vec<(String, String)> {
+    route
+        .segments
+        .iter()
+        .zip(0..)
+        .filter_map(|(segment, at)| match segment {
+            Segment::Static(_) => None,
+            Segment::Param(name) => Some((name.clone(), segments[at].clone().into_owned())),
+            Segment::CatchAll(name) => Some((name.clone(), segments[at..].join("/"))),
+        })
+        .collect()
+}

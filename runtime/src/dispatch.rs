@@ -1,0 +1,497 @@
+//! What the server does with one request.
+//!
+//! In order, all against the [`App`] current when the request arrived:
+//!
+//! 1. A request target that is not a path (`*`, authority form) gets `400`.
+//! 2. `GET`/`HEAD` without `Upgrade: websocket`: a file of `public/` if one exists for the path
+//!    (see [`crate::static_files`]). A miss goes on to routing.
+//! 3. The route table:
+//!    - a WebSocket route: a valid upgrade runs the route's `upgrade` hook and, when it
+//!      accepts, answers `101` and starts the peer; a request that is not an upgrade gets
+//!      `426` `WebSocket upgrade is required.`; a broken upgrade `400` (or `426` with
+//!      `Sec-WebSocket-Version: 13` for another version);
+//!    - any other request with `Upgrade: websocket` gets `404` `no WebSocket route at …`, so
+//!      an upgrade is never accepted where no WebSocket route is;
+//!    - an HTTP route: the body is collected (at most 1 MiB, else `413`) and the route's
+//!      handler runs on the blocking pool;
+//!    - routes for the path but not the method: `405` with `Allow`;
+//!    - nothing: `GET`/`HEAD` of a page URL get the renderer's `index.html` when it is on,
+//!      anything else `404` `Cannot find any route matching [GET] /path`. A page URL is one
+//!      whose last segment has no file extension, or any URL requested with
+//!      `Accept: text/html`: so `/missing.png` is a 404, not the page (Nitro answers every
+//!      unmatched path with the page, which hides missing assets).
+//!
+//! Errors are rendered as HTML for `Accept: text/html`, else as JSON (see
+//! [`crate::http_error`]). Route failures are logged with target `nitro::route`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use nitro_router::{Match, RouteKind};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::body::{Body, full};
+use crate::call;
+use crate::http_error::HttpError;
+use crate::module::{
+    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
+};
+use crate::server::Shared;
+use crate::static_files;
+use crate::ws::handshake::{self, Refusal};
+use crate::ws::{self, Peer, PeerTask};
+use crate::{App, RouteEntry};
+
+/// The largest request body a route receives.
+const BODY_LIMIT: usize = 1 << 20;
+/// How long a client may take to send the body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// WebSocket buffers: small, so idle peers are cheap (4 KiB each way).
+const WS_BUFFER: usize = 4 << 10;
+/// The largest WebSocket message or frame a client may send.
+const WS_MESSAGE_LIMIT: usize = 1 << 20;
+
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let app = shared.app();
+    let dev = shared.config.dev;
+    let path = req.uri().path().to_owned();
+    if !path.starts_with('/') {
+        return HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request target `{}`", req.uri()),
+        )
+        .render(req.headers(), dev);
+    }
+    let wants_websocket = handshake::wants_websocket(req.headers());
+    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
+
+    if get_or_head
+        && !wants_websocket
+        && let Some(public) = &shared.config.public_dir
+        && let Some(response) =
+            static_files::serve_public(public, req.method(), req.uri(), req.headers()).await
+    {
+        return response;
+    }
+
+    match app.table.find(req.method().as_str(), &path) {
+        Match::Found { route, params } if route.kind == RouteKind::WebSocket => {
+            websocket(&shared, &app, &route.file, params, remote, req).await
+        }
+        _ if wants_websocket => HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("no WebSocket route at `{path}`"),
+        )
+        .render(req.headers(), dev),
+        Match::Found { route, params } => {
+            http_route(&shared, &app, &route.file, params, remote, req).await
+        }
+        Match::MethodNotAllowed { allow } => {
+            let allow = allow
+                .iter()
+                .map(|method| method.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut error = HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "method [{}] is not allowed at {path}: use one of {allow}",
+                    req.method()
+                ),
+            );
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                error = error.header(header::ALLOW, value);
+            }
+            error.render(req.headers(), dev)
+        }
+        Match::NotFound => {
+            if get_or_head
+                && wants_page(&path, req.headers())
+                && let Some(index_html) = &shared.config.index_html
+                && let Some(response) =
+                    static_files::serve_index_html(index_html, req.method()).await
+            {
+                return response;
+            }
+            HttpError::not_found(req.method().as_str(), &path).render(req.headers(), dev)
+        }
+    }
+}
+
+/// Whether an unmatched `GET`/`HEAD` should get the renderer's page: a browser navigation
+/// (`Accept` names `text/html`), or a path whose last segment has no extension (`/chat/room`,
+/// not `/app.js`).
+fn wants_page(path: &str, headers: &HeaderMap) -> bool {
+    let accepts_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"));
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    accepts_html || !last.contains('.')
+}
+
+/// The loaded code of `file`, or the error to answer with.
+fn module_for(app: &App, file: &str) -> Result<Arc<dyn RouteModule>, HttpError> {
+    match app.routes.get(file) {
+        Some(RouteEntry::Loaded(module)) => Ok(module.clone()),
+        Some(RouteEntry::Failed { message }) => Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("route `{file}` failed to build"),
+        )
+        .detail(message.clone())),
+        None => Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("route `{file}` is not loaded"),
+        )),
+    }
+}
+
+async fn http_route(
+    shared: &Shared,
+    app: &App,
+    file: &str,
+    params: Vec<(String, String)>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let dev = shared.config.dev;
+    let module = match module_for(app, file) {
+        Ok(module) => module,
+        Err(error) => return error.render(req.headers(), dev),
+    };
+    let (parts, body) = req.into_parts();
+    let body = match collect_body(&parts.headers, body).await {
+        Ok(body) => body,
+        Err(error) => return error.render(&parts.headers, dev),
+    };
+    let info = request_info(&parts, params, remote, body);
+    let outcome = call::blocking(move || module.http(&info)).await;
+    let result = match outcome {
+        Ok(HttpOutcome::Response(response)) => route_response(file, response),
+        Ok(HttpOutcome::Error {
+            status,
+            message,
+            data,
+        }) => Err(route_error(file, status, message, data)),
+        Err(CallError::Missing) => Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("route `{file}` has no HTTP handler"),
+        )),
+        Err(err) => Err(call_failed(file, "handler", &err)),
+    };
+    result.unwrap_or_else(|error| error.render(&parts.headers, dev))
+}
+
+/// Logs a failed call into a route and makes the unhandled 500 for it.
+fn call_failed(file: &str, what: &str, err: &CallError) -> HttpError {
+    tracing::error!(target: "nitro::route", route = %file, "the {what} of `{file}` failed: {err}");
+    let verb = match err {
+        CallError::Panicked(_) => "panicked",
+        _ => "failed",
+    };
+    HttpError::unhandled(format!("the {what} of route `{file}` {verb}")).detail(err.to_string())
+}
+
+/// Collects the body, at most [`BODY_LIMIT`] bytes within [`BODY_TIMEOUT`].
+async fn collect_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, HttpError> {
+    let too_large = || {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {} KiB", BODY_LIMIT >> 10),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(err)) => Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {err}"),
+        )),
+        Err(_) => Err(HttpError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+fn request_info(
+    parts: &http::request::Parts,
+    params: Vec<(String, String)>,
+    remote: SocketAddr,
+    body: Bytes,
+) -> RequestInfo {
+    RequestInfo {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        params,
+        body,
+        remote_addr: remote.to_string(),
+    }
+}
+
+/// Headers hyper manages from the body; a route's values could only break the framing.
+fn is_framing_header(name: &HeaderName) -> bool {
+    name == header::CONTENT_LENGTH
+        || name == header::TRANSFER_ENCODING
+        || name == header::CONNECTION
+}
+
+/// Validates a route's headers. `Err` names the offending header.
+fn route_headers(
+    file: &str,
+    headers: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, HttpError> {
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+            return Err(invalid_answer(
+                file,
+                format!("an invalid header name `{}`", name.escape_debug()),
+            ));
+        };
+        let Ok(header_value) = HeaderValue::from_bytes(&value) else {
+            return Err(invalid_answer(
+                file,
+                format!(
+                    "an invalid value for header `{header_name}`: `{}`",
+                    String::from_utf8_lossy(&value).escape_debug()
+                ),
+            ));
+        };
+        if is_framing_header(&header_name) {
+            tracing::debug!(target: "nitro::route", route = %file, "ignoring `{header_name}` from the route: the server sets it");
+            continue;
+        }
+        out.push((header_name, header_value));
+    }
+    Ok(out)
+}
+
+/// A route answered something that cannot be sent: logged, 500 naming the route.
+fn invalid_answer(file: &str, what: String) -> HttpError {
+    let message = format!("route `{file}` answered with {what}");
+    tracing::error!(target: "nitro::route", route = %file, "{message}");
+    HttpError::unhandled(message)
+}
+
+/// A status a route may answer with: a final status (not 1xx).
+fn final_status(file: &str, status: u16) -> Result<StatusCode, HttpError> {
+    StatusCode::from_u16(status)
+        .ok()
+        .filter(|status| (200..=599).contains(&status.as_u16()))
+        .ok_or_else(|| invalid_answer(file, format!("an invalid status `{status}`")))
+}
+
+fn route_response(file: &str, answer: RouteResponse) -> Result<Response<Body>, HttpError> {
+    let status = final_status(file, answer.status)?;
+    let headers = route_headers(file, answer.headers)?;
+    let mut response = Response::new(full(answer.body));
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        map.append(name, value);
+    }
+    Ok(response)
+}
+
+fn route_error(file: &str, status: u16, message: String, data: Option<String>) -> HttpError {
+    let status = match StatusCode::from_u16(status) {
+        Ok(status) if (400..=599).contains(&status.as_u16()) => status,
+        _ => {
+            tracing::warn!(target: "nitro::route", route = %file, "route `{file}` answered an error with status `{status}`, which is not an error status: sending 500");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    let mut error = HttpError::new(status, message);
+    error.data = data.filter(|data| {
+        let valid = serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok();
+        if !valid {
+            tracing::warn!(target: "nitro::route", route = %file, "route `{file}` answered an error whose data is not JSON: leaving it out");
+        }
+        valid
+    });
+    error
+}
+
+async fn websocket(
+    shared: &Arc<Shared>,
+    app: &App,
+    file: &str,
+    params: Vec<(String, String)>,
+    remote: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let dev = shared.config.dev;
+    let offer = match handshake::check(req.method(), req.headers()) {
+        Ok(offer) => offer,
+        Err(Refusal::NotAnUpgrade) => return handshake::upgrade_required(),
+        Err(Refusal::Invalid(error)) => return error.render(req.headers(), dev),
+    };
+    let module = match module_for(app, file) {
+        Ok(module) => module,
+        Err(error) => return error.render(req.headers(), dev),
+    };
+    let (parts, body) = req.into_parts();
+    let info = request_info(&parts, params, remote, Bytes::new());
+    req = Request::from_parts(parts, body);
+
+    // The request goes into the hook and comes back for the peer.
+    let decision = call::blocking(move || Ok((module.ws_upgrade(&info), info))).await;
+    let (decision, info) = match decision {
+        Ok((Ok(decision), info)) => (decision, info),
+        Ok((Err(CallError::Missing), info)) => (UpgradeDecision::accept(), info),
+        Ok((Err(err), _)) | Err(err) => {
+            return call_failed(file, "`upgrade` hook", &err).render(req.headers(), dev);
+        }
+    };
+
+    match decision {
+        UpgradeDecision::Reject {
+            status,
+            headers,
+            body,
+        } => {
+            let answer = RouteResponse {
+                status,
+                headers,
+                body,
+            };
+            route_response(file, answer).unwrap_or_else(|error| error.render(req.headers(), dev))
+        }
+        UpgradeDecision::Accept {
+            headers,
+            protocol,
+            namespace,
+            context: hook_context,
+        } => {
+            let headers = match route_headers(file, headers) {
+                Ok(headers) => headers,
+                Err(error) => return error.render(req.headers(), dev),
+            };
+            if let Some(protocol) = &protocol
+                && !offer.protocols.contains(protocol)
+            {
+                let offered = if offer.protocols.is_empty() {
+                    "none".to_owned()
+                } else {
+                    offer.protocols.join(", ")
+                };
+                return invalid_answer(
+                    file,
+                    format!("the subprotocol `{protocol}`, which the client did not offer (offered: {offered})"),
+                )
+                .render(req.headers(), dev);
+            }
+            // A client that offered subprotocols and gets none back fails the handshake
+            // (browsers do); that is the route's choice, as in crossws.
+            let response = handshake::switching_protocols(&offer, protocol.as_deref(), headers);
+
+            // The hook's entries, plus the route params (unless the hook set `params`).
+            let mut context = hook_context;
+            if !context.iter().any(|(key, _)| key == "params") {
+                context.push(("params".to_owned(), params_json(&info.params)));
+            }
+            let namespace = namespace.unwrap_or_else(|| info.path.clone());
+            let (peer, outbound) =
+                Peer::new(&shared.hub, remote.to_string(), namespace, info, context);
+            let task = PeerTask {
+                shared: shared.clone(),
+                peer,
+                outbound,
+                route_file: file.to_owned(),
+            };
+            spawn_peer(shared, task, hyper::upgrade::on(&mut req));
+            response
+        }
+    }
+}
+
+/// Runs the peer once hyper hands over the connection (after the `101` is written).
+fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
+    shared.tracker.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(err) => {
+                tracing::debug!(target: "nitro::ws", "the upgrade did not complete: {err}");
+                return;
+            }
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(WS_BUFFER)
+            .write_buffer_size(WS_BUFFER)
+            .max_message_size(Some(WS_MESSAGE_LIMIT))
+            .max_frame_size(Some(WS_MESSAGE_LIMIT));
+        let stream =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        ws::run_peer(task, stream).await;
+    });
+}
+
+/// Route params as a JSON object, in path order.
+fn params_json(params: &[(String, String)]) -> String {
+    let fields: Vec<String> = params
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{}:{}",
+                serde_json::Value::from(name.as_str()),
+                serde_json::Value::from(value.as_str())
+            )
+        })
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_urls_get_the_renderer_and_files_do_not() {
+        let none = HeaderMap::new();
+        let mut html = HeaderMap::new();
+        html.insert(header::ACCEPT, HeaderValue::from_static("text/html,*/*;q=0.8"));
+        assert!(wants_page("/", &none));
+        assert!(wants_page("/chat/room-1", &none));
+        assert!(wants_page("/chat/room-1/", &none));
+        assert!(!wants_page("/missing.png", &none));
+        assert!(!wants_page("/assets/app.js", &none));
+        assert!(wants_page("/docs/v1.2", &html), "a navigation may have a dot");
+    }
+}

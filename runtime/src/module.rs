@@ -1,0 +1,117 @@
+//! What the server needs from a route's code, independent of how it was loaded.
+//!
+//! [`RouteModule`] is implemented by [`crate::loader::LoadedRoute`] (a compiled route library)
+//! and, in tests, by plain Rust values. Every method is synchronous and may block: the server
+//! calls them on its blocking pool, never on an async worker.
+
+use crate::ws::PeerRef;
+use bytes::Bytes;
+
+/// An HTTP request (or WebSocket upgrade request) as handed to a route.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// Upper-case method.
+    pub method: String,
+    /// URL path as received (percent-encoded).
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    /// Header names in lower case, in order; values lossily decoded as UTF-8.
+    pub headers: Vec<(String, String)>,
+    /// Route params, decoded.
+    pub params: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Bytes,
+    /// `ip:port` of the client.
+    pub remote_addr: String,
+}
+
+/// A successful answer of an HTTP handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// What an HTTP handler answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpOutcome {
+    /// A response to send as is (after validating status and headers).
+    Response(RouteResponse),
+    /// An error for the server to render (JSON or HTML by `Accept`). `data` is JSON text.
+    Error {
+        status: u16,
+        message: String,
+        data: Option<String>,
+    },
+}
+
+/// The decision of an `upgrade` hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpgradeDecision {
+    Accept {
+        headers: Vec<(String, Vec<u8>)>,
+        protocol: Option<String>,
+        namespace: Option<String>,
+        /// Context entries: key and JSON text.
+        context: Vec<(String, String)>,
+    },
+    Reject {
+        status: u16,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    },
+}
+
+impl UpgradeDecision {
+    /// Accept with no changes (what a route without an `upgrade` hook gets).
+    pub fn accept() -> Self {
+        UpgradeDecision::Accept {
+            headers: Vec::new(),
+            protocol: None,
+            namespace: None,
+            context: Vec::new(),
+        }
+    }
+}
+
+/// Why a call into a route did not complete normally.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The route panicked; the message includes the location (`routes/x.rs:3:5`).
+    #[error("{0}")]
+    Panicked(String),
+    /// The hook returned an error.
+    #[error("{0}")]
+    Failed(String),
+    /// The route has no such entry point (e.g. `http` on a WebSocket-only file).
+    #[error("the route does not define this entry point")]
+    Missing,
+}
+
+/// A route's code: an HTTP handler and/or WebSocket hooks.
+///
+/// Implementations must be cheap to call concurrently from many threads.
+pub trait RouteModule: Send + Sync + 'static {
+    /// The route file, relative to the project (`routes/_ws.rs`), for logs and errors.
+    fn file(&self) -> &str;
+
+    /// Handles an HTTP request.
+    fn http(&self, req: &RequestInfo) -> Result<HttpOutcome, CallError>;
+
+    /// Runs the `upgrade` hook; a module without one accepts.
+    fn ws_upgrade(&self, req: &RequestInfo) -> Result<UpgradeDecision, CallError>;
+
+    /// Runs the `open` hook (a no-op when absent).
+    fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError>;
+
+    /// Runs the `message` hook (a no-op when absent).
+    fn ws_message(&self, peer: &PeerRef, data: &[u8], binary: bool) -> Result<(), CallError>;
+
+    /// Runs the `close` hook (a no-op when absent).
+    fn ws_close(&self, peer: &PeerRef, code: u16, reason: &str) -> Result<(), CallError>;
+
+    /// Runs the `error` hook (a no-op when absent).
+    fn ws_error(&self, peer: &PeerRef, error: &str) -> Result<(), CallError>;
+}

@@ -1,0 +1,274 @@
+//! The listener, the connections, and shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_util::FutureExt;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::body::Body;
+use crate::http_error::HttpError;
+use crate::ws::Hub;
+use crate::{App, dispatch};
+
+/// The whole request head must arrive within this time (also closes idle keep-alive
+/// connections).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How long shutdown waits for in-flight requests and closing WebSockets.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The address to listen on; port 0 picks a free port (see [`Server::local_addr`]).
+    pub addr: SocketAddr,
+    /// The project's `public/` folder. `None`, or a folder that does not exist: no static files.
+    pub public_dir: Option<PathBuf>,
+    /// The renderer's `index.html` (`[renderer] static = true`): served for `GET`/`HEAD`
+    /// requests no route matches, read from disk on each request.
+    pub index_html: Option<PathBuf>,
+    /// Dev mode: error bodies include the messages of unhandled errors (panics, build errors).
+    pub dev: bool,
+}
+
+impl ServerConfig {
+    /// A config for `addr` without static files or renderer, in production mode.
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            addr,
+            public_dir: None,
+            index_html: None,
+            dev: false,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error(
+        "address `{addr}` is already in use: stop the other server or pick another port with --port"
+    )]
+    AddrInUse { addr: SocketAddr },
+    #[error("cannot listen on `{addr}`: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// State shared by the listener, the connections and the handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    app: ArcSwap<App>,
+    pub(crate) hub: Arc<Hub>,
+    /// Cancelled when the server stops: connections finish, peers close with 1001.
+    pub(crate) shutdown: CancellationToken,
+    /// Every connection and WebSocket task.
+    pub(crate) tracker: TaskTracker,
+}
+
+impl Shared {
+    /// The current app.
+    pub(crate) fn app(&self) -> Arc<App> {
+        self.app.load_full()
+    }
+}
+
+/// A bound server, ready to [`run_until`](Server::run_until).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds the listener now (so the port is known and errors surface before serving).
+    pub async fn bind(
+        config: ServerConfig,
+        hub: Arc<Hub>,
+        app: App,
+    ) -> Result<Server, ServerError> {
+        let addr = config.addr;
+        let listener = TcpListener::bind(addr).await.map_err(|source| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                ServerError::AddrInUse { addr }
+            } else {
+                ServerError::Bind { addr, source }
+            }
+        })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let shared = Arc::new(Shared {
+            config,
+            app: ArcSwap::from_pointee(app),
+            hub,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        Ok(Server {
+            listener,
+            local_addr,
+            shared,
+        })
+    }
+
+    /// The address the server listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle to swap the app and reach the hub while the server runs.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves until `shutdown` completes. Then stops accepting, lets in-flight requests
+    /// finish and closes every WebSocket peer with `1001` (its `close` hook runs), waiting at
+    /// most a few seconds in all, and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server {
+            listener, shared, ..
+        } = self;
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, remote)) => {
+                        let _ = stream.set_nodelay(true);
+                        shared
+                            .tracker
+                            .spawn(serve_connection(shared.clone(), builder.clone(), stream, remote));
+                    }
+                    Err(err) => {
+                        tracing::warn!(target: "nitro::server", "cannot accept a connection: {err}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
+        }
+
+        drop(listener);
+        tracing::debug!(target: "nitro::server", connections = shared.tracker.len(), "shutting down");
+        shared.shutdown.cancel();
+        shared.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                target: "nitro::server",
+                "{} connections still busy after {} s: stopping anyway",
+                shared.tracker.len(),
+                SHUTDOWN_TIMEOUT.as_secs()
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    builder: http1::Builder,
+    stream: TcpStream,
+    remote: SocketAddr,
+) {
+    let service_shared = shared.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let shared = service_shared.clone();
+        async move { Ok::<_, Infallible>(handle_guarded(shared, remote, req).await) }
+    });
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(target: "nitro::server", %remote, "connection error: {err}");
+            }
+        }
+        () = shared.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            if let Err(err) = connection.await {
+                tracing::debug!(target: "nitro::server", %remote, "connection error: {err}");
+            }
+        }
+    }
+}
+
+/// Dispatches a request; a bug in the server's own code answers 500 instead of dropping the
+/// connection.
+async fn handle_guarded(
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let dev = shared.config.dev;
+    match AssertUnwindSafe(dispatch::handle(shared, remote, req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(payload) => {
+            let message = crate::call::panic_message(&*payload);
+            tracing::error!(target: "nitro::server", "the server panicked while handling a request: {message}");
+            HttpError::unhandled("the server panicked while handling the request")
+                .detail(message)
+                .render(&http::HeaderMap::new(), dev)
+        }
+    }
+}
+
+/// A handle to a running server. Cheap to clone; usable from any thread.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// Swaps in a new app atomically. Requests in flight finish on the app they started with;
+    /// the next request, and the next event of every open WebSocket, use the new one.
+    pub fn set_app(&self, app: App) {
+        self.shared.app.store(Arc::new(app));
+    }
+
+    /// The current app.
+    pub fn app(&self) -> Arc<App> {
+        self.shared.app()
+    }
+
+    /// The server's peers and topics.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.shared.hub
+    }
+}

@@ -1,0 +1,290 @@
+//! The per-server registry of peers and topic subscriptions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::peer::{Peer, PeerRef, frame};
+
+/// Peers and their topic subscriptions, for one server.
+///
+/// Create one with [`Hub::new`] and hand it to [`Server::bind`](crate::Server::bind); HTTP
+/// routes reach WebSocket clients through [`Hub::publish`]. Every method is non-blocking
+/// (short critical sections under a std lock) and callable from any thread.
+pub struct Hub {
+    state: RwLock<State>,
+    next_key: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    namespaces: HashMap<String, Namespace>,
+    peer_count: usize,
+}
+
+#[derive(Default)]
+struct Namespace {
+    /// Open peers by key (connection order).
+    peers: BTreeMap<u64, PeerRef>,
+    /// Topic → subscribers.
+    topics: HashMap<String, BTreeMap<u64, PeerRef>>,
+    /// Peer → its topics.
+    subscriptions: HashMap<u64, BTreeSet<String>>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Arc<Hub> {
+        Arc::new(Hub {
+            state: RwLock::new(State::default()),
+            next_key: AtomicU64::new(0),
+        })
+    }
+
+    /// Sends to every subscriber of `topic`, in `namespace` or in every namespace when it is
+    /// `None` (crossws's adapter-level publish: nobody is excluded). The frame is built once
+    /// and shared. Returns the number of peers it was queued for.
+    pub fn publish(
+        &self,
+        namespace: Option<&str>,
+        topic: &str,
+        data: Bytes,
+        binary: bool,
+    ) -> usize {
+        self.publish_in(namespace, topic, frame(data, binary), None)
+    }
+
+    /// The number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.read().peer_count
+    }
+
+    /// The open peers of `namespace` (of every namespace when `None`), in connection order
+    /// within a namespace.
+    pub fn peers(&self, namespace: Option<&str>) -> Vec<PeerRef> {
+        let state = self.read();
+        let open = |ns: &Namespace| {
+            ns.peers
+                .values()
+                .filter(|peer| peer.is_open())
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        match namespace {
+            Some(name) => state.namespaces.get(name).map(open).unwrap_or_default(),
+            None => state.namespaces.values().flat_map(open).collect(),
+        }
+    }
+
+    pub(crate) fn next_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn publish_in(
+        &self,
+        namespace: Option<&str>,
+        topic: &str,
+        message: Message,
+        skip: Option<u64>,
+    ) -> usize {
+        let state = self.read();
+        let mut sent = 0;
+        let mut deliver = |ns: &Namespace| {
+            for (key, peer) in ns.topics.get(topic).into_iter().flatten() {
+                // `Message::clone` shares the payload (`Bytes`): serialised once.
+                if Some(*key) != skip && peer.enqueue(message.clone()) {
+                    sent += 1;
+                }
+            }
+        };
+        match namespace {
+            Some(name) => state
+                .namespaces
+                .get(name)
+                .into_iter()
+                .for_each(&mut deliver),
+            None => state.namespaces.values().for_each(&mut deliver),
+        }
+        sent
+    }
+
+    pub(crate) fn register(&self, peer: &PeerRef) {
+        let mut state = self.write();
+        let ns = state
+            .namespaces
+            .entry(peer.namespace().to_owned())
+            .or_default();
+        if ns.peers.insert(peer.key(), peer.clone()).is_none() {
+            state.peer_count += 1;
+        }
+    }
+
+    /// Removes the peer and all its subscriptions.
+    pub(crate) fn unregister(&self, peer: &Peer) {
+        let mut state = self.write();
+        let Some(ns) = state.namespaces.get_mut(peer.namespace()) else {
+            return;
+        };
+        let removed = ns.peers.remove(&peer.key()).is_some();
+        for topic in ns.subscriptions.remove(&peer.key()).unwrap_or_default() {
+            if let Some(subscribers) = ns.topics.get_mut(&topic) {
+                subscribers.remove(&peer.key());
+                if subscribers.is_empty() {
+                    ns.topics.remove(&topic);
+                }
+            }
+        }
+        if ns.peers.is_empty() {
+            state.namespaces.remove(peer.namespace());
+        }
+        if removed {
+            state.peer_count -= 1;
+        }
+    }
+
+    pub(crate) fn subscribe(&self, peer: &Peer, topic: &str) {
+        let mut state = self.write();
+        let Some(ns) = state.namespaces.get_mut(peer.namespace()) else {
+            return;
+        };
+        let Some(this) = ns.peers.get(&peer.key()).cloned() else {
+            return; // not registered (yet, or any more)
+        };
+        ns.topics
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(peer.key(), this);
+        ns.subscriptions
+            .entry(peer.key())
+            .or_default()
+            .insert(topic.to_owned());
+    }
+
+    pub(crate) fn unsubscribe(&self, peer: &Peer, topic: &str) {
+        let mut state = self.write();
+        let Some(ns) = state.namespaces.get_mut(peer.namespace()) else {
+            return;
+        };
+        if let Some(topics) = ns.subscriptions.get_mut(&peer.key()) {
+            topics.remove(topic);
+        }
+        if let Some(subscribers) = ns.topics.get_mut(topic) {
+            subscribers.remove(&peer.key());
+            if subscribers.is_empty() {
+                ns.topics.remove(topic);
+            }
+        }
+    }
+
+    pub(crate) fn topics(&self, peer: &Peer) -> Vec<String> {
+        let state = self.read();
+        state
+            .namespaces
+            .get(peer.namespace())
+            .and_then(|ns| ns.subscriptions.get(&peer.key()))
+            .map(|topics| topics.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    // A panic while holding the lock cannot leave the maps inconsistent in a way that matters
+    // more than losing every WebSocket, so poisoning is ignored.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.read();
+        f.debug_struct("Hub")
+            .field("peers", &state.peer_count)
+            .field("namespaces", &state.namespaces.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::module::RequestInfo;
+    use crate::ws::peer::Outbound;
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    fn join(hub: &Arc<Hub>, namespace: &str) -> (PeerRef, UnboundedReceiver<Outbound>) {
+        let (peer, rx) = Peer::new(
+            hub,
+            "127.0.0.1:1".into(),
+            namespace.into(),
+            RequestInfo::default(),
+            Vec::new(),
+        );
+        hub.register(&peer);
+        (peer, rx)
+    }
+
+    fn texts(rx: &mut UnboundedReceiver<Outbound>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            match item {
+                Outbound::Frame(Message::Text(text)) => out.push(text.to_string()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn publish_excludes_the_sender_and_stays_in_the_namespace() {
+        let hub = Hub::new();
+        let (a, mut ra) = join(&hub, "/a");
+        let (b, mut rb) = join(&hub, "/a");
+        let (c, mut rc) = join(&hub, "/c");
+        for peer in [&a, &b, &c] {
+            peer.subscribe("chat");
+        }
+        a.publish("chat", Bytes::from_static(b"hi"), false, false);
+        assert_eq!(texts(&mut ra), Vec::<String>::new());
+        assert_eq!(texts(&mut rb), ["hi"]);
+        assert_eq!(texts(&mut rc), Vec::<String>::new());
+        a.publish("chat", Bytes::from_static(b"me too"), false, true);
+        assert_eq!(texts(&mut ra), ["me too"]);
+
+        assert_eq!(
+            hub.publish(None, "chat", Bytes::from_static(b"all"), false),
+            3
+        );
+        assert_eq!(texts(&mut rc), ["all"]);
+        assert_eq!(
+            hub.publish(Some("/c"), "chat", Bytes::from_static(b"c"), false),
+            1
+        );
+        assert_eq!(hub.peer_count(), 3);
+        assert_eq!(a.peers().len(), 2);
+        assert_eq!(a.topics(), ["chat"]);
+    }
+
+    #[test]
+    fn unregister_drops_subscriptions() {
+        let hub = Hub::new();
+        let (a, _ra) = join(&hub, "/a");
+        a.subscribe("x");
+        a.subscribe("y");
+        a.unsubscribe("x");
+        assert_eq!(a.topics(), ["y"]);
+        a.set_closed();
+        hub.unregister(&a);
+        assert_eq!(hub.peer_count(), 0);
+        assert!(a.topics().is_empty());
+        a.subscribe("z");
+        assert!(a.topics().is_empty(), "a peer that left cannot subscribe");
+        assert_eq!(hub.publish(None, "y", Bytes::new(), true), 0);
+    }
+}

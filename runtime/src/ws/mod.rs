@@ -1,0 +1,28 @@
+//! WebSocket peers and pub/sub, following the crossws model.
+//!
+//! - A [`Peer`] is created when an upgrade is accepted and lives in the host: its socket,
+//!   topics and context survive reloads of the route's code. Every method of a peer is
+//!   non-blocking and may be called from any thread (route hooks run on the blocking pool).
+//! - The [`Hub`] is the per-server registry of open peers, by namespace, and of their topic
+//!   subscriptions. [`Peer::publish`] reaches the subscribers of a topic in the publisher's
+//!   namespace, except the publisher (unless asked); [`Hub::publish`] reaches every subscriber.
+//! - One connection task per peer reads frames and runs the route's hooks strictly one at a
+//!   time, in order (`open`, each `message`, `close`), looking the route up in the *current*
+//!   [`App`](crate::App) at each event, so swapped code handles the next event. A writer task
+//!   drains the peer's outbound queue, so reading never waits for writing.
+//!
+//! Close codes: the `close` hook gets the client's code and reason, `1005` when its close frame
+//! had none, and `1006` when the connection dropped without one. Protocol failures are answered
+//! with a close frame first: invalid UTF-8 `1007`, a message or frame over 1 MiB `1009`, any
+//! other protocol error `1002`. A failing `open` hook closes the peer with `1011`; server
+//! shutdown closes every peer with `1001`.
+
+mod connection;
+pub(crate) mod handshake;
+mod hub;
+mod peer;
+
+pub use hub::Hub;
+pub use peer::{Peer, PeerRef};
+
+pub(crate) use connection::{PeerTask, run_peer};

@@ -1,0 +1,365 @@
+//! The host side of one WebSocket connection.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use super::hub::Hub;
+use crate::module::RequestInfo;
+
+/// A shared handle to a peer.
+pub type PeerRef = Arc<Peer>;
+
+/// The longest close reason a close frame can carry (125 bytes minus the 2-byte code).
+const MAX_CLOSE_REASON: usize = 123;
+
+const OPEN: u8 = 0;
+/// A close frame was sent or received: nothing more goes out.
+const CLOSING: u8 = 1;
+/// The connection is gone and the peer has left the hub.
+const CLOSED: u8 = 2;
+
+/// What the writer task sends.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Frame(Message),
+    /// Sends a close frame and stops writing.
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// One WebSocket connection, as route code sees it.
+///
+/// `Display` prints the id, as crossws does for `${peer}`.
+pub struct Peer {
+    id: String,
+    /// Orders peers in the hub (connection order).
+    key: u64,
+    remote_addr: String,
+    namespace: String,
+    request: RequestInfo,
+    hub: Weak<Hub>,
+    outbound: mpsc::UnboundedSender<Outbound>,
+    state: AtomicU8,
+    /// Cancelled when the server starts the closing handshake (the connection task then waits
+    /// a bounded time for the client's reply).
+    closing: CancellationToken,
+    /// The close frame the server sent, if it started the closing handshake.
+    sent_close: OnceLock<(u16, String)>,
+    /// Context entries (key, JSON text) in insertion order; contexts are small.
+    context: Mutex<Vec<(String, String)>>,
+    loader_slot: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl Peer {
+    /// Creates a peer and the receiving end of its outbound queue.
+    pub(crate) fn new(
+        hub: &Arc<Hub>,
+        remote_addr: String,
+        namespace: String,
+        request: RequestInfo,
+        context: Vec<(String, String)>,
+    ) -> (PeerRef, mpsc::UnboundedReceiver<Outbound>) {
+        let (outbound, rx) = mpsc::unbounded_channel();
+        let peer = Peer {
+            id: uuid::Uuid::new_v4().to_string(),
+            key: hub.next_key(),
+            remote_addr,
+            namespace,
+            request,
+            hub: Arc::downgrade(hub),
+            outbound,
+            state: AtomicU8::new(OPEN),
+            closing: CancellationToken::new(),
+            sent_close: OnceLock::new(),
+            context: Mutex::new(context),
+            loader_slot: OnceLock::new(),
+        };
+        (Arc::new(peer), rx)
+    }
+
+    /// The peer's id: a random UUID v4, created at upgrade.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The client's address, `ip:port`.
+    pub fn remote_addr(&self) -> &str {
+        &self.remote_addr
+    }
+
+    /// The pub/sub namespace: the URL path unless the `upgrade` hook chose another.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The upgrade request, route params included (its body is empty).
+    pub fn request(&self) -> &RequestInfo {
+        &self.request
+    }
+
+    /// Queues a message for this peer: a binary frame, or a text frame (invalid UTF-8 is
+    /// replaced). Never blocks. Returns false when the peer is closing or closed.
+    pub fn send(&self, data: Bytes, binary: bool) -> bool {
+        self.is_open() && self.enqueue(frame(data, binary))
+    }
+
+    /// Queues a frame already built (shared by every subscriber of a publish).
+    pub(crate) fn enqueue(&self, message: Message) -> bool {
+        self.is_open() && self.outbound.send(Outbound::Frame(message)).is_ok()
+    }
+
+    /// Sends to every subscriber of `topic` in this peer's namespace, except this peer unless
+    /// `self_too`. Works from the `close` hook too (the seed chat announces leavers this way).
+    /// The frame is built once and shared by all subscribers.
+    pub fn publish(&self, topic: &str, data: Bytes, binary: bool, self_too: bool) {
+        if let Some(hub) = self.hub.upgrade() {
+            let skip = (!self_too).then_some(self.key);
+            hub.publish_in(Some(&self.namespace), topic, frame(data, binary), skip);
+        }
+    }
+
+    /// Subscribes to `topic` (no-op once the peer has left).
+    pub fn subscribe(&self, topic: &str) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.subscribe(self, topic);
+        }
+    }
+
+    /// Unsubscribes from `topic`.
+    pub fn unsubscribe(&self, topic: &str) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.unsubscribe(self, topic);
+        }
+    }
+
+    /// The topics this peer is subscribed to, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.hub
+            .upgrade()
+            .map(|hub| hub.topics(self))
+            .unwrap_or_default()
+    }
+
+    /// Starts the closing handshake with `code` and `reason`.
+    ///
+    /// Returns false, and does nothing, when the code is not `1000` or in `3000..=4999` (the
+    /// codes an application may send), when the reason is longer than 123 bytes, or when the
+    /// peer is already closing.
+    pub fn close(&self, code: u16, reason: &str) -> bool {
+        let valid_code = code == 1000 || (3000..=4999).contains(&code);
+        valid_code && reason.len() <= MAX_CLOSE_REASON && self.close_with(code, reason)
+    }
+
+    /// Starts the closing handshake with any code (the server's own 1001, 1011, ...).
+    pub(crate) fn close_with(&self, code: u16, reason: &str) -> bool {
+        if self
+            .state
+            .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let reason = truncate(reason, MAX_CLOSE_REASON).to_owned();
+        let _ = self.sent_close.set((code, reason.clone()));
+        let queued = self.outbound.send(Outbound::Close { code, reason }).is_ok();
+        self.closing.cancel();
+        queued
+    }
+
+    /// The close frame the server sent, if it started the closing handshake.
+    pub(crate) fn sent_close(&self) -> Option<&(u16, String)> {
+        self.sent_close.get()
+    }
+
+    /// Marks the peer as closing without sending anything (the client closed first).
+    pub(crate) fn set_closing(&self) {
+        let _ = self
+            .state
+            .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    pub(crate) fn set_closed(&self) {
+        self.state.store(CLOSED, Ordering::Release);
+    }
+
+    /// Cancelled once the server has started the closing handshake.
+    pub(crate) fn closing_token(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    /// A context entry (JSON text).
+    pub fn context_get(&self, key: &str) -> Option<String> {
+        let context = self.context.lock().unwrap_or_else(PoisonError::into_inner);
+        context
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Sets a context entry (JSON text), or removes it with `None`.
+    pub fn context_set(&self, key: &str, json: Option<String>) {
+        let mut context = self.context.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = context.iter().position(|(name, _)| name == key);
+        match (at, json) {
+            (Some(at), Some(json)) => context[at].1 = json,
+            (None, Some(json)) => context.push((key.to_owned(), json)),
+            (Some(at), None) => {
+                context.remove(at);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Every context key, in insertion order.
+    pub fn context_keys(&self) -> Vec<String> {
+        let context = self.context.lock().unwrap_or_else(PoisonError::into_inner);
+        context.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// The open peers of this peer's namespace, this one included while it is open, in
+    /// connection order.
+    pub fn peers(&self) -> Vec<PeerRef> {
+        self.hub
+            .upgrade()
+            .map(|hub| hub.peers(Some(&self.namespace)))
+            .unwrap_or_default()
+    }
+
+    /// Whether the connection is open (no close frame sent or received yet).
+    pub fn is_open(&self) -> bool {
+        self.state.load(Ordering::Acquire) == OPEN
+    }
+
+    /// Storage for the loader's ABI view of this peer (set once, kept as long as the peer).
+    pub fn loader_slot(&self) -> &OnceLock<Box<dyn Any + Send + Sync>> {
+        &self.loader_slot
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("id", &self.id)
+            .field("remote_addr", &self.remote_addr)
+            .field("namespace", &self.namespace)
+            .field("open", &self.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A text or binary frame. Text that is not UTF-8 (possible through the ABI) is replaced
+/// lossily rather than sent as an invalid frame the client would fail on.
+pub(crate) fn frame(data: Bytes, binary: bool) -> Message {
+    if binary {
+        return Message::Binary(data);
+    }
+    // Cloning `Bytes` only bumps a reference count.
+    match Utf8Bytes::try_from(data.clone()) {
+        Ok(text) => Message::Text(text),
+        Err(err) => {
+            tracing::warn!(target: "nitro::ws", "text message is not valid UTF-8 ({err}): sending it with replacement characters");
+            Message::Text(String::from_utf8_lossy(&data).into_owned().into())
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> (PeerRef, mpsc::UnboundedReceiver<Outbound>, Arc<Hub>) {
+        let hub = Hub::new();
+        let (peer, rx) = Peer::new(
+            &hub,
+            "127.0.0.1:1".into(),
+            "/_ws".into(),
+            RequestInfo::default(),
+            vec![("a".into(), "1".into())],
+        );
+        (peer, rx, hub)
+    }
+
+    #[test]
+    fn close_validates_code_and_reason() {
+        let (peer, mut rx, _hub) = peer();
+        assert!(!peer.close(1001, ""));
+        assert!(!peer.close(2999, ""));
+        assert!(!peer.close(5000, ""));
+        assert!(!peer.close(1000, &"x".repeat(124)));
+        assert!(peer.is_open());
+        assert!(rx.try_recv().is_err());
+        assert!(peer.close(4000, &"x".repeat(123)));
+        assert!(!peer.is_open());
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outbound::Close { code: 4000, .. })
+        ));
+        assert!(!peer.close(1000, ""), "second close does nothing");
+        assert!(!peer.send(Bytes::from_static(b"late"), false));
+    }
+
+    #[test]
+    fn context_keeps_insertion_order() {
+        let (peer, _rx, _hub) = peer();
+        peer.context_set("b", Some("2".into()));
+        peer.context_set("a", Some("3".into()));
+        assert_eq!(peer.context_keys(), ["a", "b"]);
+        assert_eq!(peer.context_get("a").as_deref(), Some("3"));
+        peer.context_set("a", None);
+        assert_eq!(peer.context_keys(), ["b"]);
+        assert_eq!(peer.context_get("a"), None);
+    }
+
+    #[test]
+    fn text_frames_are_lossy_for_invalid_utf8() {
+        assert_eq!(
+            frame(Bytes::from_static(b"ok"), false),
+            Message::Text("ok".into())
+        );
+        assert_eq!(
+            frame(Bytes::from_static(b"a\xffb"), false),
+            Message::Text("a\u{fffd}b".into())
+        );
+        assert_eq!(
+            frame(Bytes::from_static(b"\xff"), true),
+            Message::Binary(Bytes::from_static(b"\xff"))
+        );
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 5), "abc");
+    }
+}

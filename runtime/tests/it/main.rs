@@ -1,0 +1,10 @@
+//! Server tests with a real listener on 127.0.0.1:0 and real clients: raw HTTP/1.1 over TCP
+//! and tokio-tungstenite WebSocket clients. One test binary, to keep linking cheap.
+
+// Test helpers are `pub` for the sibling modules; nothing here is exported.
+#![allow(unreachable_pub)]
+
+mod common;
+mod http;
+mod static_files;
+mod websocket;
