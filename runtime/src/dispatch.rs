@@ -486,12 +486,18 @@ mod tests {
     fn page_urls_get_the_renderer_and_files_do_not() {
         let none = HeaderMap::new();
         let mut html = HeaderMap::new();
-        html.insert(header::ACCEPT, HeaderValue::from_static("text/html,*/*;q=0.8"));
+        html.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html,*/*;q=0.8"),
+        );
         assert!(wants_page("/", &none));
         assert!(wants_page("/chat/room-1", &none));
         assert!(wants_page("/chat/room-1/", &none));
         assert!(!wants_page("/missing.png", &none));
         assert!(!wants_page("/assets/app.js", &none));
-        assert!(wants_page("/docs/v1.2", &html), "a navigation may have a dot");
+        assert!(
+            wants_page("/docs/v1.2", &html),
+            "a navigation may have a dot"
+        );
     }
 }
