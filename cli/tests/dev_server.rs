@@ -200,3 +200,23 @@ fn usage_errors_exit_2() {
     let output = nitro(&["dev", "--port", "http"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    write_project(tmp.path(), &[("index.html", "<h1>hi</h1>\n")]);
+    let output = nitro(&["dev", &tmp.path().to_string_lossy(), "--port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!("127.0.0.1:{port}")) && errors[0].contains("already in use"),
+        "{stderr}"
+    );
+    drop(taken);
+}
