@@ -50,6 +50,8 @@ pub struct ResolvedConfig {
     pub dependencies: toml::Table,
     /// Where cargo builds the routes: `NITRO_TARGET_DIR`, else `<project>/.nitro/target`.
     pub target_dir: PathBuf,
+    /// `[dev] websocket_reload`: what a reload of a WebSocket route does to its open peers.
+    pub websocket_reload: WebSocketReload,
     /// Things worth telling the user that are not errors (e.g. binding every interface).
     pub warnings: Vec<String>,
 }
@@ -74,6 +76,18 @@ impl ResolvedConfig {
     pub fn index_html(&self) -> PathBuf {
         self.project_dir.join("index.html")
     }
+}
+
+/// `[dev] websocket_reload`: what happens to the open peers of a WebSocket route whose code
+/// was just rebuilt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebSocketReload {
+    /// They keep their connection; their next event runs the new code.
+    #[default]
+    Keep,
+    /// They are closed with `1012` (service restart) so that clients reconnect.
+    Restart,
 }
 
 /// The environment variables that take part in resolution.
@@ -259,6 +273,7 @@ struct FeaturesSection {
 struct DevSection {
     port: Option<u16>,
     host: Option<String>,
+    websocket_reload: Option<WebSocketReload>,
 }
 
 /// Reads `nitro.toml` (if any) and the process environment, then [`resolve`]s.
@@ -387,6 +402,7 @@ pub fn resolve(
         websocket: parsed.features.websocket.unwrap_or(true),
         dependencies,
         target_dir,
+        websocket_reload: parsed.dev.websocket_reload.unwrap_or_default(),
         warnings,
     })
 }
@@ -512,6 +528,7 @@ fn expected_for(table: &[String], key: &str) -> String {
         (None, _) => format!("a table (`[{key}]`)"),
         (Some("dev"), "port") => "a port number from 0 to 65535".into(),
         (Some("dev"), "host") => "a string, such as `\"127.0.0.1\"`".into(),
+        (Some("dev"), "websocket_reload") => "`\"keep\"` or `\"restart\"`".into(),
         (Some("renderer" | "features"), _) => "`true` or `false`".into(),
         _ => "a different type".into(),
     }
@@ -617,6 +634,7 @@ mod tests {
             [dev]
             port = 8080
             host = "::1"
+            websocket_reload = "restart"
             [dependencies]
             serde_json = "1"
             rand = { version = "0.9", features = ["small_rng"] }
@@ -624,6 +642,7 @@ mod tests {
         assert_eq!(c.addr, "[::1]:8080".parse().unwrap());
         assert!(!c.renderer_static);
         assert!(!c.websocket);
+        assert_eq!(c.websocket_reload, WebSocketReload::Restart);
         assert_eq!(c.dependencies["serde_json"].as_str(), Some("1"));
         assert_eq!(
             c.dependencies["rand"]["features"][0].as_str(),
@@ -681,12 +700,24 @@ mod tests {
         );
         assert_eq!(
             err("[dev]\nport = 1\n\nhots = \"x\"\n"),
-            "unknown key `hots` in `[dev]` of `examples/x/nitro.toml:4`: expected `port` or `host`"
+            "unknown key `hots` in `[dev]` of `examples/x/nitro.toml:4`: expected one of `port`, `host`, `websocket_reload`"
         );
         assert_eq!(
             err("[features]\nwebsockets = true"),
             "unknown key `websockets` in `[features]` of `examples/x/nitro.toml:2`: expected `websocket`"
         );
+    }
+
+    #[test]
+    fn websocket_reload_is_keep_or_restart() {
+        assert_eq!(ok("").websocket_reload, WebSocketReload::Keep);
+        assert_eq!(
+            ok("[dev]\nwebsocket_reload = \"keep\"").websocket_reload,
+            WebSocketReload::Keep
+        );
+        let e = err("[dev]\nwebsocket_reload = \"reload\"\n");
+        assert!(e.contains("`keep`") && e.contains("`restart`"), "{e}");
+        assert!(e.contains("nitro.toml:2"), "{e}");
     }
 
     #[test]

@@ -8,17 +8,23 @@
 //! - [`codegen`]: the hidden cargo workspace in `<project>/.nitro/`;
 //! - [`cargo_build`]: one cargo run over any subset of the routes, parsed into a
 //!   [`cargo_build::BuildReport`];
-//! - [`dev`]: `nitro dev`, which strings them together with the router and the runtime.
+//! - [`dev`]: `nitro dev`, which strings them together with the router and the runtime;
+//! - [`watch`] and [`reload`]: the dev loop (file events → classified, debounced batches →
+//!   rebuild of what changed → a new generation swapped in); [`ansi`] turns rustc's colours
+//!   into HTML for the browser's error overlay.
 //!
 //! Only this crate prints or installs a tracing subscriber.
 
+pub mod ansi;
 pub mod cargo_build;
 pub mod codegen;
 pub mod config;
 pub mod dev;
 pub mod embedded;
 pub mod logging;
+pub mod reload;
 pub mod ui;
+pub mod watch;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;

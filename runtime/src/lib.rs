@@ -86,6 +86,7 @@
 mod app;
 mod body;
 mod call;
+pub mod devclient;
 mod dispatch;
 mod http_error;
 pub mod loader;
@@ -95,5 +96,6 @@ mod static_files;
 pub mod ws;
 
 pub use app::{App, RouteEntry};
+pub use devclient::DevClient;
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};
 pub use ws::Hub;
