@@ -368,3 +368,55 @@ fn the_dev_socket_refuses_foreign_origins_hosts_and_missing_tokens() {
     assert_eq!(plain.status, 426);
     assert!(dev.stderr().contains("refused a dev socket request"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nitro_toml_changes_apply_or_ask_for_a_restart() {
+    let project = small_project();
+    project.write(
+        "routes/json.rs",
+        "pub fn handler() -> String {\n    serde_json::json!({ \"a\": 1 }).to_string()\n}\n",
+    );
+    let dev = start(project.path()).await;
+    let json = [("accept", "application/json")];
+    assert!(
+        dev.stderr()
+            .contains("route `routes/json.rs` failed to build"),
+        "{}",
+        dev.stderr()
+    );
+    assert_eq!(http(dev.port, "GET", "/json", &json, b"").status, 500);
+
+    // `[dependencies]`: every route is rebuilt with them.
+    project.write(
+        "nitro.toml",
+        "[renderer]\nstatic = true\n\n[dependencies]\nserde_json = \"1\"\n",
+    );
+    wait_count(&dev, "routes/json.rs in ", 1).await;
+    let served = http(dev.port, "GET", "/json", &json, b"");
+    assert_eq!((served.status, served.text().as_str()), (200, r#"{"a":1}"#));
+
+    // The address needs a restart: said clearly, and the server keeps serving.
+    project.write(
+        "nitro.toml",
+        "[renderer]\nstatic = true\n\n[dev]\nhost = \"127.0.0.2\"\n\n[dependencies]\nserde_json = \"1\"\n",
+    );
+    wait_count(&dev, "restart `nitro dev` to apply it", 1).await;
+    assert!(
+        dev.stderr().contains("the address changed"),
+        "{}",
+        dev.stderr()
+    );
+
+    // A broken file: its error, and the previous settings stay.
+    project.write("nitro.toml", "[dev\n");
+    wait_count(&dev, "keeping the previous settings", 1).await;
+    assert!(
+        dev.stderr().contains("is not valid TOML"),
+        "{}",
+        dev.stderr()
+    );
+    assert_eq!(
+        http(dev.port, "GET", "/json", &json, b"").text(),
+        r#"{"a":1}"#
+    );
+}
