@@ -26,7 +26,7 @@
       "pre{margin:0;white-space:pre-wrap;word-break:break-word}" +
       "button{float:right;background:none;border:0;color:#aaa;font-size:20px;cursor:pointer}" +
       "</style>" +
-      '<div class="bg"><div class="box" role="alert"><button title="close" aria-label="close">×</button>' +
+      '<div class="bg"><div class="box" role="alert"><button title="close" aria-label="close">&times;</button>' +
       "<h1>Build failed</h1><pre></pre>" +
       "<p>The last good build is still serving. Fix the error and save: this page updates by itself.</p></div></div>";
     root.querySelector("pre").innerHTML = html;

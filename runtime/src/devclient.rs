@@ -595,6 +595,88 @@ mod tests {
         assert!(reload.diff(&reload).is_empty());
     }
 
+    fn html_response(status: StatusCode, content_type: &'static str, body: &str) -> Response<Body> {
+        let mut response = Response::new(full(body.to_owned()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        headers.insert(header::ETAG, HeaderValue::from_static("\"abc\""));
+        response
+    }
+
+    async fn text(response: Response<Body>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn html_responses_get_the_script() {
+        let client = DevClient::new();
+        let tag = client.script_tag();
+        let page = "<html><body><h1>hi</h1></body></html>";
+
+        let response = client
+            .inject(
+                &Method::GET,
+                html_response(StatusCode::OK, "text/html; charset=utf-8", page),
+            )
+            .await;
+        let length: usize = response.headers()[header::CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(!response.headers().contains_key(header::ETAG));
+        let body = text(response).await;
+        assert_eq!(body, format!("<html><body><h1>hi</h1>{tag}</body></html>"));
+        assert_eq!(length, body.len());
+
+        // HEAD: no body, the length it would have.
+        let response = client
+            .inject(
+                &Method::HEAD,
+                html_response(StatusCode::OK, "text/html", page),
+            )
+            .await;
+        assert_eq!(
+            response.headers()[header::CONTENT_LENGTH],
+            (page.len() + tag.len()).to_string().as_str()
+        );
+
+        // Error pages too.
+        let response = client
+            .inject(
+                &Method::GET,
+                html_response(StatusCode::INTERNAL_SERVER_ERROR, "text/html", "<p>500</p>"),
+            )
+            .await;
+        assert!(text(response).await.contains(client.token()));
+
+        // Not HTML, partial, or not modified: untouched.
+        for (status, content_type) in [
+            (StatusCode::OK, "application/json"),
+            (StatusCode::OK, "text/plain"),
+            (StatusCode::PARTIAL_CONTENT, "text/html"),
+            (StatusCode::NOT_MODIFIED, "text/html"),
+        ] {
+            let response = client
+                .inject(&Method::GET, html_response(status, content_type, page))
+                .await;
+            assert!(
+                response.headers().contains_key(header::ETAG),
+                "{status} {content_type}"
+            );
+            assert_eq!(text(response).await, page);
+        }
+    }
+
+    #[test]
+    fn the_script_is_ascii() {
+        // Safe in a page of any ASCII-compatible charset.
+        assert!(SCRIPT.is_ascii());
+    }
+
     #[test]
     fn the_script_has_no_external_resources() {
         let client = DevClient::new();
