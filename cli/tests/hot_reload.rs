@@ -280,6 +280,7 @@ async fn ten_quick_saves_make_one_or_two_builds() {
     let project = small_project();
     let dev = start(project.path()).await;
     let json = [("accept", "application/json")];
+    let mut dev_socket = ws_connect(&dev.dev_socket_url()).await;
     for i in 1..=10 {
         project.write(
             "routes/hello.rs",
@@ -305,6 +306,24 @@ async fn ten_quick_saves_make_one_or_two_builds() {
         (1..=2).contains(&builds),
         "{builds} builds:\n{}",
         dev.stderr()
+    );
+
+    // A change cargo does not rebuild for (permissions): the build is `fresh`, nothing is
+    // reloaded. Each build ends with an `ok` on the dev socket (plus one on connect).
+    let file = project.path().join("routes/hello.rs");
+    let mut readonly = std::fs::metadata(&file).unwrap().permissions();
+    readonly.set_readonly(true);
+    std::fs::set_permissions(&file, readonly).unwrap();
+    let mut oks = 0;
+    while oks < builds + 2 {
+        if next_dev_message(&mut dev_socket).await["type"] == "ok" {
+            oks += 1;
+        }
+    }
+    assert_eq!(dev.stderr_count("rebuilt routes/hello.rs in "), builds);
+    assert_eq!(
+        http(dev.port, "GET", "/hello", &json, b"").text(),
+        "hello 10"
     );
 }
 
