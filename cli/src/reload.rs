@@ -156,10 +156,7 @@ impl DevLoop {
                 let text = error.to_string();
                 self.ui
                     .error(&format!("{text}\n  (still serving the previous routes)"));
-                self.dev_client.build_finished(Some(Overlay {
-                    html: crate::ansi::to_html(&text),
-                    text,
-                }));
+                self.dev_client.build_finished(Some(overlay_of(&text)));
                 return;
             }
         };
@@ -404,10 +401,7 @@ impl DevLoop {
         }
         self.ui
             .error(&format!("{text}\n  (still serving the previous build)"));
-        self.dev_client.build_finished(Some(Overlay {
-            html: crate::ansi::to_html(&text),
-            text,
-        }));
+        self.dev_client.build_finished(Some(overlay_of(&text)));
     }
 
     /// The errors of every failing route, for the browser.
@@ -416,11 +410,38 @@ impl DevLoop {
             return None;
         }
         let rendered: String = self.failing.values().map(String::as_str).collect();
-        Some(Overlay {
-            text: cargo_build::strip_ansi(&rendered),
-            html: crate::ansi::to_html(&rendered),
-        })
+        Some(overlay_of(&rendered))
     }
+}
+
+/// The overlay for rendered diagnostics (ANSI colours allowed).
+pub fn overlay_of(rendered: &str) -> Overlay {
+    let text = cargo_build::strip_ansi(rendered);
+    Overlay {
+        html: crate::ansi::to_html(rendered),
+        locations: error_locations(&text),
+        text,
+    }
+}
+
+/// The `file:line:col` of each error in plain rustc diagnostics (the `-->` line of every
+/// `error` block; warnings are left out), in order, without repeats. Pure.
+pub fn error_locations(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut in_error = false;
+    for line in text.lines() {
+        if line.starts_with("error") {
+            in_error = true;
+        } else if line.starts_with("warning") || line.starts_with("For more information") {
+            in_error = false;
+        } else if in_error && let Some(at) = line.trim_start().strip_prefix("--> ") {
+            let at = at.trim().to_owned();
+            if !out.contains(&at) {
+                out.push(at);
+            }
+        }
+    }
+    out
 }
 
 fn problem_file(problem: &RouteProblem) -> &str {
@@ -468,6 +489,22 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn error_locations_come_from_error_blocks() {
+        let text = "warning: unused variable: `x`\n --> routes/a.rs:1:5\n\nerror[E0308]: mismatched types\n --> routes/_ws.rs:16:21\n   |\n16 |     let oops: u32 = \"no\";\n\nerror: cannot find value `y`\n  --> routes/users/[id].rs:3:9\n\nFor more information about this error, try `rustc --explain E0308`.\n";
+        assert_eq!(
+            error_locations(text),
+            ["routes/_ws.rs:16:21", "routes/users/[id].rs:3:9"]
+        );
+        assert!(error_locations("error: cargo did not build this route\n").is_empty());
+        let overlay = overlay_of(
+            "\x1b[1m\x1b[91merror\x1b[0m: x\n \x1b[1m\x1b[94m--> \x1b[0mroutes/a.rs:2:3\n",
+        );
+        assert_eq!(overlay.text, "error: x\n --> routes/a.rs:2:3\n");
+        assert_eq!(overlay.locations, ["routes/a.rs:2:3"]);
+        assert!(overlay.html.contains("<span"));
     }
 
     #[test]

@@ -153,6 +153,7 @@ async fn a_broken_edit_keeps_the_last_good_build_and_reports_the_error() {
             .unwrap()
             .contains("routes/_ws.rs:16:")
     );
+    assert_eq!(error["locations"][0], "routes/_ws.rs:16:21");
     // The old code still serves the open connection.
     assert_eq!(ping(&mut a).await, "pong");
     // A page opened now gets the overlay at once.

@@ -12,7 +12,7 @@
     }
   })();
 
-  function showOverlay(html) {
+  function showOverlay(html, locations) {
     hideOverlay();
     const host = document.createElement("nitro-dev-overlay");
     host.setAttribute("style", "position:fixed;inset:0;z-index:2147483647");
@@ -25,11 +25,18 @@
       "p{font:13px system-ui,sans-serif;color:#a0a0a0;margin:.75rem 0 0}" +
       "pre{margin:0;white-space:pre-wrap;word-break:break-word}" +
       "button{float:right;background:none;border:0;color:#aaa;font-size:20px;cursor:pointer}" +
+      "ul{margin:0 0 .75rem;padding:0;list-style:none}li{color:#7cc4ff}" +
       "</style>" +
       '<div class="bg"><div class="box" role="alert"><button title="close" aria-label="close">&times;</button>' +
-      "<h1>Build failed</h1><pre></pre>" +
+      "<h1>Build failed</h1><ul></ul><pre></pre>" +
       "<p>The last good build is still serving. Fix the error and save: this page updates by itself.</p></div></div>";
     root.querySelector("pre").innerHTML = html;
+    const list = root.querySelector("ul");
+    for (const at of locations || []) {
+      const item = document.createElement("li");
+      item.textContent = at;
+      list.appendChild(item);
+    }
     root.querySelector("button").onclick = hideOverlay;
     document.documentElement.appendChild(host);
     state.overlay = host;
@@ -69,7 +76,7 @@
         location.reload();
       } else if (msg.type === "error") {
         state.sawError = true;
-        showOverlay(msg.html);
+        showOverlay(msg.html, msg.locations);
       } else if (msg.type === "ok") {
         hideOverlay();
         // A page that was itself an error (a route that did not build) is reloaded once fixed.

@@ -60,8 +60,12 @@ pub enum DevMessage {
     /// The last build succeeded: no errors to show.
     Ok,
     /// Routes failed to build: `text` is rustc's diagnostics as plain text, `html` the same
-    /// with colours (escaped HTML, for a `<pre>`).
-    Error { text: String, html: String },
+    /// with colours (escaped HTML, for a `<pre>`), `locations` the `file:line:col` of each error.
+    Error {
+        text: String,
+        html: String,
+        locations: Vec<String>,
+    },
     /// Reload the page (`index.html` or a `public/` file changed).
     Reload { reason: String },
 }
@@ -69,8 +73,12 @@ pub enum DevMessage {
 /// Build errors to show in the overlay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
+    /// rustc's diagnostics, plain text.
     pub text: String,
+    /// The same with colours, as escaped HTML for a `<pre>`.
     pub html: String,
+    /// Where the errors are: `routes/_ws.rs:16:21`, …
+    pub locations: Vec<String>,
 }
 
 /// What every dev socket follows.
@@ -92,6 +100,7 @@ impl DevState {
             Some(overlay) => DevMessage::Error {
                 text: overlay.text.clone(),
                 html: overlay.html.clone(),
+                locations: overlay.locations.clone(),
             },
         }
     }
@@ -557,10 +566,11 @@ mod tests {
         let error = DevMessage::Error {
             text: "t".into(),
             html: "h".into(),
+            locations: vec!["routes/a.rs:1:2".into()],
         };
         assert_eq!(
             serde_json::to_string(&error).unwrap(),
-            r#"{"type":"error","text":"t","html":"h"}"#
+            r#"{"type":"error","text":"t","html":"h","locations":["routes/a.rs:1:2"]}"#
         );
     }
 
@@ -575,12 +585,14 @@ mod tests {
         failed.errors = Some(Overlay {
             text: "e".into(),
             html: "e".into(),
+            locations: Vec::new(),
         });
         assert_eq!(
             next.diff(&failed),
             [DevMessage::Error {
                 text: "e".into(),
-                html: "e".into()
+                html: "e".into(),
+                locations: Vec::new(),
             }]
         );
         let mut reload = failed.clone();
