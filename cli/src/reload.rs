@@ -89,7 +89,15 @@ impl DevLoop {
     /// Applies batches until the watcher stops.
     pub fn run(mut self, mut watcher: Watcher) {
         while let Some(batch) = watcher.next_batch() {
-            self.apply(&batch);
+            // A bug here must not end hot reload silently: say so, and take the next batch.
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.apply(&batch);
+            }));
+            if applied.is_err() {
+                self.ui.error(
+                    "nitro's dev loop failed while applying the last change (a bug; the panic is above): if the server looks stale, restart `nitro dev`",
+                );
+            }
         }
     }
 
@@ -197,6 +205,11 @@ impl DevLoop {
             .cloned()
             .collect();
 
+        tracing::debug!(
+            target: "nitro::dev",
+            "building {:?}",
+            to_build.iter().map(|r| r.file.as_str()).collect::<Vec<_>>()
+        );
         let report = if to_build.is_empty() {
             BuildReport {
                 success: true,
