@@ -195,6 +195,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             generated,
             routes,
             failing,
+            config_error: None,
             handle: server.handle(),
             hub,
             dev_client,

@@ -48,6 +48,8 @@ pub struct DevLoop {
     pub routes: HashMap<String, RouteEntry>,
     /// Route file → why it does not build now (rustc's rendered diagnostics, with colours).
     pub failing: BTreeMap<String, String>,
+    /// Why `nitro.toml` could not be read again, while it cannot.
+    pub config_error: Option<String>,
     pub handle: ServerHandle,
     pub hub: Arc<Hub>,
     pub dev_client: Arc<DevClient>,
@@ -133,12 +135,18 @@ impl DevLoop {
                     rebuild_all = changes.rebuild_all;
                     rescan |= changes.rescan || changes.rebuild_all;
                     self.config = new;
+                    if self.config_error.take().is_some() && !rescan {
+                        self.publish_state();
+                    }
                 }
                 Err(error) => {
-                    self.ui.error(&format!(
+                    let text = format!(
                         "{error}\n  (keeping the previous settings until `{}` is fixed)",
                         self.config.display_config_file().display()
-                    ));
+                    );
+                    self.ui.error(&text);
+                    self.config_error = Some(format!("error: {text}\n"));
+                    self.publish_state();
                 }
             }
         }
@@ -419,10 +427,15 @@ impl DevLoop {
 
     /// The errors of every failing route, for the browser.
     fn overlay(&self) -> Option<Overlay> {
-        if self.failing.is_empty() {
+        if self.failing.is_empty() && self.config_error.is_none() {
             return None;
         }
-        let rendered: String = self.failing.values().map(String::as_str).collect();
+        let rendered: String = self
+            .config_error
+            .iter()
+            .chain(self.failing.values())
+            .map(String::as_str)
+            .collect();
         Some(overlay_of(&rendered))
     }
 }

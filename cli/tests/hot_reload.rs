@@ -427,7 +427,9 @@ async fn nitro_toml_changes_apply_or_ask_for_a_restart() {
         dev.stderr()
     );
 
-    // A broken file: its error, and the previous settings stay.
+    // A broken file: its error, in the terminal and the browser, and the previous settings stay.
+    let mut dev_socket = ws_connect(&dev.dev_socket_url()).await;
+    assert_eq!(next_dev_message(&mut dev_socket).await["type"], "ok");
     project.write("nitro.toml", "[dev\n");
     wait_count(&dev, "keeping the previous settings", 1).await;
     assert!(
@@ -435,8 +437,19 @@ async fn nitro_toml_changes_apply_or_ask_for_a_restart() {
         "{}",
         dev.stderr()
     );
+    let error = next_dev_message(&mut dev_socket).await;
+    assert_eq!(error["type"], "error");
+    assert!(
+        error["text"]
+            .as_str()
+            .unwrap()
+            .contains("is not valid TOML")
+    );
     assert_eq!(
         http(dev.port, "GET", "/json", &json, b"").text(),
         r#"{"a":1}"#
     );
+    // Fixed: the error goes away.
+    project.write("nitro.toml", "[dependencies]\nserde_json = \"1\"\n");
+    assert_eq!(next_dev_message(&mut dev_socket).await["type"], "ok");
 }
