@@ -221,10 +221,12 @@ fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Sleeps `?ms=` milliseconds (default 1500) after saying so on stderr.
 const SLOW_ROUTE: &str = r#"
-pub fn handler() -> &'static str {
+pub fn handler(req: &nitro::Request) -> &'static str {
+    let ms = req.query("ms").and_then(|ms| ms.parse().ok()).unwrap_or(1500);
     eprintln!("slow: started");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(ms));
     "done"
 }
 "#;
@@ -405,6 +407,56 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
     .unwrap();
     assert!(status.0.success(), "{status:?}");
     assert!(status.1.contains("stopped"), "{}", status.1);
+
+    // The deadline: a request still running when NITRO_SHUTDOWN_TIMEOUT is over does not keep
+    // the process alive.
+    let cwd = work.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let empty = cwd.join("empty-path");
+        let mut cmd = Command::new(deployed.join("server/nitro"));
+        cmd.args(["start", "--port", "0"])
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", &empty)
+            .env("NITRO_SHUTDOWN_TIMEOUT", "100ms");
+        let mut server = Started::spawn(cmd);
+        let port = server.port;
+        let _slow = std::thread::spawn(move || {
+            let _ = std::panic::catch_unwind(|| http(port, "GET", "/slow?ms=20000", &[], b""));
+        });
+        assert!(server.wait_stderr("slow: started"), "{}", server.stderr());
+        server.signal("TERM");
+        assert!(server.wait_exit().success());
+        assert!(
+            server.stderr().contains("still busy after 0.1 s"),
+            "{}",
+            server.stderr()
+        );
+
+        // A second signal exits at once.
+        let mut cmd = Command::new(deployed.join("server/nitro"));
+        cmd.args(["start", "--port", "0"])
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", &empty);
+        let mut server = Started::spawn(cmd);
+        let port = server.port;
+        let _slow = std::thread::spawn(move || {
+            let _ = std::panic::catch_unwind(|| http(port, "GET", "/slow?ms=20000", &[], b""));
+        });
+        assert!(server.wait_stderr("slow: started"), "{}", server.stderr());
+        server.signal("INT");
+        assert!(server.wait_stderr("shutting down"), "{}", server.stderr());
+        server.signal("INT");
+        assert_eq!(server.wait_exit().code(), Some(130), "{}", server.stderr());
+        assert!(
+            server.stderr().contains("second signal"),
+            "{}",
+            server.stderr()
+        );
+    })
+    .await
+    .unwrap();
 }
 
 #[test]
