@@ -114,6 +114,8 @@ pub enum OutputError {
         found: u32,
         expected: u32,
     },
+    #[error("`{}` is missing: `nitro.json` lists it as the {what}", .path.display())]
+    MissingFile { path: PathBuf, what: &'static str },
     #[error("route library `{}` (for `{file}`) is missing", .path.display())]
     MissingLibrary { path: PathBuf, file: String },
     #[error(
@@ -216,6 +218,24 @@ pub fn load(dir: &Path) -> Result<Output, OutputError> {
     let manifest = parse(&text, &manifest_path)?;
     let table = check(&manifest, &manifest_path)?;
 
+    let listed = [
+        (manifest.public_dir.as_deref(), "public folder", true),
+        (manifest.index_html.as_deref(), "renderer's page", false),
+    ];
+    for (rel, what, is_dir) in listed {
+        let Some(rel) = rel else { continue };
+        let present = if is_dir {
+            abs.join(rel).is_dir()
+        } else {
+            abs.join(rel).is_file()
+        };
+        if !present {
+            return Err(OutputError::MissingFile {
+                path: dir.join(rel),
+                what,
+            });
+        }
+    }
     for route in &manifest.routes {
         let path = dir.join(&route.library);
         let found = match sha256_file(&abs.join(&route.library)) {

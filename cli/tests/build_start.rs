@@ -659,6 +659,17 @@ fn start_refuses_a_missing_or_corrupted_output() {
     let e = start_fails(&out);
     assert!(e.contains("does not match the manifest"), "{e}");
 
+    // A partial copy: the manifest names a public folder that is not there.
+    let mut partial: serde_json::Value =
+        serde_json::from_str(&manifest_text(library, "00")).unwrap();
+    partial["public_dir"] = "public".into();
+    std::fs::write(out.join("nitro.json"), partial.to_string()).unwrap();
+    let e = start_fails(&out);
+    assert!(
+        e.contains("public` is missing: `nitro.json` lists it as the public folder"),
+        "{e}"
+    );
+
     // The right hash, but not a route library: the loader's error, still at start.
     let sha = nitro_cli::output::sha256_file(&out.join(library)).unwrap();
     std::fs::write(out.join("nitro.json"), manifest_text(library, &sha)).unwrap();
