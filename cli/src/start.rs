@@ -236,6 +236,16 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         manifest.date,
         manifest.nitro.version
     ));
+    // The route lines of `nitro dev`'s summary (method, pattern, file), without its headline.
+    let lines = crate::dev::summary_lines(
+        &output.table,
+        Duration::ZERO,
+        &std::collections::BTreeSet::new(),
+        ui,
+    );
+    for line in lines.iter().skip(1) {
+        ui.status(line);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
