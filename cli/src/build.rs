@@ -141,6 +141,7 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     let build_time = started.elapsed();
 
+    remove_stale_staging(&config.project_dir);
     let staging = config
         .project_dir
         .join(format!(".output.tmp-{}", std::process::id()));
@@ -483,6 +484,31 @@ fn brotli(data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Removes `.output.tmp-<pid>` and `.output.old-<pid>` folders left by builds that were
+/// interrupted (Ctrl-C while writing), when no process `<pid>` runs any more. Only where
+/// `/proc` tells (Linux); elsewhere they stay, and are safe to delete by hand.
+pub fn remove_stale_staging(project_dir: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(project_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".output.tmp-")
+            .or_else(|| name.strip_prefix(".output.old-"))
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Moves `staging` to `target`, replacing an existing `target` only once `staging` is
 /// complete: the old folder is renamed aside, the new one renamed in, the old one removed.
 pub fn replace_dir(staging: &Path, target: &Path) -> WriteResult<()> {
@@ -630,6 +656,25 @@ mod tests {
                 out.insert(rel);
             }
         }
+    }
+
+    #[test]
+    fn stale_staging_folders_of_dead_builds_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        // u32::MAX is never a pid; ours is alive.
+        let dead = tmp.path().join(format!(".output.tmp-{}", u32::MAX));
+        let alive = tmp
+            .path()
+            .join(format!(".output.tmp-{}", std::process::id()));
+        let other = tmp.path().join(".output.tmp-notapid");
+        for dir in [&dead, &alive, &other] {
+            std::fs::create_dir_all(dir.join("server")).unwrap();
+        }
+        remove_stale_staging(tmp.path());
+        if Path::new("/proc/self").exists() {
+            assert!(!dead.exists());
+        }
+        assert!(alive.exists() && other.exists());
     }
 
     #[test]
