@@ -72,6 +72,25 @@ fn deploy(project: &Path, to: &Path) -> PathBuf {
     deployed
 }
 
+/// Spawns `cmd`, whose program may have just been copied. Another test thread that forks
+/// while the copy's file is open for writing leaves a child holding it until that child
+/// `exec`s, and `exec` of the copy fails with `ETXTBSY` meanwhile (rust-lang/rust#114554):
+/// retry a bounded number of times.
+fn spawn_fresh(cmd: &mut Command) -> Child {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot run {cmd:?}: {e}"),
+        }
+    }
+}
+
 /// A running `nitro start` (killed on drop).
 struct Started {
     child: Child,
@@ -82,11 +101,8 @@ struct Started {
 impl Started {
     /// Runs `cmd` (a `start` command) and waits for its URL.
     fn spawn(mut cmd: Command) -> Started {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nitro start");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = spawn_fresh(&mut cmd);
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let err_pipe = child.stderr.take().unwrap();
