@@ -402,6 +402,11 @@ fn copy_public(root: &Path, src: &Path, dst: &Path, sizes: &mut Sizes) -> WriteR
             copy_public(root, &real, &target, sizes)?;
         } else if real.is_file() {
             let size = at(&target, std::fs::copy(&real, &target))?;
+            // The source's modification time, not the build's: `ETag` and `Last-Modified`
+            // derive from it, so an unchanged file keeps its validators across rebuilds and
+            // browsers keep their caches over a redeploy.
+            let modified = at(&real, real.metadata().and_then(|m| m.modified()))?;
+            at(&target, set_modified(&target, modified))?;
             sizes.public += size;
             sizes.public_files += 1;
             let has_own_variant = ["gz", "br"].iter().any(|ext| {
@@ -411,16 +416,22 @@ fn copy_public(root: &Path, src: &Path, dst: &Path, sizes: &mut Sizes) -> WriteR
             });
             if size >= COMPRESS_MIN && compressible(&name_str) && !has_own_variant {
                 let data = at(&real, std::fs::read(&real))?;
+                let gz = at(&real, gzip(&data))?;
+                let br = at(&real, brotli(&data))?;
+                // Validators derive from size and time, which the variants share with the
+                // file: the variants are written only when smaller than the file, and `.gz`
+                // not when exactly as large as `.br`, so no two representations share an ETag.
+                let gz_too = gz.len() != br.len();
                 let mut any = false;
-                for (ext, compressed) in [("gz", gzip(&data)), ("br", brotli(&data))] {
-                    let compressed = at(&real, compressed)?;
-                    if compressed.len() as u64 >= size {
+                for (ext, compressed) in [("gz", gz), ("br", br)] {
+                    if compressed.len() as u64 >= size || (ext == "gz" && !gz_too) {
                         continue; // no gain: clients get the file itself
                     }
                     let mut variant = target.clone().into_os_string();
                     variant.push(format!(".{ext}"));
                     let variant = PathBuf::from(variant);
                     at(&variant, std::fs::write(&variant, &compressed))?;
+                    at(&variant, set_modified(&variant, modified))?;
                     sizes.compressed += compressed.len() as u64;
                     any = true;
                 }
@@ -429,6 +440,13 @@ fn copy_public(root: &Path, src: &Path, dst: &Path, sizes: &mut Sizes) -> WriteR
         }
     }
     Ok(())
+}
+
+fn set_modified(path: &Path, time: SystemTime) -> io::Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(time)
 }
 
 /// Whether a file is worth precompressing, by extension: text formats, SVG, JSON, WebAssembly,
@@ -637,6 +655,12 @@ mod tests {
         assert_eq!(files, expected.iter().map(|s| s.to_string()).collect());
         assert_eq!(sizes.public_files, 5);
         assert_eq!(sizes.compressed_files, 2);
+        let modified = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        assert_eq!(modified(&dst.join("big.js")), modified(&src.join("big.js")));
+        assert_eq!(
+            modified(&dst.join("big.js.br")),
+            modified(&src.join("big.js"))
+        );
     }
 
     use std::collections::BTreeSet;
