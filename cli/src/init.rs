@@ -212,10 +212,10 @@ pub fn run(args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ));
     }
     ui.status(&format!(
-        "{} created a `{}` project in `{}` ({} files)",
+        "{} created `{}` from the `{}` template ({} files)",
         ui.paint("✔", "32"),
-        args.template.name(),
         args.dir.display(),
+        args.template.name(),
         created.written.len()
     ));
     let cd = if args.dir == Path::new(".") {
