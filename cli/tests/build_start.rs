@@ -664,6 +664,16 @@ fn start_refuses_a_missing_or_corrupted_output() {
     );
 
     let library = "server/routes/index.so";
+    // Written by a nitro that speaks another route ABI.
+    let mut other: serde_json::Value = serde_json::from_str(&manifest_text(library, "00")).unwrap();
+    other["nitro"] = serde_json::json!({ "version": "9.9.9", "abi": 999 });
+    std::fs::write(out.join("nitro.json"), other.to_string()).unwrap();
+    let e = start_fails(&out);
+    assert!(
+        e.contains("was written by nitro 9.9.9 for route ABI 999"),
+        "{e}"
+    );
+
     std::fs::write(out.join("nitro.json"), manifest_text(library, "00")).unwrap();
     let e = start_fails(&out);
     assert!(
