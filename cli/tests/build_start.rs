@@ -285,6 +285,26 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
         assert!(!out.join(absent).exists(), "{absent}");
     }
 
+    // The manifest: date, version, ABI, the routes with their libraries' hashes, the config.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("nitro.json")).unwrap()).unwrap();
+    assert_eq!(manifest["nitro"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(manifest["date"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(manifest["config"]["websocket"], true);
+    assert_eq!(manifest["index_html"], "index.html");
+    let routes = manifest["routes"].as_array().unwrap();
+    let files: Vec<&str> = routes.iter().map(|r| r["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["routes/_ws.rs", "routes/boom.rs", "routes/slow.rs"]);
+    for route in routes {
+        let library = out.join(route["library"].as_str().unwrap());
+        assert_eq!(
+            nitro_cli::output::sha256_file(&library).unwrap(),
+            route["sha256"].as_str().unwrap()
+        );
+    }
+    assert_eq!(routes[0]["kind"], "websocket");
+    assert_eq!(routes[0]["pattern"], "/_ws");
+
     let deployed = deploy(&project, work.path());
     std::fs::remove_dir_all(&project).unwrap(); // no sources either
     let server = tokio::task::spawn_blocking({
