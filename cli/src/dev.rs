@@ -323,10 +323,10 @@ fn problem_file(problem: &RouteProblem) -> &str {
 pub fn server_config(config: &ResolvedConfig) -> ServerConfig {
     let index = config.index_html();
     ServerConfig {
-        addr: config.addr,
         public_dir: Some(config.public_dir()),
         index_html: (config.renderer_static && index.is_file()).then_some(index),
         dev: true,
+        ..ServerConfig::new(config.addr)
     }
 }
 

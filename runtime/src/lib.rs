@@ -91,6 +91,8 @@ mod dispatch;
 mod http_error;
 pub mod loader;
 pub mod module;
+mod precompressed;
+mod request_log;
 mod server;
 mod static_files;
 pub mod ws;

@@ -24,14 +24,15 @@ use crate::body::Body;
 use crate::devclient::{self, DevClient};
 use crate::http_error::HttpError;
 use crate::ws::Hub;
-use crate::{App, dispatch};
+use crate::{App, dispatch, request_log};
 
 /// The whole request head must arrive within this time (also closes idle keep-alive
 /// connections).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// How long shutdown waits for in-flight requests and closing WebSockets.
+/// How long shutdown waits for in-flight requests and closing WebSockets, unless the config
+/// says otherwise ([`ServerConfig::shutdown_timeout`]).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to serve.
@@ -46,6 +47,14 @@ pub struct ServerConfig {
     pub index_html: Option<PathBuf>,
     /// Dev mode: error bodies include the messages of unhandled errors (panics, build errors).
     pub dev: bool,
+    /// Serve the `.br`/`.gz` sibling of a `public/` file to clients that accept it (what
+    /// `nitro build` writes), always with `Vary: Accept-Encoding`.
+    pub precompressed: bool,
+    /// Log one line per request (method, path, status, time) at info level, target
+    /// `nitro::request`.
+    pub request_log: bool,
+    /// How long shutdown waits for in-flight requests and closing WebSockets.
+    pub shutdown_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -56,6 +65,9 @@ impl ServerConfig {
             public_dir: None,
             index_html: None,
             dev: false,
+            precompressed: false,
+            request_log: false,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -192,15 +204,16 @@ impl Server {
         tracing::debug!(target: "nitro::server", connections = shared.tracker.len(), "shutting down");
         shared.shutdown.cancel();
         shared.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_TIMEOUT, shared.tracker.wait())
+        let timeout = shared.config.shutdown_timeout;
+        if tokio::time::timeout(timeout, shared.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 target: "nitro::server",
-                "{} connections still busy after {} s: stopping anyway",
+                "{} connections still busy after {:.1} s: stopping anyway",
                 shared.tracker.len(),
-                SHUTDOWN_TIMEOUT.as_secs()
+                timeout.as_secs_f64()
             );
         }
         Ok(())
@@ -216,7 +229,17 @@ async fn serve_connection(
     let service_shared = shared.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = service_shared.clone();
-        async move { Ok::<_, Infallible>(handle_guarded(shared, remote, req).await) }
+        async move {
+            let logged = shared
+                .config
+                .request_log
+                .then(|| request_log::Started::new(&req));
+            let response = handle_guarded(shared, remote, req).await;
+            if let Some(started) = logged {
+                started.finish(response.status());
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)

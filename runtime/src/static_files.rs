@@ -112,7 +112,7 @@ pub(crate) fn url_to_relative(path: &str) -> Option<PathBuf> {
 
 /// Canonicalizes `root/rel` and checks it stays under the canonical root; a directory gives
 /// its `index.html`. `Ok(None)`: nothing to serve.
-fn resolve(root: &Path, rel: &Path, wants_dir: bool) -> io::Result<Option<PathBuf>> {
+pub(crate) fn resolve(root: &Path, rel: &Path, wants_dir: bool) -> io::Result<Option<PathBuf>> {
     let root = root.canonicalize()?;
     let inside = |path: &Path| -> io::Result<Option<(PathBuf, std::fs::Metadata)>> {
         let canonical = path.canonicalize()?;
@@ -140,7 +140,7 @@ fn resolve(root: &Path, rel: &Path, wants_dir: bool) -> io::Result<Option<PathBu
 }
 
 /// Adds `; charset=utf-8` to text types that lack a charset (as Nitro's production server does).
-fn add_charset(headers: &mut HeaderMap) {
+pub(crate) fn add_charset(headers: &mut HeaderMap) {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return;
     };
