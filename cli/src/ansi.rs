@@ -4,32 +4,38 @@
 //! Each run of text becomes escaped text, in a `<span style=…>` when it has a style. Other
 //! escape sequences (cursor movement, OSC hyperlinks) are dropped. Pure.
 
-/// Converts text with ANSI SGR colours to HTML for a `<pre>`.
-pub fn to_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
-    let mut style = Style::default();
-    let mut open = false;
+/// A piece of terminal text: a character, or the parameters of an SGR sequence (`1;91` of
+/// `\x1b[1;91m`). Other escape sequences (cursor movement, OSC hyperlinks) yield nothing.
+enum Token {
+    Char(char),
+    Sgr(String),
+}
+
+/// Splits terminal text into characters and SGR sequences.
+fn tokens(text: &str) -> impl Iterator<Item = Token> + '_ {
     let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            match chars.peek() {
+    std::iter::from_fn(move || {
+        loop {
+            let c = chars.next()?;
+            if c != '\x1b' {
+                return Some(Token::Char(c));
+            }
+            match chars.next() {
                 Some('[') => {
-                    chars.next();
+                    // Parameters and intermediates, then one final byte in @..=~.
                     let mut params = String::new();
-                    let mut last = None;
                     for c in chars.by_ref() {
                         if ('@'..='~').contains(&c) {
-                            last = Some(c);
+                            if c == 'm' {
+                                return Some(Token::Sgr(params));
+                            }
                             break;
                         }
                         params.push(c);
                     }
-                    if last == Some('m') {
-                        style.apply(&params);
-                    }
                 }
                 Some(']') => {
-                    // OSC: until BEL or ST.
+                    // OSC: until BEL or ST (ESC \).
                     while let Some(c) = chars.next() {
                         if c == '\x07' {
                             break;
@@ -42,8 +48,33 @@ pub fn to_html(text: &str) -> String {
                 }
                 _ => {}
             }
-            continue;
         }
+    })
+}
+
+/// The text without any escape sequence.
+pub fn strip(text: &str) -> String {
+    tokens(text)
+        .filter_map(|t| match t {
+            Token::Char(c) => Some(c),
+            Token::Sgr(_) => None,
+        })
+        .collect()
+}
+
+/// Converts text with ANSI SGR colours to HTML for a `<pre>`.
+pub fn to_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut style = Style::default();
+    let mut open = false;
+    for token in tokens(text) {
+        let c = match token {
+            Token::Sgr(params) => {
+                style.apply(&params);
+                continue;
+            }
+            Token::Char(c) => c,
+        };
         let css = style.css();
         if open && css.as_deref() != style.shown.as_deref() {
             out.push_str("</span>");
