@@ -16,7 +16,6 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::peer::{Outbound, PeerRef};
-use crate::call;
 use crate::module::{CallError, RouteModule};
 use crate::server::Shared;
 use crate::{App, RouteEntry};
@@ -62,7 +61,12 @@ where
     } = task;
     let (sink, mut stream) = ws.split();
     let stop_writer = CancellationToken::new();
-    let mut writer = tokio::spawn(write_loop(sink, outbound, stop_writer.clone()));
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        outbound,
+        peer.clone(),
+        stop_writer.clone(),
+    ));
     let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
     let hooks = tokio::spawn(hook_loop(
         shared.clone(),
@@ -80,6 +84,7 @@ where
         &events,
         &peer,
         &shared.shutdown,
+        shared.config.limits.ws_idle_timeout,
         &mut writer,
         &stop_writer,
     )
@@ -109,6 +114,7 @@ async fn read_loop<S>(
     events: &mpsc::Sender<Event>,
     peer: &PeerRef,
     shutdown: &CancellationToken,
+    idle_timeout: Duration,
     writer: &mut tokio::task::JoinHandle<()>,
     stop_writer: &CancellationToken,
 ) -> (u16, String)
@@ -124,9 +130,17 @@ where
             .or_else(|| peer.sent_close().cloned())
             .unwrap_or((1006, String::new()))
     };
+    // Silence for half the idle timeout gets a ping; for the whole of it, a close.
+    let mut last_heard = Instant::now();
+    let mut pinged = false;
 
     loop {
         let sleep_until = deadline.unwrap_or_else(Instant::now);
+        let idle_check = if pinged {
+            last_heard + idle_timeout
+        } else {
+            last_heard + idle_timeout / 2
+        };
         tokio::select! {
             biased;
             _ = shutdown.cancelled(), if deadline.is_none() => {
@@ -140,43 +154,59 @@ where
                 tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
                 return finished(received);
             }
-            next = stream.next() => match next {
-                None => return finished(received),
-                Some(Ok(Message::Text(text))) => {
-                    // Data after a close frame is dropped: the peer is no longer open.
-                    if peer.is_open() {
-                        let _ = events.send(Event::Message(Bytes::from(text), false)).await;
-                    }
+            _ = tokio::time::sleep_until(idle_check), if deadline.is_none() => {
+                if pinged {
+                    tracing::debug!(target: "nitro::ws", peer = %peer, "closing a peer silent for {idle_timeout:?}");
+                    peer.close_with(1001, "idle timeout");
+                    deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                } else {
+                    pinged = true;
+                    peer.enqueue(Message::Ping(Bytes::new()));
                 }
-                Some(Ok(Message::Binary(data))) => {
-                    if peer.is_open() {
-                        let _ = events.send(Event::Message(data, true)).await;
-                    }
+            }
+            next = stream.next() => {
+                if let Some(Ok(_)) = next {
+                    last_heard = Instant::now();
+                    pinged = false;
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    peer.set_closing();
-                    received = Some(match frame {
-                        Some(frame) => (frame.code.into(), frame.reason.to_string()),
-                        None => (1005, String::new()),
-                    });
-                    // tungstenite replies by itself; wait for the end of the stream.
-                    deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
-                }
-                // tungstenite answers pings itself.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Err(err)) => {
-                    let Some((code, reason)) = close_for(&err) else {
-                        tracing::debug!(target: "nitro::ws", peer = %peer, "connection error: {err}");
-                        return finished(received);
-                    };
-                    tracing::debug!(target: "nitro::ws", peer = %peer, code, "closing after a protocol error: {err}");
-                    if peer.close_with(code, reason) {
-                        // Let the writer send the close frame, then drop the connection:
-                        // after a protocol error the rest of the input cannot be trusted.
-                        stop_writer.cancel();
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut *writer).await;
+                match next {
+                    None => return finished(received),
+                    Some(Ok(Message::Text(text))) => {
+                        // Data after a close frame is dropped: the peer is no longer open.
+                        if peer.is_open() {
+                            let _ = events.send(Event::Message(Bytes::from(text), false)).await;
+                        }
                     }
-                    return (code, reason.to_owned());
+                    Some(Ok(Message::Binary(data))) => {
+                        if peer.is_open() {
+                            let _ = events.send(Event::Message(data, true)).await;
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        peer.set_closing();
+                        received = Some(match frame {
+                            Some(frame) => (frame.code.into(), frame.reason.to_string()),
+                            None => (1005, String::new()),
+                        });
+                        // tungstenite replies by itself; wait for the end of the stream.
+                        deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
+                    }
+                    // tungstenite answers pings itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Err(err)) => {
+                        let Some((code, reason)) = close_for(&err) else {
+                            tracing::debug!(target: "nitro::ws", peer = %peer, "connection error: {err}");
+                            return finished(received);
+                        };
+                        tracing::debug!(target: "nitro::ws", peer = %peer, code, "closing after a protocol error: {err}");
+                        if peer.close_with(code, reason) {
+                            // Let the writer send the close frame, then drop the connection:
+                            // after a protocol error the rest of the input cannot be trusted.
+                            stop_writer.cancel();
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut *writer).await;
+                        }
+                        return (code, reason.to_owned());
+                    }
                 }
             }
         }
@@ -195,10 +225,45 @@ fn close_for(err: &WsError) -> Option<(u16, &'static str)> {
 }
 
 /// Writes queued frames, flushing after each batch, until a close frame was sent, the queue
-/// is closed, or `stop` is cancelled and the queue is empty.
+/// is closed, or `stop` is cancelled and the queue is empty. When the peer's queue overflows
+/// (a client that does not read), whatever is queued is dropped at once and `1008` is sent
+/// (if the socket takes it within the close timeout).
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
     mut queue: mpsc::UnboundedReceiver<Outbound>,
+    peer: PeerRef,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let overflowed = peer.overflowed().clone();
+    let drained = tokio::select! {
+        biased;
+        () = overflowed.cancelled() => false,
+        () = write_queue(&mut sink, &mut queue, &peer, stop) => true,
+    };
+    if drained {
+        return;
+    }
+    // Release the memory now; the frames would never be read anyway.
+    while let Ok(item) = queue.try_recv() {
+        if let Outbound::Frame(message) = item {
+            peer.dequeued(message.len());
+        }
+    }
+    drop(queue);
+    let (code, reason) = peer.sent_close().cloned().unwrap_or((1008, String::new()));
+    let frame = CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+async fn write_queue<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    queue: &mut mpsc::UnboundedReceiver<Outbound>,
+    peer: &PeerRef,
     stop: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -214,6 +279,7 @@ async fn write_loop<S>(
         loop {
             match item {
                 Outbound::Frame(message) => {
+                    peer.dequeued(message.len());
                     if sink.feed(message).await.is_err() {
                         return;
                     }
@@ -300,12 +366,15 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
         return Ok(());
     };
     let (hook_module, hook_peer) = (module.clone(), peer.clone());
-    let result = call::blocking(move || match hook {
-        Hook::Open => hook_module.ws_open(&hook_peer),
-        Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
-        Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
-    })
-    .await;
+    let result = shared
+        .route_pool
+        .call(file, move || match hook {
+            Hook::Open => hook_module.ws_open(&hook_peer),
+            Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
+            Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
+        })
+        .await
+        .unwrap_or_else(|overrun| Err(overrun.into()));
     let err = match result {
         Ok(()) | Err(CallError::Missing) => return Ok(()),
         Err(err) => err,
@@ -318,7 +387,12 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
     );
     let message = err.to_string();
     let error_peer = peer.clone();
-    match call::blocking(move || module.ws_error(&error_peer, &message)).await {
+    match shared
+        .route_pool
+        .call(file, move || module.ws_error(&error_peer, &message))
+        .await
+        .unwrap_or_else(|overrun| Err(overrun.into()))
+    {
         Ok(()) | Err(CallError::Missing) => {}
         Err(err) => tracing::error!(
             target: "nitro::route",

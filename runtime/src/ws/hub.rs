@@ -225,6 +225,7 @@ mod tests {
             namespace.into(),
             RequestInfo::default(),
             Vec::new(),
+            1 << 20,
         );
         hub.register(&peer);
         (peer, rx)
