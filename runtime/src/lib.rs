@@ -87,13 +87,17 @@ mod app;
 mod body;
 mod call;
 mod dispatch;
+mod guard;
 mod http_error;
+mod limits;
 pub mod loader;
 pub mod module;
+mod route_pool;
 mod server;
 mod static_files;
 pub mod ws;
 
 pub use app::{App, RouteEntry};
+pub use limits::Limits;
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};
 pub use ws::Hub;
