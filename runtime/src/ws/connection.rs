@@ -100,9 +100,12 @@ where
     shared.hub.unregister(&peer);
 
     stop_writer.cancel();
-    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
-        .await
-        .is_err()
+    // The read loop may already have waited for it (after a protocol error); a finished
+    // `JoinHandle` must not be polled again.
+    if !writer.is_finished()
+        && tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
+            .await
+            .is_err()
     {
         writer.abort();
     }
