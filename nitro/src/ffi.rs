@@ -195,13 +195,7 @@ impl RawPeer {
 
     pub(crate) fn close(&self, code: u16, reason: &str) {
         // SAFETY: valid handle, borrowed data.
-        unsafe {
-            (self.vt().close)(
-                self.peer.handle,
-                code,
-                abi::Bytes::new(reason.as_bytes()),
-            )
-        };
+        unsafe { (self.vt().close)(self.peer.handle, code, abi::Bytes::new(reason.as_bytes())) };
     }
 
     pub(crate) fn context_get(&self, key: &str) -> Option<Vec<u8>> {
@@ -391,7 +385,11 @@ pub mod __private {
                             // Show the user's file as they name it, not the path the generated
                             // crate used to include it.
                             let file = l.file().replace('\\', "/");
-                            let file = if file.ends_with(route_file) { route_file } else { l.file() };
+                            let file = if file.ends_with(route_file) {
+                                route_file
+                            } else {
+                                l.file()
+                            };
                             format!("{file}:{}:{}", l.line(), l.column())
                         })
                         .unwrap_or_else(|| route_file.to_string());
@@ -614,12 +612,12 @@ macro_rules! __export_route {
                 }
                 init
             },
-            http: $crate::__export_route!(@http $module $http),
-            ws_upgrade: $crate::__export_route!(@upgrade $module $upgrade),
-            ws_open: $crate::__export_route!(@open $module $open),
-            ws_message: $crate::__export_route!(@message $module $message),
-            ws_close: $crate::__export_route!(@close $module $close),
-            ws_error: $crate::__export_route!(@error $module $error),
+    http: $crate::__export_route!(@http $module $http),
+    ws_upgrade: $crate::__export_route!(@upgrade $module $upgrade),
+    ws_open: $crate::__export_route!(@open $module $open),
+    ws_message: $crate::__export_route!(@message $module $message),
+    ws_close: $crate::__export_route!(@close $module $close),
+    ws_error: $crate::__export_route!(@error $module $error),
         };
 
         #[unsafe(no_mangle)]
@@ -627,7 +625,9 @@ macro_rules! __export_route {
             &__NITRO_ROUTE
         }
     };
-    (@http $m:ident _) => { None };
+    (@http $m:ident _) => {
+        None
+    };
     (@http $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -639,7 +639,9 @@ macro_rules! __export_route {
         }
         Some(shim)
     }};
-    (@upgrade $m:ident _) => { None };
+    (@upgrade $m:ident _) => {
+        None
+    };
     (@upgrade $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -651,7 +653,9 @@ macro_rules! __export_route {
         }
         Some(shim)
     }};
-    (@open $m:ident _) => { None };
+    (@open $m:ident _) => {
+        None
+    };
     (@open $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -662,7 +666,9 @@ macro_rules! __export_route {
         }
         Some(shim)
     }};
-    (@message $m:ident _) => { None };
+    (@message $m:ident _) => {
+        None
+    };
     (@message $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -675,7 +681,9 @@ macro_rules! __export_route {
         }
         Some(shim)
     }};
-    (@close $m:ident _) => { None };
+    (@close $m:ident _) => {
+        None
+    };
     (@close $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -688,7 +696,9 @@ macro_rules! __export_route {
         }
         Some(shim)
     }};
-    (@error $m:ident _) => { None };
+    (@error $m:ident _) => {
+        None
+    };
     (@error $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,

@@ -166,15 +166,13 @@ fn decode_query_component(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -436,7 +434,11 @@ mod tests {
 
     #[test]
     fn query_decoding() {
-        let req = Request::builder("get", "/x?a=1&b=hello+world&c=%E2%9C%93&d&a=2&bad=%zz&end=%4").build();
+        let req = Request::builder(
+            "get",
+            "/x?a=1&b=hello+world&c=%E2%9C%93&d&a=2&bad=%zz&end=%4",
+        )
+        .build();
         assert_eq!(req.method(), "GET");
         assert_eq!(req.query("a").as_deref(), Some("1"));
         assert_eq!(req.query("b").as_deref(), Some("hello world"));

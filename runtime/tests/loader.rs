@@ -24,7 +24,8 @@ fn build_cdylib(name: &str, deps: &str, source: &str) -> PathBuf {
         format!(
             "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\
              [lib]\ncrate-type = [\"cdylib\"]\n[dependencies]\n{deps}\n[workspace]\n\
-             [profile.dev]\npanic = \"unwind\"\ndebug = \"line-tables-only\"\n"
+             [profile.dev]\npanic = \"unwind\"\ndebug = \"line-tables-only\"\nincremental = true\n\
+             [profile.dev.package.\"*\"]\ndebug = false\n"
         ),
     )
     .unwrap();

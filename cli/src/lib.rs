@@ -1,0 +1,149 @@
+//! The `nitro` command: file-routed Rust servers with hot reload.
+//!
+//! The binary (`src/main.rs`) only calls [`run`] and turns its error into an exit code with
+//! [`report`]. Each command lives in its own module; the pieces a command is made of are public
+//! so that the dev loop (and tests) can call them again:
+//!
+//! - [`config`]: `nitro.toml` + environment + flags → [`config::ResolvedConfig`] (pure);
+//! - [`codegen`]: the hidden cargo workspace in `<project>/.nitro/`;
+//! - [`cargo_build`]: one cargo run over any subset of the routes, parsed into a
+//!   [`cargo_build::BuildReport`];
+//! - [`dev`]: `nitro dev`, which strings them together with the router and the runtime.
+//!
+//! Only this crate prints or installs a tracing subscriber.
+
+pub mod cargo_build;
+pub mod codegen;
+pub mod config;
+pub mod dev;
+pub mod embedded;
+pub mod logging;
+pub mod ui;
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// File-routed Rust servers: one Rust file per route, compiled and hot-reloaded.
+#[derive(Debug, Parser)]
+#[command(name = "nitro", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More output: `-v` debug logs of nitro, `-vv` of everything, `-vvv` trace.
+    /// `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Less output: only errors, warnings and the URL.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build every route and serve the project for development.
+    Dev(dev::DevArgs),
+}
+
+/// Parses the command line and runs the command. Returns the process exit code; an error is
+/// for [`report`].
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
+    let ui = ui::Ui::new(cli.quiet);
+    match &cli.command {
+        Command::Dev(args) => dev::run(args, &ui),
+    }
+}
+
+/// Formats an error for the terminal: `error: …`, each cause as `  caused by: …`, then the
+/// `hint: …` of the first typed error in the chain that has one.
+pub fn report(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut lines = error.to_string();
+    if lines.is_empty() {
+        lines = "unknown error".into();
+    }
+    let _ = writeln!(out, "error: {lines}");
+    for cause in error.chain().skip(1) {
+        let _ = writeln!(out, "  caused by: {cause}");
+    }
+    if let Some(hint) = hint(error) {
+        let _ = writeln!(out, "hint: {hint}");
+    }
+    out
+}
+
+fn hint(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<config::ConfigError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<codegen::CodegenError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<cargo_build::BuildError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<dev::DevError>() {
+            e.hint()
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dev_arguments() {
+        let cli = Cli::try_parse_from(["nitro", "dev"]).unwrap();
+        let Command::Dev(args) = &cli.command;
+        assert_eq!(args.dir, std::path::PathBuf::from("."));
+        assert_eq!((args.port, args.host.as_deref()), (None, None));
+
+        let cli = Cli::try_parse_from([
+            "nitro",
+            "dev",
+            "examples/websocket",
+            "--port",
+            "0",
+            "--host",
+            "0.0.0.0",
+            "-vv",
+        ])
+        .unwrap();
+        let Command::Dev(args) = &cli.command;
+        assert_eq!(args.dir, std::path::PathBuf::from("examples/websocket"));
+        assert_eq!(args.port, Some(0));
+        assert_eq!(args.host.as_deref(), Some("0.0.0.0"));
+        assert_eq!(cli.verbose, 2);
+
+        assert!(Cli::try_parse_from(["nitro", "dev", "--port", "http"]).is_err());
+        assert!(Cli::try_parse_from(["nitro", "dev", "-q", "-v"]).is_err());
+        assert!(Cli::try_parse_from(["nitro", "-q", "dev"]).unwrap().quiet);
+    }
+
+    #[test]
+    fn report_has_error_causes_and_hint() {
+        let inner = config::ConfigError::EnvPort { value: "x".into() };
+        let error = anyhow::Error::new(inner).context("cannot start the dev server");
+        assert_eq!(
+            report(&error),
+            "error: cannot start the dev server\n  caused by: environment variable `PORT` is `x`, which is not a port number (0 to 65535)\nhint: unset `PORT`, or pass `--port`, which wins over it\n"
+        );
+        let plain: anyhow::Result<()> = Err(anyhow::anyhow!("plain"));
+        let plain = plain.context("outer").unwrap_err();
+        assert_eq!(report(&plain), "error: outer\n  caused by: plain\n");
+    }
+}

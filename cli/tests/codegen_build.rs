@@ -1,0 +1,154 @@
+//! Generates `.nitro/` for a temporary project and builds it with the real cargo.
+//!
+//! The route crates share `<workspace>/target/nitro-test-routes` (through `NITRO_TARGET_DIR`'s
+//! config layer) so serde and friends compile once for every test run, not once per project.
+
+use std::path::{Path, PathBuf};
+
+use nitro_cli::cargo_build::Silent;
+use nitro_cli::config::{Env, Overrides, ResolvedConfig, resolve};
+use nitro_cli::{codegen, dev};
+
+fn shared_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nitro-test-routes")
+}
+
+/// A temporary project with the given files.
+fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, ResolvedConfig) {
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let path = tmp.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let text = std::fs::read_to_string(dir.join("nitro.toml")).ok();
+    let env = Env {
+        target_dir: Some(shared_target_dir()),
+        ..Env::default()
+    };
+    let config = resolve(&dir, &dir, text.as_deref(), &env, &Overrides::default()).unwrap();
+    (tmp, config)
+}
+
+const HELLO: &str = r#"
+use nitro::Request;
+
+pub fn handler(req: &Request) -> String {
+    format!("hello {}", req.param("name").unwrap_or("world"))
+}
+"#;
+
+const CHAT: &str = r#"
+use nitro::ws::{Message, Peer};
+
+pub fn open(peer: &Peer) {
+    peer.subscribe("chat");
+}
+
+pub fn message(peer: &Peer, message: &Message) {
+    peer.publish("chat", message.text());
+}
+"#;
+
+const BROKEN: &str = r#"pub fn handler() -> String {
+    let n: u32 = "not a number";
+    n.to_string()
+}
+"#;
+
+#[test]
+fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
+    let (_tmp, config) = project(&[
+        ("nitro.toml", "[dependencies]\nserde_json = \"1\"\n"),
+        ("routes/hello/[name].rs", HELLO),
+        ("routes/_ws.rs", CHAT),
+        ("routes/broken.rs", BROKEN),
+    ]);
+    let table = dev::scan(&config).unwrap();
+    let generated = codegen::generate(&config, &table).unwrap();
+    assert!(generated.problems.is_empty(), "{:?}", generated.problems);
+    assert!(generated.warnings.is_empty(), "{:?}", generated.warnings);
+
+    let nitro_dir = config.project_dir.join(".nitro");
+    assert_eq!(
+        std::fs::read_to_string(nitro_dir.join(".gitignore")).unwrap(),
+        "*\n"
+    );
+    let ws = generated.route("routes/_ws.rs").unwrap();
+    let lib = std::fs::read_to_string(
+        nitro_dir
+            .join("routes")
+            .join(&ws.crate_name)
+            .join("src/lib.rs"),
+    )
+    .unwrap();
+    assert!(
+        lib.contains("http: _, upgrade: _, open: open, message: message, close: _, error: _"),
+        "{lib}"
+    );
+
+    let report = dev::build(&config, &generated, &generated.routes, &Silent).unwrap();
+    assert!(!report.success);
+
+    for file in ["routes/hello/[name].rs", "routes/_ws.rs"] {
+        let artifact = report
+            .artifacts
+            .get(file)
+            .unwrap_or_else(|| panic!("no artifact for {file}: {report:#?}"));
+        assert!(artifact.path.is_file(), "{}", artifact.path.display());
+        assert!(
+            artifact
+                .path
+                .starts_with(shared_target_dir().canonicalize().unwrap())
+                || artifact.path.starts_with(shared_target_dir()),
+            "{}",
+            artifact.path.display()
+        );
+        let name = artifact.path.file_name().unwrap().to_string_lossy();
+        assert!(
+            name.contains(&generated.route(file).unwrap().crate_name),
+            "{name}"
+        );
+    }
+
+    let broken = &report.failed["routes/broken.rs"];
+    assert!(broken.errors >= 1);
+    let plain = broken.plain();
+    assert!(plain.contains("--> routes/broken.rs:2:18"), "{plain}");
+    assert!(!plain.contains(".nitro"), "{plain}");
+    assert!(
+        !plain.contains(&*config.project_dir.to_string_lossy()),
+        "{plain}"
+    );
+
+    // Rebuilding only the fixed route: everything else stays fresh, and nothing is rewritten.
+    std::fs::write(
+        config.project_dir.join("routes/broken.rs"),
+        "pub fn handler() -> String { 7.to_string() }\n",
+    )
+    .unwrap();
+    let again = codegen::generate(&config, &table).unwrap();
+    assert!(again.changed.is_empty(), "{:?}", again.changed);
+    let fixed = [again.route("routes/broken.rs").unwrap().clone()];
+    let report = dev::build(&config, &again, &fixed, &Silent).unwrap();
+    assert!(report.success, "{report:#?}");
+    assert_eq!(report.artifacts.len(), 1);
+    assert!(!report.artifacts["routes/broken.rs"].fresh);
+
+    let all = dev::build(&config, &again, &again.routes, &Silent).unwrap();
+    assert!(all.success);
+    assert!(all.artifacts.values().all(|a| a.fresh), "{all:#?}");
+}
+
+#[test]
+fn a_missing_handler_is_reported_before_cargo_runs() {
+    let (_tmp, config) = project(&[("routes/nothing.rs", "pub fn other() {}\n")]);
+    let table = dev::scan(&config).unwrap();
+    let generated = codegen::generate(&config, &table).unwrap();
+    assert_eq!(
+        generated.problems[0].to_string(),
+        "route file `routes/nothing.rs` has no `pub fn handler`: add `pub fn handler(req: &nitro::Request) -> impl nitro::IntoResponse`"
+    );
+    assert!(generated.routes.is_empty());
+}
