@@ -283,12 +283,11 @@ fn problem_file(problem: &RouteProblem) -> &str {
 /// The runtime's settings for the dev server.
 pub fn server_config(config: &ResolvedConfig) -> ServerConfig {
     let index = config.index_html();
-    ServerConfig {
-        addr: config.addr,
-        public_dir: Some(config.public_dir()),
-        index_html: (config.renderer_static && index.is_file()).then_some(index),
-        dev: true,
-    }
+    let mut server = ServerConfig::new(config.addr);
+    server.public_dir = Some(config.public_dir());
+    server.index_html = (config.renderer_static && index.is_file()).then_some(index);
+    server.dev = true;
+    server
 }
 
 /// The URL to open for a bound address: loopback when bound to every interface.
