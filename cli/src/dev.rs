@@ -287,6 +287,10 @@ pub fn server_config(config: &ResolvedConfig) -> ServerConfig {
     server.public_dir = Some(config.public_dir());
     server.index_html = (config.renderer_static && index.is_file()).then_some(index);
     server.dev = true;
+    server.limits = config.limits.clone();
+    // DNS rebinding: the dev server answers only the names it knows.
+    server.allowed_hosts = Some(config.allowed_hosts.clone());
+    server.allowed_origins = config.allowed_origins.clone();
     server
 }
 

@@ -15,6 +15,7 @@
 pub mod cargo_build;
 pub mod codegen;
 pub mod config;
+mod config_limits;
 pub mod dev;
 pub mod embedded;
 pub mod logging;
