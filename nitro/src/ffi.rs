@@ -593,6 +593,18 @@ pub mod __private {
 macro_rules! __export_route {
     ($module:ident, $file:literal, http: $http:tt, upgrade: $upgrade:tt, open: $open:tt,
      message: $message:tt, close: $close:tt, error: $error:tt $(,)?) => {
+        // The host cannot catch a panic that leaves a route library: with `panic = "abort"`
+        // the first panic in any route would end the whole server. However it was set
+        // (`CARGO_PROFILE_*_PANIC`, `RUSTFLAGS`, a cargo config), refuse to build.
+        #[cfg(panic = "abort")]
+        ::core::compile_error!(::core::concat!(
+            "route `",
+            $file,
+            "` is being built with `panic = \"abort\"`, which would let one ",
+            "panic stop the whole server: nitro routes need `panic = \"unwind\"` (remove ",
+            "`CARGO_PROFILE_*_PANIC` or `-C panic=abort` from the environment and cargo config)"
+        ));
+
         #[unsafe(no_mangle)]
         pub static NITRO_ROUTE_ABI: u32 = $crate::__private::abi::NITRO_ABI_VERSION;
 
@@ -610,14 +622,14 @@ macro_rules! __export_route {
                     // SAFETY: called by the host per the ABI contract.
                     unsafe { $crate::__private::init(host, out, $file) }
                 }
-                init
-            },
+        init
+    },
     http: $crate::__export_route!(@http $module $http),
     ws_upgrade: $crate::__export_route!(@upgrade $module $upgrade),
     ws_open: $crate::__export_route!(@open $module $open),
     ws_message: $crate::__export_route!(@message $module $message),
-    ws_close: $crate::__export_route!(@close $module $close),
-    ws_error: $crate::__export_route!(@error $module $error),
+            ws_close: $crate::__export_route!(@close $module $close),
+            ws_error: $crate::__export_route!(@error $module $error),
         };
 
         #[unsafe(no_mangle)]
