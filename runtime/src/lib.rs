@@ -92,6 +92,7 @@ mod http_error;
 mod limits;
 pub mod loader;
 pub mod module;
+mod public_path;
 mod route_pool;
 mod server;
 mod static_files;

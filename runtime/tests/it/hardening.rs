@@ -790,3 +790,107 @@ async fn shutdown_with_an_open_peer_and_a_request_in_flight() {
     let again = tokio::net::TcpListener::bind(server.addr).await;
     assert!(again.is_ok(), "{again:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Static files: the traversal table
+
+#[tokio::test]
+async fn path_traversal_table() {
+    let dir = temp_dir();
+    let public = dir.path().join("public");
+    write(public.join("hello.txt"), "hello");
+    write(public.join("sub/index.html"), "<p>sub</p>");
+    write(public.join("empty/.keep"), "");
+    write(public.join(".env"), "SECRET=dotenv");
+    write(public.join(".git/config"), "SECRET git");
+    write(public.join(".well-known/security.txt"), "Contact: x");
+    write(dir.path().join("secret.txt"), "TOP SECRET");
+    write(dir.path().join("page.html"), "<p>SECRET page</p>");
+    write(dir.path().join("index.html"), "<p>the renderer</p>");
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), public.join("leak")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), public.join("up")).unwrap();
+    std::os::unix::fs::symlink(public.join(".env"), public.join("env-link")).unwrap();
+    std::os::unix::fs::symlink("/etc", public.join("etc")).unwrap();
+    std::os::unix::fs::symlink(public.join("hello.txt"), public.join("inner")).unwrap();
+    let index_html = dir.path().join("index.html");
+    let server = TestServer::with(app(&[], Vec::new()), |config| {
+        config.public_dir = Some(public);
+        config.index_html = Some(index_html);
+    })
+    .await;
+    let addr = server.addr;
+
+    // Served: plain files, `.well-known`, a directory's index, a symlink that stays inside.
+    for (path, body) in [
+        ("/hello.txt", "hello"),
+        ("/sub/", "<p>sub</p>"),
+        ("/.well-known/security.txt", "Contact: x"),
+        ("/inner", "hello"),
+        ("/%68ello.txt", "hello"),
+        // The query is ignored, never parsed into the path (Vite CVE-2025-30208).
+        ("/hello.txt?raw??", "hello"),
+    ] {
+        let reply = get(addr, path).await;
+        assert_eq!((reply.status, reply.text().as_str()), (200, body), "{path}");
+    }
+
+    // Never served. Each request is sent as written (no client-side normalisation); the
+    // answer is an error, or the renderer's page for a page URL, and never a secret.
+    let refused = [
+        "/../secret.txt",
+        "/../../../../etc/passwd",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/%2e%2e/etc/passwd",
+        "/..%2fsecret.txt",
+        "/..%2f..%2fetc%2fpasswd",
+        "/%252e%252e/secret.txt",
+        "/..\\secret.txt",
+        "/..%5csecret.txt",
+        "/public/..%5c..%5csecret.txt",
+        "/%c0%ae%c0%ae/secret.txt",
+        "/hello.txt%00.html",
+        "//etc/passwd",
+        "/.env",
+        "/.env/.",
+        "/.env%5c",
+        "/%2eenv",
+        "/.git/config",
+        "/hello.txt::$DATA",
+        "/HELLO~1.TXT",
+        "/hello.txt/",
+        "/empty/",
+        "/leak",
+        "/up/secret.txt",
+        "/up/page.html",
+        "/env-link",
+        "/etc/passwd",
+        "/etc/hostname",
+        "/../page.html",
+        "/sub/../../page.html",
+    ];
+    assert!(refused.len() >= 20);
+    for path in refused {
+        let reply = get(addr, path).await;
+        let body = reply.text();
+        assert!(
+            !body.contains("SECRET") && !body.contains("root:"),
+            "{path} leaked: {body}"
+        );
+        let renderer = reply.status == 200 && body == "<p>the renderer</p>";
+        assert!(
+            renderer || (400..500).contains(&reply.status),
+            "{path}: {} {body}",
+            reply.status
+        );
+    }
+
+    // A very long path (8 KiB): the renderer's page or an error, no panic.
+    let long = format!("/{}", "a/".repeat(4 << 10));
+    let reply = get(addr, &long).await;
+    assert!(
+        reply.text() == "<p>the renderer</p>" || [404, 414, 431].contains(&reply.status),
+        "{}",
+        reply.status
+    );
+    assert_eq!(get(addr, "/hello.txt").await.status, 200, "still serving");
+}
