@@ -7,7 +7,6 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -16,6 +15,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::peer::{Outbound, PeerRef};
+use super::queue::{self, Receiver, Sender};
 use crate::module::{CallError, RouteModule};
 use crate::server::Shared;
 use crate::{App, RouteEntry};
@@ -36,7 +36,7 @@ const WRITE_BATCH: usize = 64;
 pub(crate) struct PeerTask {
     pub(crate) shared: Arc<Shared>,
     pub(crate) peer: PeerRef,
-    pub(crate) outbound: mpsc::UnboundedReceiver<Outbound>,
+    pub(crate) outbound: Receiver<Outbound>,
     /// The route file (`routes/_ws.rs`), looked up in the current app at each event.
     pub(crate) route_file: String,
 }
@@ -67,7 +67,7 @@ where
         peer.clone(),
         stop_writer.clone(),
     ));
-    let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let (events, event_rx) = queue::queue(Some(EVENT_QUEUE));
     let hooks = tokio::spawn(hook_loop(
         shared.clone(),
         route_file.clone(),
@@ -114,7 +114,7 @@ where
 /// Reads until the connection ends; returns the close code and reason for the `close` hook.
 async fn read_loop<S>(
     stream: &mut SplitStream<WebSocketStream<S>>,
-    events: &mpsc::Sender<Event>,
+    events: &Sender<Event>,
     peer: &PeerRef,
     shutdown: &CancellationToken,
     idle_timeout: Duration,
@@ -233,7 +233,7 @@ fn close_for(err: &WsError) -> Option<(u16, &'static str)> {
 /// (if the socket takes it within the close timeout).
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut queue: mpsc::UnboundedReceiver<Outbound>,
+    mut queue: Receiver<Outbound>,
     peer: PeerRef,
     stop: CancellationToken,
 ) where
@@ -249,7 +249,7 @@ async fn write_loop<S>(
         return;
     }
     // Release the memory now; the frames would never be read anyway.
-    while let Ok(item) = queue.try_recv() {
+    while let Some(item) = queue.try_recv() {
         if let Outbound::Frame(message) = item {
             peer.dequeued(message.len());
         }
@@ -265,7 +265,7 @@ async fn write_loop<S>(
 
 async fn write_queue<S>(
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    queue: &mut mpsc::UnboundedReceiver<Outbound>,
+    queue: &mut Receiver<Outbound>,
     peer: &PeerRef,
     stop: CancellationToken,
 ) where
@@ -298,15 +298,15 @@ async fn write_queue<S>(
             }
             batch += 1;
             match queue.try_recv() {
-                Ok(next) if batch < WRITE_BATCH => item = next,
-                Ok(next) => {
+                Some(next) if batch < WRITE_BATCH => item = next,
+                Some(next) => {
                     if sink.flush().await.is_err() {
                         return;
                     }
                     batch = 0;
                     item = next;
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         if sink.flush().await.is_err() {
@@ -316,12 +316,7 @@ async fn write_queue<S>(
 }
 
 /// Runs the hooks of one peer strictly one at a time, in order.
-async fn hook_loop(
-    shared: Arc<Shared>,
-    file: String,
-    peer: PeerRef,
-    mut events: mpsc::Receiver<Event>,
-) {
+async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events: Receiver<Event>) {
     while let Some(event) = events.recv().await {
         match event {
             Event::Open => {

@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
+use super::queue::{self, Receiver, Sender};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,7 @@ pub struct Peer {
     namespace: String,
     request: RequestInfo,
     hub: Weak<Hub>,
-    outbound: mpsc::UnboundedSender<Outbound>,
+    outbound: Sender<Outbound>,
     /// Bytes of data frames waiting in `outbound` (see [`Limits::ws_send_queue`]).
     ///
     /// [`Limits::ws_send_queue`]: crate::Limits::ws_send_queue
@@ -75,8 +75,8 @@ impl Peer {
         request: RequestInfo,
         context: Vec<(String, String)>,
         queue_limit: usize,
-    ) -> (PeerRef, mpsc::UnboundedReceiver<Outbound>) {
-        let (outbound, rx) = mpsc::unbounded_channel();
+    ) -> (PeerRef, Receiver<Outbound>) {
+        let (outbound, rx) = queue::queue(None);
         let peer = Peer {
             id: uuid::Uuid::new_v4().to_string(),
             key: hub.next_key(),
@@ -151,7 +151,7 @@ impl Peer {
             }
             return false;
         }
-        if self.outbound.send(Outbound::Frame(message)).is_ok() {
+        if self.outbound.send_now(Outbound::Frame(message)).is_ok() {
             true
         } else {
             self.queued.fetch_sub(len, Ordering::AcqRel);
@@ -228,7 +228,10 @@ impl Peer {
         }
         let reason = truncate(reason, MAX_CLOSE_REASON).to_owned();
         let _ = self.sent_close.set((code, reason.clone()));
-        let queued = self.outbound.send(Outbound::Close { code, reason }).is_ok();
+        let queued = self
+            .outbound
+            .send_now(Outbound::Close { code, reason })
+            .is_ok();
         self.closing.cancel();
         queued
     }
@@ -352,7 +355,7 @@ fn truncate(text: &str, max: usize) -> &str {
 mod tests {
     use super::*;
 
-    fn peer() -> (PeerRef, mpsc::UnboundedReceiver<Outbound>, Arc<Hub>) {
+    fn peer() -> (PeerRef, Receiver<Outbound>, Arc<Hub>) {
         let hub = Hub::new();
         let (peer, rx) = Peer::new(
             &hub,
@@ -373,12 +376,12 @@ mod tests {
         assert!(!peer.close(5000, ""));
         assert!(!peer.close(1000, &"x".repeat(124)));
         assert!(peer.is_open());
-        assert!(rx.try_recv().is_err());
+        assert!(rx.try_recv().is_none());
         assert!(peer.close(4000, &"x".repeat(123)));
         assert!(!peer.is_open());
         assert!(matches!(
             rx.try_recv(),
-            Ok(Outbound::Close { code: 4000, .. })
+            Some(Outbound::Close { code: 4000, .. })
         ));
         assert!(!peer.close(1000, ""), "second close does nothing");
         assert!(!peer.send(Bytes::from_static(b"late"), false));
@@ -398,7 +401,7 @@ mod tests {
         // An empty queue takes any one frame.
         assert!(peer.send(Bytes::from(vec![b'x'; 64]), true));
         assert_eq!(peer.queued_bytes(), 64);
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))));
+        assert!(matches!(rx.try_recv(), Some(Outbound::Frame(_))));
         peer.dequeued(64);
         assert!(peer.send(Bytes::from_static(b"12345"), false));
         assert!(peer.send(Bytes::from_static(b"12345"), false));
