@@ -622,14 +622,14 @@ macro_rules! __export_route {
                     // SAFETY: called by the host per the ABI contract.
                     unsafe { $crate::__private::init(host, out, $file) }
                 }
-        init
-    },
+                init
+            },
     http: $crate::__export_route!(@http $module $http),
     ws_upgrade: $crate::__export_route!(@upgrade $module $upgrade),
     ws_open: $crate::__export_route!(@open $module $open),
     ws_message: $crate::__export_route!(@message $module $message),
-            ws_close: $crate::__export_route!(@close $module $close),
-            ws_error: $crate::__export_route!(@error $module $error),
+    ws_close: $crate::__export_route!(@close $module $close),
+    ws_error: $crate::__export_route!(@error $module $error),
         };
 
         #[unsafe(no_mangle)]
