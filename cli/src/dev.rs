@@ -165,7 +165,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         .thread_name("nitro")
         .build()
         .map_err(DevError::Runtime)?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let server = Server::bind(server_config, hub, App::new(table, routes))
             .await
             .map_err(DevError::Server)?;
@@ -183,7 +183,11 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .map_err(DevError::Server)?;
         ui.status("  stopped");
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    // A route call stuck past its deadline keeps its blocking thread; dropping the runtime
+    // would wait for it forever, so the exit would hang (issue #5).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

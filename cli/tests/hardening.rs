@@ -111,3 +111,49 @@ allowed_hosts = ["my.test"]
     };
     assert_eq!(u16::from(close.code), 1009);
 }
+
+/// SIGTERM while a route is stuck past its deadline and a WebSocket peer is open: the peer gets
+/// `1001` and the process exits at once instead of waiting for the stuck thread.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_route_gets_a_504_and_does_not_hold_up_shutdown() {
+    let project = Project::example("echo");
+    project.write("nitro.toml", "[limits]\nhandler_timeout = 0.5\n");
+    project.write(
+        "routes/stuck.rs",
+        "pub fn handler() -> String {\n    std::thread::sleep(std::time::Duration::from_secs(300));\n    String::new()\n}\n",
+    );
+    let mut dev = tokio::task::spawn_blocking({
+        let dir = project.path().to_path_buf();
+        move || NitroDev::start(&dir)
+    })
+    .await
+    .unwrap();
+    let port = dev.port;
+    let stuck = tokio::task::spawn_blocking(move || http(port, "GET", "/stuck", &[], b""))
+        .await
+        .unwrap();
+    assert_eq!(stuck.status, 504, "{}", stuck.text());
+
+    let mut ws = ws_connect(&dev.ws_url("/_ws")).await;
+    ws.send(Message::text("still answering")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "still answering");
+
+    let (status, mut dev) = tokio::task::spawn_blocking(move || {
+        let status = dev.terminate(Duration::from_secs(20));
+        (status, dev)
+    })
+    .await
+    .unwrap();
+    let close = loop {
+        match next_frame(&mut ws, Duration::from_secs(10)).await {
+            Some(Message::Close(frame)) => break frame.expect("a close code"),
+            Some(Message::Ping(_) | Message::Pong(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1001);
+    let status = status.unwrap_or_else(|| panic!("still running:\n{}", dev.stderr()));
+    assert!(status.success(), "{status}");
+    let _ = &mut dev;
+}
