@@ -894,3 +894,73 @@ async fn path_traversal_table() {
     );
     assert_eq!(get(addr, "/hello.txt").await.status, 200, "still serving");
 }
+
+/// `open` sleeps for 2 s; `message` sleeps when asked to.
+struct SlowHooks {
+    errors: Log,
+}
+
+impl RouteModule for SlowHooks {
+    fn file(&self) -> &str {
+        "routes/_ws.rs"
+    }
+    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
+        Err(CallError::Missing)
+    }
+    fn ws_upgrade(&self, _: &RequestInfo) -> Result<UpgradeDecision, CallError> {
+        Ok(UpgradeDecision::accept())
+    }
+    fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError> {
+        if peer.request().query == "slow-open" {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        Ok(())
+    }
+    fn ws_message(&self, peer: &PeerRef, data: &[u8], _: bool) -> Result<(), CallError> {
+        if data == b"sleep" {
+            std::thread::sleep(Duration::from_secs(2));
+        } else {
+            peer.send(Bytes::copy_from_slice(data), false);
+        }
+        Ok(())
+    }
+    fn ws_close(&self, _: &PeerRef, _: u16, _: &str) -> Result<(), CallError> {
+        Ok(())
+    }
+    fn ws_error(&self, _: &PeerRef, error: &str) -> Result<(), CallError> {
+        self.errors.lock().unwrap().push(error.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn hooks_past_the_handler_timeout_are_errors() {
+    let errors = Log::default();
+    let server = TestServer::with(
+        app(
+            &["_ws.rs"],
+            vec![Arc::new(SlowHooks {
+                errors: errors.clone(),
+            }) as Arc<dyn RouteModule>],
+        ),
+        |config| config.limits.handler_timeout = Duration::from_millis(300),
+    )
+    .await;
+
+    // A slow `open` fails the peer: 1011.
+    let mut slow = connect(&server, "/_ws?slow-open").await;
+    let close = next_close(&mut slow).await.unwrap();
+    assert_eq!(u16::from(close.code), 1011);
+    assert!(
+        errors.lock().unwrap()[0].contains("did not answer within 0.3 s"),
+        "{:?}",
+        errors.lock().unwrap()
+    );
+
+    // A slow `message` is reported; the peer stays and its next messages are answered.
+    let mut peer = connect(&server, "/_ws").await;
+    send(&mut peer, "sleep").await;
+    eventually("the error hook", || errors.lock().unwrap().len() == 2).await;
+    send(&mut peer, "after").await;
+    assert_eq!(next_text(&mut peer).await, "after");
+}
