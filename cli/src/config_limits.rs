@@ -10,8 +10,8 @@ use std::fmt;
 use std::time::Duration;
 
 use nitro_runtime::Limits;
-use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde::{Deserialize, Serialize};
 
 /// `[limits]` as written: every key optional, each overriding one default of [`Limits`].
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +66,68 @@ impl LimitsSection {
         set(self.route_threads, &mut limits.route_threads);
         // A frame can never be bigger than the largest message.
         limits.ws_max_frame = limits.ws_max_frame.min(limits.ws_max_message);
+        limits
+    }
+}
+
+/// `[limits]` as a built output's manifest records it (`nitro.json`), so that `nitro start`
+/// serves with the limits the project was built with. Sizes in bytes, durations in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuiltLimits {
+    pub ws_max_message: usize,
+    pub ws_max_frame: usize,
+    pub ws_buffer: usize,
+    pub ws_send_queue: usize,
+    pub ws_idle_timeout: f64,
+    pub max_body: usize,
+    pub body_timeout: f64,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: f64,
+    pub handler_timeout: f64,
+    pub route_threads: usize,
+}
+
+impl From<&Limits> for BuiltLimits {
+    fn from(limits: &Limits) -> BuiltLimits {
+        BuiltLimits {
+            ws_max_message: limits.ws_max_message,
+            ws_max_frame: limits.ws_max_frame,
+            ws_buffer: limits.ws_buffer,
+            ws_send_queue: limits.ws_send_queue,
+            ws_idle_timeout: limits.ws_idle_timeout.as_secs_f64(),
+            max_body: limits.max_body,
+            body_timeout: limits.body_timeout.as_secs_f64(),
+            max_headers: limits.max_headers,
+            max_header_bytes: limits.max_header_bytes,
+            header_read_timeout: limits.header_read_timeout.as_secs_f64(),
+            handler_timeout: limits.handler_timeout.as_secs_f64(),
+            route_threads: limits.route_threads,
+        }
+    }
+}
+
+impl BuiltLimits {
+    /// The runtime's limits; a duration that is not a positive number keeps its default.
+    pub fn to_limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        let seconds = |value: f64, into: &mut Duration| {
+            if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+                *into = Duration::from_secs_f64(value);
+            }
+        };
+        limits.ws_max_message = self.ws_max_message;
+        limits.ws_max_frame = self.ws_max_frame;
+        limits.ws_buffer = self.ws_buffer;
+        limits.ws_send_queue = self.ws_send_queue;
+        seconds(self.ws_idle_timeout, &mut limits.ws_idle_timeout);
+        limits.max_body = self.max_body;
+        seconds(self.body_timeout, &mut limits.body_timeout);
+        limits.max_headers = self.max_headers;
+        limits.max_header_bytes = self.max_header_bytes;
+        seconds(self.header_read_timeout, &mut limits.header_read_timeout);
+        seconds(self.handler_timeout, &mut limits.handler_timeout);
+        limits.route_threads = self.route_threads;
         limits
     }
 }
@@ -389,6 +451,15 @@ mod tests {
             ["https://app.example", "http://localhost:5173"]
         );
         assert_eq!(c.allowed_hosts, ["my-box.local", ".example.test"]);
+    }
+
+    #[test]
+    fn limits_survive_the_manifest() {
+        let c = run("[limits]\nhandler_timeout = 0.25\nmax_body = \"2 MiB\"\n").unwrap();
+        let built = BuiltLimits::from(&c.limits);
+        let json = serde_json::to_string(&built).unwrap();
+        let back: BuiltLimits = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.to_limits(), c.limits);
     }
 
     #[test]

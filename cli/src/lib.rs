@@ -8,17 +8,24 @@
 //! - [`codegen`]: the hidden cargo workspace in `<project>/.nitro/`;
 //! - [`cargo_build`]: one cargo run over any subset of the routes, parsed into a
 //!   [`cargo_build::BuildReport`];
-//! - [`dev`]: `nitro dev`, which strings them together with the router and the runtime.
+//! - [`dev`]: `nitro dev`, which strings them together with the router and the runtime;
+//! - [`build`]: `nitro build`, the same steps with `--release`, into `.output/` ([`output`]);
+//! - [`start`]: `nitro start`, which serves a built `.output/` without cargo or sources;
+//! - [`init`]: `nitro init`, a new project from a template (the examples, embedded).
 //!
 //! Only this crate prints or installs a tracing subscriber.
 
+pub mod build;
 pub mod cargo_build;
 pub mod codegen;
 pub mod config;
-mod config_limits;
+pub mod config_limits;
 pub mod dev;
 pub mod embedded;
+pub mod init;
 pub mod logging;
+pub mod output;
+pub mod start;
 pub mod ui;
 
 use std::fmt::Write as _;
@@ -48,6 +55,13 @@ pub struct Cli {
 pub enum Command {
     /// Build every route and serve the project for development.
     Dev(dev::DevArgs),
+    /// Build every route for release into a self-contained `.output/` folder.
+    Build(build::BuildArgs),
+    /// Serve a built `.output/` (no cargo or sources needed).
+    #[command(visible_alias = "preview")]
+    Start(start::StartArgs),
+    /// Create a new project from a template.
+    Init(init::InitArgs),
 }
 
 /// Parses the command line and runs the command. Returns the process exit code; an error is
@@ -58,6 +72,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let ui = ui::Ui::new(cli.quiet);
     match &cli.command {
         Command::Dev(args) => dev::run(args, &ui),
+        Command::Build(args) => build::run(args, &ui),
+        Command::Start(args) => start::run(args, &ui),
+        Command::Init(args) => init::run(args, &ui),
     }
 }
 
@@ -89,6 +106,14 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<dev::DevError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<build::BuildFailed>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<output::OutputError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<start::StartError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<init::InitError>() {
+            e.hint()
         } else {
             None
         }
@@ -109,7 +134,9 @@ mod tests {
     #[test]
     fn dev_arguments() {
         let cli = Cli::try_parse_from(["nitro", "dev"]).unwrap();
-        let Command::Dev(args) = &cli.command;
+        let Command::Dev(args) = &cli.command else {
+            panic!("not dev")
+        };
         assert_eq!(args.dir, std::path::PathBuf::from("."));
         assert_eq!((args.port, args.host.as_deref()), (None, None));
 
@@ -124,7 +151,9 @@ mod tests {
             "-vv",
         ])
         .unwrap();
-        let Command::Dev(args) = &cli.command;
+        let Command::Dev(args) = &cli.command else {
+            panic!("not dev")
+        };
         assert_eq!(args.dir, std::path::PathBuf::from("examples/websocket"));
         assert_eq!(args.port, Some(0));
         assert_eq!(args.host.as_deref(), Some("0.0.0.0"));
@@ -133,6 +162,37 @@ mod tests {
         assert!(Cli::try_parse_from(["nitro", "dev", "--port", "http"]).is_err());
         assert!(Cli::try_parse_from(["nitro", "dev", "-q", "-v"]).is_err());
         assert!(Cli::try_parse_from(["nitro", "-q", "dev"]).unwrap().quiet);
+    }
+
+    #[test]
+    fn build_start_init_arguments() {
+        let cli = Cli::try_parse_from(["nitro", "build"]).unwrap();
+        assert!(matches!(&cli.command, Command::Build(a) if a.dir == std::path::Path::new(".")));
+
+        for name in ["start", "preview"] {
+            let cli = Cli::try_parse_from(["nitro", name, "out", "-p", "0", "--host", "::1", "-q"])
+                .unwrap();
+            let Command::Start(args) = &cli.command else {
+                panic!("{name} is not start")
+            };
+            assert_eq!(args.output.as_deref(), Some(std::path::Path::new("out")));
+            assert_eq!((args.port, args.host.as_deref()), (Some(0), Some("::1")));
+            assert!(cli.quiet);
+        }
+        let cli = Cli::try_parse_from(["nitro", "start"]).unwrap();
+        assert!(matches!(&cli.command, Command::Start(a) if a.output.is_none()));
+
+        let cli = Cli::try_parse_from(["nitro", "init", "app", "-t", "api", "--force"]).unwrap();
+        let Command::Init(args) = &cli.command else {
+            panic!("not init")
+        };
+        assert_eq!(args.template, init::Template::Api);
+        assert!(args.force);
+        let cli = Cli::try_parse_from(["nitro", "init"]).unwrap();
+        assert!(
+            matches!(&cli.command, Command::Init(a) if a.template == init::Template::Websocket && !a.force)
+        );
+        assert!(Cli::try_parse_from(["nitro", "init", "--template", "vite"]).is_err());
     }
 
     #[test]

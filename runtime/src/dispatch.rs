@@ -77,8 +77,14 @@ pub(crate) async fn handle(
     if get_or_head
         && !wants_websocket
         && let Some(public) = &shared.config.public_dir
-        && let Some(response) =
-            static_files::serve_public(public, req.method(), req.uri(), req.headers()).await
+        && let Some(response) = crate::precompressed::serve_public(
+            &shared.config,
+            public,
+            req.method(),
+            req.uri(),
+            req.headers(),
+        )
+        .await
     {
         return response;
     }

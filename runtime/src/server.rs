@@ -24,11 +24,12 @@ use crate::body::Body;
 use crate::http_error::HttpError;
 use crate::route_pool::RoutePool;
 use crate::ws::Hub;
-use crate::{App, Limits, dispatch};
+use crate::{App, Limits, dispatch, request_log};
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// How long shutdown waits for in-flight requests and closing WebSockets.
+/// How long shutdown waits for in-flight requests and closing WebSockets, unless the config
+/// says otherwise ([`ServerConfig::shutdown_timeout`]).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to serve.
@@ -53,6 +54,14 @@ pub struct ServerConfig {
     /// origins (`scheme://host:port`; `*` allows any), else `403`. `None`: in dev (with
     /// `allowed_hosts`), any local origin; otherwise any origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// Serve the `.br`/`.gz` sibling of a `public/` file to clients that accept it (what
+    /// `nitro build` writes), always with `Vary: Accept-Encoding`.
+    pub precompressed: bool,
+    /// Log one line per request (method, path, status, time) at info level, target
+    /// `nitro::request`.
+    pub request_log: bool,
+    /// How long shutdown waits for in-flight requests and closing WebSockets.
+    pub shutdown_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -66,6 +75,9 @@ impl ServerConfig {
             limits: Limits::default(),
             allowed_hosts: None,
             allowed_origins: None,
+            precompressed: false,
+            request_log: false,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -201,15 +213,16 @@ impl Server {
         tracing::debug!(target: "nitro::server", connections = shared.tracker.len(), "shutting down");
         shared.shutdown.cancel();
         shared.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_TIMEOUT, shared.tracker.wait())
+        let timeout = shared.config.shutdown_timeout;
+        if tokio::time::timeout(timeout, shared.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 target: "nitro::server",
-                "{} connections still busy after {} s: stopping anyway",
+                "{} connections still busy after {:.1} s: stopping anyway",
                 shared.tracker.len(),
-                SHUTDOWN_TIMEOUT.as_secs()
+                timeout.as_secs_f64()
             );
         }
         Ok(())
@@ -225,7 +238,17 @@ async fn serve_connection(
     let service_shared = shared.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = service_shared.clone();
-        async move { Ok::<_, Infallible>(handle_guarded(shared, remote, req).await) }
+        async move {
+            let logged = shared
+                .config
+                .request_log
+                .then(|| request_log::Started::new(&req));
+            let response = handle_guarded(shared, remote, req).await;
+            if let Some(started) = logged {
+                started.finish(response.status());
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)

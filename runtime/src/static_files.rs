@@ -93,7 +93,7 @@ pub(crate) async fn serve_index_html(index_html: &Path, method: &Method) -> Opti
 }
 
 /// Adds `; charset=utf-8` to text types that lack a charset (as Nitro's production server does).
-fn add_charset(headers: &mut HeaderMap) {
+pub(crate) fn add_charset(headers: &mut HeaderMap) {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return;
     };
