@@ -107,6 +107,31 @@ async fn a_silent_connection_and_an_idle_keep_alive_are_closed() {
     );
 }
 
+#[tokio::test]
+async fn an_h2_preface_or_a_broken_request_line_is_refused() {
+    let server = TestServer::with(echo_only(), short_timeouts).await;
+    // HTTP/1.1 only: a (partial) HTTP/2 preface is a bad request, never held open.
+    for raw in [
+        &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
+        b"PRI * HTTP/2.0\r\n",
+        b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(raw).await.unwrap();
+        let seen = read_until_closed(&mut stream)
+            .await
+            .unwrap_or_else(|_| panic!("{raw:?}: still open"));
+        let text = String::from_utf8_lossy(&seen);
+        assert!(
+            seen.is_empty() || text.starts_with("HTTP/1.1 4") || text.starts_with("HTTP/1.1 505"),
+            "{raw:?}: {text}"
+        );
+    }
+    assert_eq!(get(server.addr, "/api/echo").await.status, 200);
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
