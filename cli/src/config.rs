@@ -52,6 +52,8 @@ pub struct ResolvedConfig {
     pub dependencies: toml::Table,
     /// Where cargo builds the routes: `NITRO_TARGET_DIR`, else `<project>/.nitro/target`.
     pub target_dir: PathBuf,
+    /// `[dev] websocket_reload`: what a reload of a WebSocket route does to its open peers.
+    pub websocket_reload: WebSocketReload,
     /// Things worth telling the user that are not errors (e.g. binding every interface).
     pub warnings: Vec<String>,
     /// `[limits]`: sizes and timeouts, over the runtime's defaults.
@@ -84,6 +86,18 @@ impl ResolvedConfig {
     pub fn index_html(&self) -> PathBuf {
         self.project_dir.join("index.html")
     }
+}
+
+/// `[dev] websocket_reload`: what happens to the open peers of a WebSocket route whose code
+/// was just rebuilt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebSocketReload {
+    /// They keep their connection; their next event runs the new code.
+    #[default]
+    Keep,
+    /// They are closed with `1012` (service restart) so that clients reconnect.
+    Restart,
 }
 
 /// The environment variables that take part in resolution.
@@ -273,6 +287,7 @@ struct FeaturesSection {
 struct DevSection {
     port: Option<u16>,
     host: Option<String>,
+    websocket_reload: Option<WebSocketReload>,
     allowed_hosts: Option<Vec<HostName>>,
 }
 
@@ -402,6 +417,7 @@ pub fn resolve(
         websocket: parsed.features.websocket.unwrap_or(true),
         dependencies,
         target_dir,
+        websocket_reload: parsed.dev.websocket_reload.unwrap_or_default(),
         warnings,
         limits: parsed.limits.resolve(),
         allowed_hosts: parsed
@@ -539,6 +555,7 @@ fn expected_for(table: &[String], key: &str) -> String {
         (None, _) => format!("a table (`[{key}]`)"),
         (Some("dev"), "port") => "a port number from 0 to 65535".into(),
         (Some("dev"), "host") => "a string, such as `\"127.0.0.1\"`".into(),
+        (Some("dev"), "websocket_reload") => "`\"keep\"` or `\"restart\"`".into(),
         (Some("dev"), "allowed_hosts") => crate::config_limits::HOSTS.into(),
         (Some("websocket"), "allowed_origins") => crate::config_limits::ORIGINS.into(),
         (Some("limits"), key) => crate::config_limits::expected(key),
@@ -647,6 +664,7 @@ mod tests {
             [dev]
             port = 8080
             host = "::1"
+            websocket_reload = "restart"
             [dependencies]
             serde_json = "1"
             rand = { version = "0.9", features = ["small_rng"] }
@@ -654,6 +672,7 @@ mod tests {
         assert_eq!(c.addr, "[::1]:8080".parse().unwrap());
         assert!(!c.renderer_static);
         assert!(!c.websocket);
+        assert_eq!(c.websocket_reload, WebSocketReload::Restart);
         assert_eq!(c.dependencies["serde_json"].as_str(), Some("1"));
         assert_eq!(
             c.dependencies["rand"]["features"][0].as_str(),
@@ -711,12 +730,24 @@ mod tests {
         );
         assert_eq!(
             err("[dev]\nport = 1\n\nhots = \"x\"\n"),
-            "unknown key `hots` in `[dev]` of `examples/x/nitro.toml:4`: expected one of `port`, `host`, `allowed_hosts`"
+            "unknown key `hots` in `[dev]` of `examples/x/nitro.toml:4`: expected one of `port`, `host`, `websocket_reload`, `allowed_hosts`"
         );
         assert_eq!(
             err("[features]\nwebsockets = true"),
             "unknown key `websockets` in `[features]` of `examples/x/nitro.toml:2`: expected `websocket`"
         );
+    }
+
+    #[test]
+    fn websocket_reload_is_keep_or_restart() {
+        assert_eq!(ok("").websocket_reload, WebSocketReload::Keep);
+        assert_eq!(
+            ok("[dev]\nwebsocket_reload = \"keep\"").websocket_reload,
+            WebSocketReload::Keep
+        );
+        let e = err("[dev]\nwebsocket_reload = \"reload\"\n");
+        assert!(e.contains("`keep`") && e.contains("`restart`"), "{e}");
+        assert!(e.contains("nitro.toml:2"), "{e}");
     }
 
     #[test]

@@ -120,6 +120,18 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ui.warn(warning);
     }
 
+    // Before the first build, so that edits made while it runs are not missed.
+    let watcher = match crate::watch::Watcher::start(&config.project_dir) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            ui.warn(&format!(
+                "cannot watch `{}` for changes ({error}): restart `nitro dev` after each edit",
+                config.display_dir.display()
+            ));
+            None
+        }
+    };
+
     let table = scan(&config)?;
     if table.is_empty() {
         ui.warn(&format!(
@@ -158,6 +170,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ui.status(&line);
     }
     print_failures(&generated, &report, &loaded, ui);
+    let failing = crate::reload::initial_failures(&generated, &report, &loaded);
 
     let server_config = server_config(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -166,9 +179,35 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         .build()
         .map_err(DevError::Runtime)?;
     let served = runtime.block_on(async move {
-        let server = Server::bind(server_config, hub, App::new(table, routes))
-            .await
-            .map_err(DevError::Server)?;
+        let server = Server::bind(
+            server_config,
+            hub.clone(),
+            App::new(table.clone(), routes.clone()),
+        )
+        .await
+        .map_err(DevError::Server)?;
+        let dev_client = nitro_runtime::DevClient::new();
+        server.set_dev_client(dev_client.clone());
+        let dev_loop = crate::reload::DevLoop {
+            overrides,
+            config,
+            table,
+            generated,
+            routes,
+            failing,
+            config_error: None,
+            handle: server.handle(),
+            hub,
+            dev_client,
+            ui: ui.clone(),
+        };
+        dev_loop.publish_state();
+        if let Some(watcher) = watcher {
+            std::thread::Builder::new()
+                .name("nitro-dev-loop".into())
+                .spawn(move || dev_loop.run(watcher))
+                .map_err(DevError::Runtime)?;
+        }
         let addr = server.local_addr();
         ui.data(&format!("  ➜ Local: {}", url(addr)));
         if addr.ip().is_unspecified() {

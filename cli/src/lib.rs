@@ -9,12 +9,16 @@
 //! - [`cargo_build`]: one cargo run over any subset of the routes, parsed into a
 //!   [`cargo_build::BuildReport`];
 //! - [`dev`]: `nitro dev`, which strings them together with the router and the runtime;
+//! - [`watch`] and [`reload`]: the dev loop (file events → classified, debounced batches →
+//!   rebuild of what changed → a new generation swapped in); [`ansi`] turns rustc's colours
+//!   into HTML for the browser's error overlay;
 //! - [`build`]: `nitro build`, the same steps with `--release`, into `.output/` ([`output`]);
 //! - [`start`]: `nitro start`, which serves a built `.output/` without cargo or sources;
 //! - [`init`]: `nitro init`, a new project from a template (the examples, embedded).
 //!
 //! Only this crate prints or installs a tracing subscriber.
 
+pub mod ansi;
 pub mod build;
 pub mod cargo_build;
 pub mod codegen;
@@ -25,8 +29,10 @@ pub mod embedded;
 pub mod init;
 pub mod logging;
 pub mod output;
+pub mod reload;
 pub mod start;
 pub mod ui;
+pub mod watch;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;

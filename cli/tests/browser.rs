@@ -1,14 +1,21 @@
 //! Headless Chromium against `nitro dev examples/websocket`: the page connects, sends a message
-//! and shows the echo. Needs Chromium and `tests/browser/node_modules` (installed by
-//! `scripts/test.sh`); the screenshot is kept at `target/screenshots/chat.png`.
+//! and shows the echo; with hot reload, an edit of `index.html` reloads the page and a broken
+//! route shows the error overlay. Needs Chromium and `tests/browser/node_modules` (installed by
+//! `scripts/test.sh`); the screenshots are kept at `target/screenshots/chat.png` and
+//! `target/screenshots/overlay.png`.
 
 mod support;
 
 use std::process::Command;
+use std::sync::Mutex;
 use support::*;
+
+/// One Chromium at a time: two cores are not enough for more.
+static CHROMIUM: Mutex<()> = Mutex::new(());
 
 #[test]
 fn chromium_chats_with_the_seed_example() {
+    let _one = CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
     let root = workspace_root();
     let driver = root.join("tests/browser/chat.mjs");
     assert!(
@@ -39,4 +46,49 @@ fn chromium_chats_with_the_seed_example() {
         .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stdout}"));
     assert_eq!(report["ok"], true, "{report}");
     assert!(shot.exists(), "screenshot written");
+}
+
+#[test]
+fn chromium_reloads_on_index_html_edits_and_shows_the_build_error_overlay() {
+    let _one = CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
+    let root = workspace_root();
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is not installed: run `scripts/test.sh` (or `npm ci --prefix tests/browser`)"
+    );
+    let project = Project::example("websocket");
+    let dev = NitroDev::start(project.path());
+    let shots = root.join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("overlay.png");
+    let _ = std::fs::remove_file(&shot);
+
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/chat.mjs"))
+        .arg(format!("{}/", dev.base))
+        .arg(&shot)
+        .arg("reload-overlay")
+        .env("NITRO_PROJECT", project.path())
+        .output()
+        .expect("run node (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser scenario failed\nstdout: {stdout}\nstderr: {}\nserver stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        dev.stderr()
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap())
+        .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stdout}"));
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(
+        report["overlay"].as_str().unwrap().contains("error[E0308]"),
+        "{report}"
+    );
+    assert!(shot.exists(), "screenshot written");
+    // stderr is read by another thread: wait for the lines rather than look once.
+    let bound = std::time::Duration::from_secs(60);
+    dev.expect_stderr_count("index.html changed: reloading pages", 1, bound);
+    dev.expect_stderr_count("rebuilt routes/_ws.rs in ", 1, bound);
 }

@@ -114,8 +114,13 @@ async fn dev_builds_serves_and_stops_on_sigterm() {
     let (status, body) = get(&addr, "/hello.txt", "*/*").await;
     assert_eq!((status, body.as_str()), (200, "static file\n"));
 
+    // The page, with the dev client appended (issue #3).
     let (status, body) = get(&addr, "/somewhere/else", "text/html").await;
-    assert_eq!((status, body.as_str()), (200, "<h1>renderer</h1>\n"));
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("<h1>renderer</h1>\n<script data-nitro-dev="),
+        "{body}"
+    );
 
     let (status, body) = get(&addr, "/broken", "application/json").await;
     assert_eq!(status, 500);

@@ -79,7 +79,14 @@ fn http_routes_behave() {
         "a catch-all needs one segment"
     );
     let about = dev.get("/about");
-    assert_eq!(about.text(), "<h1>About</h1>");
+    // HTML from a route gets the dev client in `nitro dev` (issue #3).
+    assert!(
+        about
+            .text()
+            .starts_with("<h1>About</h1><script data-nitro-dev="),
+        "{}",
+        about.text()
+    );
     assert!(
         about
             .header("content-type")

@@ -29,6 +29,14 @@ async fn seed_chat_frames_match_the_original() {
         .to_string();
     assert_eq!(a_id.len(), 36, "peer id is a UUID: {a_id}");
     assert_eq!(&a_id[14..15], "4", "UUID v4: {a_id}");
+    // The welcome is sent before `open` subscribes A to the topic; a hook of A that runs after
+    // `open` (hooks of one peer run in order) proves A is subscribed before B joins. Without
+    // it, B's join could be published first on a busy machine and A would never hear it.
+    send_text(&mut a, "ping").await;
+    assert_eq!(
+        next_text(&mut a).await,
+        r#"{"user":"server","message":"pong"}"#
+    );
 
     // B connects: B gets its welcome, A hears the join, B does not.
     let mut b = ws_connect(&url).await;

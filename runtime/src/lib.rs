@@ -86,6 +86,7 @@
 mod app;
 mod body;
 mod call;
+pub mod devclient;
 mod dispatch;
 mod guard;
 mod http_error;
@@ -101,6 +102,7 @@ mod static_files;
 pub mod ws;
 
 pub use app::{App, RouteEntry};
+pub use devclient::DevClient;
 pub use limits::Limits;
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};
 pub use ws::Hub;

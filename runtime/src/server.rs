@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::Body;
+use crate::devclient::{self, DevClient};
 use crate::http_error::HttpError;
 use crate::route_pool::RoutePool;
 use crate::ws::Hub;
@@ -110,6 +111,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// Where route code runs.
     pub(crate) route_pool: RoutePool,
+    /// `nitro dev`'s client: injected into HTML responses, with its dev socket.
+    pub(crate) dev_client: OnceLock<Arc<DevClient>>,
 }
 
 impl Shared {
@@ -154,6 +157,7 @@ impl Server {
             hub,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            dev_client: OnceLock::new(),
         });
         Ok(Server {
             listener,
@@ -165,6 +169,13 @@ impl Server {
     /// The address the server listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Turns on the dev client (see [`devclient`](crate::devclient)): HTML responses get its
+    /// script and [`devclient::DEV_PATH`] serves its socket. Only the first call counts.
+    pub fn set_dev_client(&self, client: Arc<DevClient>) {
+        client.attach(self.local_addr);
+        let _ = self.shared.dev_client.set(client);
     }
 
     /// A handle to swap the app and reach the hub while the server runs.
@@ -277,11 +288,21 @@ async fn handle_guarded(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let dev = shared.config.dev;
+    let dev_client = shared.dev_client.get().cloned();
+    if let Some(client) = &dev_client
+        && req.uri().path() == devclient::DEV_PATH
+    {
+        return devclient::serve(&shared, client, req);
+    }
+    let method = req.method().clone();
     match AssertUnwindSafe(dispatch::handle(shared, remote, req))
         .catch_unwind()
         .await
     {
-        Ok(response) => response,
+        Ok(response) => match &dev_client {
+            Some(client) => client.inject(&method, response).await,
+            None => response,
+        },
         Err(payload) => {
             let message = crate::call::panic_message(&*payload);
             tracing::error!(target: "nitro::server", "the server panicked while handling a request: {message}");
@@ -295,7 +316,7 @@ async fn handle_guarded(
 /// A handle to a running server. Cheap to clone; usable from any thread.
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl ServerHandle {

@@ -3,7 +3,8 @@
 //
 //   node tests/browser/chat.mjs <page-url> <screenshot-path> [scenario]
 //
-// scenario defaults to "chat" (the seed WebSocket chat in examples/websocket).
+// scenario defaults to "chat" (the seed WebSocket chat in examples/websocket); "reload-overlay"
+// checks nitro dev's hot reload on the project folder named by $NITRO_PROJECT.
 // Env: CHROMIUM = path to the Chromium binary (default /usr/bin/chromium);
 //      COLOR_SCHEME=dark to emulate prefers-color-scheme: dark (default light).
 //
@@ -95,6 +96,59 @@ const scenarios = {
     const messages = await page.locator(".message").count();
     return { peerId, messages };
   },
+};
+
+/**
+ * Hot reload (issue #3), for `nitro dev` on a copy of examples/websocket whose folder is in
+ * $NITRO_PROJECT: editing index.html reloads the page by itself; breaking routes/_ws.rs shows
+ * the error overlay (the screenshot); fixing it removes the overlay.
+ */
+scenarios["reload-overlay"] = async function reloadOverlay(page, ctx) {
+  const dir = process.env.NITRO_PROJECT;
+  if (!dir) throw new Error("set NITRO_PROJECT to the project folder nitro dev serves");
+  const devSocketOpen = () =>
+    ctx.step("wait for the dev socket to open", () =>
+      page.waitForFunction(() => window.__nitroDev?.socket?.readyState === WebSocket.OPEN),
+    );
+  await devSocketOpen();
+
+  const indexPath = path.join(dir, "index.html");
+  const html = fs.readFileSync(indexPath, "utf8");
+  const marker = `reloaded-${randomUUID().slice(0, 8)}`;
+  await ctx.step("edit index.html and wait for the page to reload by itself", async () => {
+    const loaded = page.waitForEvent("load");
+    fs.writeFileSync(indexPath, html.replace("</body>", `<p id="nitro-test-marker">${marker}</p>\n</body>`));
+    await loaded;
+    await page.waitForFunction((m) => document.querySelector("#nitro-test-marker")?.textContent === m, marker);
+  });
+  await devSocketOpen();
+  await ctx.step("wait for the chat to connect again", () =>
+    page.waitForFunction(() => (document.querySelector("#status")?.textContent ?? "").trim().startsWith("open")),
+  );
+
+  const routePath = path.join(dir, "routes", "_ws.rs");
+  const good = fs.readFileSync(routePath, "utf8");
+  const head = "pub fn message(peer: &Peer, message: &Message) {\n";
+  if (!good.includes(head)) throw new Error("routes/_ws.rs does not have the expected `message` hook");
+  await ctx.step("break routes/_ws.rs and wait for the error overlay", async () => {
+    fs.writeFileSync(routePath, good.replace(head, `${head}    let oops: u32 = "not a number";\n`));
+    await page.waitForFunction(() =>
+      (document.querySelector("nitro-dev-overlay")?.shadowRoot?.querySelector("pre")?.textContent ?? "").includes(
+        "routes/_ws.rs:16:",
+      ),
+    );
+  });
+  const text = await page.evaluate(
+    () => document.querySelector("nitro-dev-overlay").shadowRoot.querySelector("pre").textContent,
+  );
+  await ctx.step("screenshot of the overlay", () => screenshot(page, ctx.screenshotPath));
+  ctx.screenshotTaken = true;
+
+  await ctx.step("fix routes/_ws.rs and wait for the overlay to go away", async () => {
+    fs.writeFileSync(routePath, good);
+    await page.waitForFunction(() => !document.querySelector("nitro-dev-overlay"));
+  });
+  return { marker, overlay: text.split("\n")[0] };
 };
 
 function countPongs() {

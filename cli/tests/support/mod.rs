@@ -375,3 +375,106 @@ pub fn chat_frame(raw: &str) -> (String, String) {
         v["message"].as_str().unwrap().to_string(),
     )
 }
+
+impl NitroDev {
+    /// How many times `needle` occurs in stderr so far.
+    pub fn stderr_count(&self, needle: &str) -> usize {
+        self.stderr().matches(needle).count()
+    }
+
+    /// Waits until stderr contains `needle` at least `n` times; panics with stderr after
+    /// `timeout` (a bound, not a timing assertion).
+    pub fn expect_stderr_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stderr_count(needle) >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "stderr never had {n} × {needle:?}; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// The dev client's token, read from the script injected into an HTML page.
+    pub fn dev_token(&self) -> String {
+        let page = http(self.port, "GET", "/", &[("accept", "text/html")], b"");
+        let text = page.text();
+        let start = text
+            .find("\"token\":\"")
+            .unwrap_or_else(|| panic!("no dev client in the page:\n{text}"))
+            + "\"token\":\"".len();
+        let len = text[start..].find('"').unwrap();
+        text[start..start + len].to_owned()
+    }
+
+    /// The dev socket's URL, with the token.
+    pub fn dev_socket_url(&self) -> String {
+        format!(
+            "ws://127.0.0.1:{}/__nitro/dev?token={}",
+            self.port,
+            self.dev_token()
+        )
+    }
+}
+
+/// Connects a WebSocket client that sends `Origin` as a browser on `origin` would.
+pub async fn ws_connect_with_origin(url: &str, origin: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("websocket connect timed out")
+    .unwrap_or_else(|e| panic!("websocket connect to {url} failed: {e}"));
+    ws
+}
+
+/// The next dev socket message, parsed.
+pub async fn next_dev_message(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(120), ws.next()).await {
+            Ok(Some(Ok(WsMessage::Text(t)))) => return serde_json::from_str(&t).unwrap(),
+            Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+            other => panic!("expected a dev socket message, got {other:?}"),
+        }
+    }
+}
+
+/// Sends a raw upgrade request with exactly these `Host` and optional `Origin` headers and
+/// returns the status code.
+pub fn raw_upgrade(port: u16, target: &str, host: &str, origin: Option<&str>) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    if let Some(origin) = origin {
+        req.push_str(&format!("Origin: {origin}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
