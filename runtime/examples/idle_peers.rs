@@ -2,7 +2,11 @@
 //!
 //! ```sh
 //! cargo run --release -p nitro-runtime --example idle_peers -- 10000
+//! cargo run --release -p nitro-runtime --example idle_peers -- 10000 browser
 //! ```
+//!
+//! `browser`: each upgrade carries the headers Chromium sends (user agent, languages, a cookie,
+//! origin, extensions offer, ...), which the server keeps with each peer.
 //!
 //! The program starts itself a second time as the server (`serve`), so that the clients'
 //! sockets and buffers do not count in the server's RSS, connects N peers to its `/_ws` echo
@@ -37,7 +41,8 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(10_000usize)
             .min(15_000);
-        runtime.block_on(measure(peers));
+        let browser = args.get(2).is_some_and(|mode| mode == "browser");
+        runtime.block_on(measure(peers, browser));
     }
 }
 
@@ -174,7 +179,41 @@ async fn opened(addr: &str) -> usize {
         .unwrap_or(0)
 }
 
-async fn measure(peers: usize) {
+/// The upgrade request of a Chromium page on `http://127.0.0.1:3000` (about 700 bytes).
+fn upgrade_request(
+    url: &str,
+    browser: bool,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    if browser {
+        let headers = request.headers_mut();
+        for (name, value) in [
+            ("origin", "http://127.0.0.1:3000"),
+            ("pragma", "no-cache"),
+            ("cache-control", "no-cache"),
+            (
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+            ),
+            ("accept-encoding", "gzip, deflate, br, zstd"),
+            ("accept-language", "en-GB,en-US;q=0.9,en;q=0.8,fr;q=0.7"),
+            (
+                "cookie",
+                "session=3f1c2a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b; theme=dark; _ga=GA1.1.123456789.1700000000",
+            ),
+            (
+                "sec-websocket-extensions",
+                "permessage-deflate; client_max_window_bits",
+            ),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+    }
+    request
+}
+
+async fn measure(peers: usize, browser: bool) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("serve")
         .stdin(Stdio::piped())
@@ -194,7 +233,9 @@ async fn measure(peers: usize) {
     let started = Instant::now();
     let mut clients = Vec::with_capacity(peers);
     for _ in 0..peers {
-        let (client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let (client, _) = tokio_tungstenite::connect_async(upgrade_request(&url, browser))
+            .await
+            .unwrap();
         clients.push(client);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -212,7 +253,8 @@ async fn measure(peers: usize) {
     let echo = extra.next().await;
     let round_trip = sent.elapsed();
 
-    println!("idle WebSocket peers: {peers} (connected in {connected:.1?})");
+    let kind = if browser { ", browser headers" } else { "" };
+    println!("idle WebSocket peers: {peers}{kind} (connected in {connected:.1?})");
     println!("server RSS before:    {:.1} MiB", baseline as f64 / 1024.0);
     println!(
         "server RSS with them: {:.1} MiB",

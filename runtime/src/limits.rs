@@ -19,8 +19,8 @@ pub struct Limits {
     /// The read and write buffer of each WebSocket, each way (the read buffer is allocated
     /// up front; the write buffer only while writing). Default 2 KiB: tungstenite's 128 KiB
     /// default costs about 131 KiB per idle peer (657 MiB for 5 000 peers, measured); with
-    /// 2 KiB, 10 000 idle peers take 87 MiB in all (8.5 KiB each, `examples/idle_peers.rs`),
-    /// and the whole Autobahn suite passes. Bigger buffers mean fewer reads for big messages.
+    /// 2 KiB, 10 000 idle peers take 87 MiB in all (8.5 KiB each; 98 MiB with a browser's
+    /// upgrade headers; `examples/idle_peers.rs`), and the whole Autobahn suite passes.
     pub ws_buffer: usize,
     /// The bytes that may wait in one peer's outbound queue. A peer whose queue is full when
     /// a message arrives for it (a client that does not read) is closed with `1008` and its
