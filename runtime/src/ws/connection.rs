@@ -46,6 +46,8 @@ enum Event {
     Open,
     Message(Bytes, bool),
     Close(u16, String),
+    /// Answered once every event before it has been handled.
+    Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Runs a peer from the accepted upgrade to the end of its `close` hook.
@@ -202,6 +204,12 @@ where
                             return finished(received);
                         };
                         tracing::debug!(target: "nitro::ws", peer = %peer, code, "closing after a protocol error: {err}");
+                        // The messages that came before the bad frame are handled first (their
+                        // answers go out before the close frame), within the close timeout.
+                        let (handled, barrier) = tokio::sync::oneshot::channel();
+                        if events.send(Event::Barrier(handled)).await.is_ok() {
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, barrier).await;
+                        }
                         if peer.close_with(code, reason) {
                             // Let the writer send the close frame, then drop the connection:
                             // after a protocol error the rest of the input cannot be trusted.
@@ -326,6 +334,9 @@ async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events:
             }
             Event::Message(data, binary) => {
                 let _ = run_hook(&shared, &file, &peer, Hook::Message(data, binary)).await;
+            }
+            Event::Barrier(handled) => {
+                let _ = handled.send(());
             }
             Event::Close(code, reason) => {
                 // Leave before `close` runs (as crossws does): the peer is no longer among

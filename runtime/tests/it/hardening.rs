@@ -400,6 +400,23 @@ async fn protocol_violations_are_1002() {
         stream.write_all(&frame).await.unwrap();
         assert_eq!(raw_close_code(&mut stream).await, 1002, "{what}");
     }
+    // A message before the bad frame is answered first, then the connection fails (strict).
+    let mut stream = raw_upgrade(&server, "/_ws").await;
+    let mut frames = client_frame(0x81, b"before");
+    frames.extend_from_slice(&[0x81, 0x02, b'h', b'i']); // unmasked
+    stream.write_all(&frames).await.unwrap();
+    let all = read_until_closed(&mut stream)
+        .await
+        .expect("closed in time");
+    let text = String::from_utf8_lossy(&all);
+    // 1002 = 0x03ea, reason "protocol error" (14 bytes).
+    let close = all.windows(4).position(|w| w == [0x88, 0x10, 0x03, 0xea]);
+    let echo = all.windows(8).position(|w| w == b"\"before\"");
+    assert!(
+        matches!((echo, close), (Some(echo), Some(close)) if echo < close),
+        "the echo, then the close: {text:?}"
+    );
+
     // A big message and bad UTF-8 get their own codes (see websocket.rs): 1009 and 1007.
     let mut stream = raw_upgrade(&server, "/_ws").await;
     stream
