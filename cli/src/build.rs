@@ -359,6 +359,8 @@ pub fn write_output(
             websocket: config.websocket,
             dependencies: serde_json::to_value(&config.dependencies)
                 .unwrap_or(serde_json::Value::Null),
+            limits: Some(crate::config_limits::BuiltLimits::from(&config.limits)),
+            allowed_origins: config.allowed_origins.clone(),
         },
         commands: Commands {
             start: "./server/nitro start".into(),
@@ -392,6 +394,17 @@ fn copy_public(root: &Path, src: &Path, dst: &Path, sizes: &mut Sizes) -> WriteR
         };
         if !real.starts_with(root) {
             tracing::warn!(target: "nitro::build", "skipping `{}`: it leads outside of `public/`", path.display());
+            continue;
+        }
+        // A link to a dotfile (`env -> .env`) is refused too, as the dev server does.
+        let hidden = real.strip_prefix(root).is_ok_and(|below| {
+            below.components().any(|part| {
+                let name = part.as_os_str().to_string_lossy();
+                name.starts_with('.') && name != ".well-known"
+            })
+        });
+        if hidden {
+            tracing::warn!(target: "nitro::build", "skipping `{}`: it leads to a dotfile", path.display());
             continue;
         }
         let target = dst.join(&name);
@@ -634,6 +647,8 @@ mod tests {
         std::os::unix::fs::symlink(tmp.path().join("outside.txt"), src.join("link.txt")).unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(&src, src.join("loop")).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(src.join(".env"), src.join("env-link")).unwrap();
 
         let root = src.canonicalize().unwrap();
         let dst = tmp.path().join("out");

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::config_limits::{HostName, LimitsSection, WebSocketSection};
+
 /// The name of the config file in a project folder.
 pub const CONFIG_FILE: &str = "nitro.toml";
 
@@ -54,6 +56,14 @@ pub struct ResolvedConfig {
     pub websocket_reload: WebSocketReload,
     /// Things worth telling the user that are not errors (e.g. binding every interface).
     pub warnings: Vec<String>,
+    /// `[limits]`: sizes and timeouts, over the runtime's defaults.
+    pub limits: nitro_runtime::Limits,
+    /// `[dev] allowed_hosts`: host names the dev server answers besides `localhost`,
+    /// `*.localhost` and IP addresses.
+    pub allowed_hosts: Vec<String>,
+    /// `[websocket] allowed_origins`: the origins that may open the project's WebSocket
+    /// routes (`None`: any local origin in dev, any origin in production).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl ResolvedConfig {
@@ -253,6 +263,10 @@ struct FileConfig {
     dev: DevSection,
     #[serde(default)]
     dependencies: toml::Table,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    websocket: WebSocketSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,6 +288,7 @@ struct DevSection {
     port: Option<u16>,
     host: Option<String>,
     websocket_reload: Option<WebSocketReload>,
+    allowed_hosts: Option<Vec<HostName>>,
 }
 
 /// Reads `nitro.toml` (if any) and the process environment, then [`resolve`]s.
@@ -404,6 +419,18 @@ pub fn resolve(
         target_dir,
         websocket_reload: parsed.dev.websocket_reload.unwrap_or_default(),
         warnings,
+        limits: parsed.limits.resolve(),
+        allowed_hosts: parsed
+            .dev
+            .allowed_hosts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|host| host.0)
+            .collect(),
+        allowed_origins: parsed
+            .websocket
+            .allowed_origins
+            .map(|origins| origins.into_iter().map(|origin| origin.0).collect()),
     })
 }
 
@@ -529,6 +556,9 @@ fn expected_for(table: &[String], key: &str) -> String {
         (Some("dev"), "port") => "a port number from 0 to 65535".into(),
         (Some("dev"), "host") => "a string, such as `\"127.0.0.1\"`".into(),
         (Some("dev"), "websocket_reload") => "`\"keep\"` or `\"restart\"`".into(),
+        (Some("dev"), "allowed_hosts") => crate::config_limits::HOSTS.into(),
+        (Some("websocket"), "allowed_origins") => crate::config_limits::ORIGINS.into(),
+        (Some("limits"), key) => crate::config_limits::expected(key),
         (Some("renderer" | "features"), _) => "`true` or `false`".into(),
         _ => "a different type".into(),
     }
@@ -700,7 +730,7 @@ mod tests {
         );
         assert_eq!(
             err("[dev]\nport = 1\n\nhots = \"x\"\n"),
-            "unknown key `hots` in `[dev]` of `examples/x/nitro.toml:4`: expected one of `port`, `host`, `websocket_reload`"
+            "unknown key `hots` in `[dev]` of `examples/x/nitro.toml:4`: expected one of `port`, `host`, `websocket_reload`, `allowed_hosts`"
         );
         assert_eq!(
             err("[features]\nwebsockets = true"),
@@ -724,11 +754,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`"
         );
     }
 

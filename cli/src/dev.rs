@@ -178,7 +178,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         .thread_name("nitro")
         .build()
         .map_err(DevError::Runtime)?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let server = Server::bind(
             server_config,
             hub.clone(),
@@ -222,7 +222,11 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .map_err(DevError::Server)?;
         ui.status("  stopped");
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    // A route call stuck past its deadline keeps its blocking thread; dropping the runtime
+    // would wait for it forever, so the exit would hang (issue #5).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -322,12 +326,15 @@ fn problem_file(problem: &RouteProblem) -> &str {
 /// The runtime's settings for the dev server.
 pub fn server_config(config: &ResolvedConfig) -> ServerConfig {
     let index = config.index_html();
-    ServerConfig {
-        public_dir: Some(config.public_dir()),
-        index_html: (config.renderer_static && index.is_file()).then_some(index),
-        dev: true,
-        ..ServerConfig::new(config.addr)
-    }
+    let mut server = ServerConfig::new(config.addr);
+    server.public_dir = Some(config.public_dir());
+    server.index_html = (config.renderer_static && index.is_file()).then_some(index);
+    server.dev = true;
+    server.limits = config.limits.clone();
+    // DNS rebinding: the dev server answers only the names it knows.
+    server.allowed_hosts = Some(config.allowed_hosts.clone());
+    server.allowed_origins = config.allowed_origins.clone();
+    server
 }
 
 /// The URL to open for a bound address: loopback when bound to every interface.

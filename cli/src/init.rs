@@ -42,6 +42,8 @@ pub enum Template {
     Api,
     /// One route (`examples/minimal`).
     Minimal,
+    /// A WebSocket echo (`examples/echo`): what the conformance run talks to.
+    Echo,
 }
 
 type Files = &'static [(&'static str, &'static [u8])];
@@ -77,6 +79,14 @@ const MINIMAL: Files = example!("minimal":
     "routes/index.rs",
 );
 
+const ECHO: Files = example!("echo":
+    ".gitignore",
+    "README.md",
+    "index.html",
+    "nitro.toml",
+    "routes/_ws.rs",
+);
+
 impl Template {
     /// The example folder's name.
     pub fn name(self) -> &'static str {
@@ -84,6 +94,7 @@ impl Template {
             Template::Websocket => "websocket",
             Template::Api => "api",
             Template::Minimal => "minimal",
+            Template::Echo => "echo",
         }
     }
 
@@ -93,6 +104,7 @@ impl Template {
             Template::Websocket => WEBSOCKET,
             Template::Api => API,
             Template::Minimal => MINIMAL,
+            Template::Echo => ECHO,
         }
     }
 }
@@ -261,7 +273,12 @@ mod tests {
         for entry in std::fs::read_dir(&examples).unwrap() {
             names.insert(entry.unwrap().file_name().to_string_lossy().into_owned());
         }
-        let templates = [Template::Websocket, Template::Api, Template::Minimal];
+        let templates = [
+            Template::Websocket,
+            Template::Api,
+            Template::Minimal,
+            Template::Echo,
+        ];
         let expected: BTreeSet<String> = templates.iter().map(|t| t.name().to_owned()).collect();
         assert_eq!(
             names, expected,

@@ -23,6 +23,7 @@ pub mod build;
 pub mod cargo_build;
 pub mod codegen;
 pub mod config;
+pub mod config_limits;
 pub mod dev;
 pub mod embedded;
 pub mod init;

@@ -83,6 +83,12 @@ pub struct BuiltConfig {
     pub websocket: bool,
     /// `[dependencies]`, as written (paths made absolute).
     pub dependencies: serde_json::Value,
+    /// `[limits]`, every value resolved (absent in outputs of older builds: the defaults).
+    #[serde(default)]
+    pub limits: Option<crate::config_limits::BuiltLimits>,
+    /// `[websocket] allowed_origins`.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Commands, for people reading the manifest.
@@ -388,6 +394,10 @@ mod tests {
                 renderer_static: true,
                 websocket: true,
                 dependencies: serde_json::json!({}),
+                limits: Some(crate::config_limits::BuiltLimits::from(
+                    &nitro_runtime::Limits::default(),
+                )),
+                allowed_origins: None,
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

@@ -84,6 +84,18 @@ pub fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> ConfigChang
         out.need_restart
             .push("`[renderer] static` changed".to_owned());
     }
+    // The server's limits and Host/Origin checks are fixed when it starts (issue #5).
+    if old.limits != new.limits {
+        out.need_restart.push("`[limits]` changed".to_owned());
+    }
+    if old.allowed_hosts != new.allowed_hosts {
+        out.need_restart
+            .push("`[dev] allowed_hosts` changed".to_owned());
+    }
+    if old.allowed_origins != new.allowed_origins {
+        out.need_restart
+            .push("`[websocket] allowed_origins` changed".to_owned());
+    }
     out
 }
 

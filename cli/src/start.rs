@@ -227,6 +227,13 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         precompressed: true,
         request_log: !ui.is_quiet(),
         shutdown_timeout,
+        limits: manifest
+            .config
+            .limits
+            .as_ref()
+            .map(crate::config_limits::BuiltLimits::to_limits)
+            .unwrap_or_default(),
+        allowed_origins: manifest.config.allowed_origins.clone(),
         ..ServerConfig::new(addr)
     };
     ui.status(&format!(

@@ -152,3 +152,31 @@ fn a_missing_handler_is_reported_before_cargo_runs() {
     );
     assert!(generated.routes.is_empty());
 }
+
+/// Issue #5: a route built with `panic = "abort"` would take the whole server down on its
+/// first panic; the route crate refuses to build, however the setting came in (here the
+/// environment, which cargo lets override the generated profile).
+#[test]
+fn a_route_built_with_panic_abort_is_refused() {
+    let (_tmp, config) = project(&[("routes/hello/[name].rs", HELLO)]);
+    let table = dev::scan(&config).unwrap();
+    let generated = codegen::generate(&config, &table).unwrap();
+    let route = generated.route("routes/hello/[name].rs").unwrap();
+    let output = std::process::Command::new(nitro_cli::cargo_build::cargo_program())
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(config.project_dir.join(".nitro/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .args(["-p", &route.crate_name])
+        .env("CARGO_PROFILE_DEV_PANIC", "abort")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("route `routes/hello/[name].rs` is being built with `panic = \"abort\"`"),
+        "{stderr}"
+    );
+}

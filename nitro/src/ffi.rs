@@ -593,6 +593,18 @@ pub mod __private {
 macro_rules! __export_route {
     ($module:ident, $file:literal, http: $http:tt, upgrade: $upgrade:tt, open: $open:tt,
      message: $message:tt, close: $close:tt, error: $error:tt $(,)?) => {
+        // The host cannot catch a panic that leaves a route library: with `panic = "abort"`
+        // the first panic in any route would end the whole server. However it was set
+        // (`CARGO_PROFILE_*_PANIC`, `RUSTFLAGS`, a cargo config), refuse to build.
+        #[cfg(panic = "abort")]
+        ::core::compile_error!(::core::concat!(
+            "route `",
+            $file,
+            "` is being built with `panic = \"abort\"`, which would let one ",
+            "panic stop the whole server: nitro routes need `panic = \"unwind\"` (remove ",
+            "`CARGO_PROFILE_*_PANIC` or `-C panic=abort` from the environment and cargo config)"
+        ));
+
         #[unsafe(no_mangle)]
         pub static NITRO_ROUTE_ABI: u32 = $crate::__private::abi::NITRO_ABI_VERSION;
 

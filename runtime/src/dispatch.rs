@@ -2,7 +2,8 @@
 //!
 //! In order, all against the [`App`] current when the request arrived:
 //!
-//! 1. A request target that is not a path (`*`, authority form) gets `400`.
+//! 1. A request target that is not a path (`*`, authority form) gets `400`; a host that is
+//!    not allowed (see [`crate::guard`]) gets `403`.
 //! 2. `GET`/`HEAD` without `Upgrade: websocket`: a file of `public/` if one exists for the path
 //!    (see [`crate::static_files`]). A miss goes on to routing.
 //! 3. The route table:
@@ -12,8 +13,9 @@
 //!      `Sec-WebSocket-Version: 13` for another version);
 //!    - any other request with `Upgrade: websocket` gets `404` `no WebSocket route at …`, so
 //!      an upgrade is never accepted where no WebSocket route is;
-//!    - an HTTP route: the body is collected (at most 1 MiB, else `413`) and the route's
-//!      handler runs on the blocking pool;
+//!    - an HTTP route: the body is collected (at most `[limits] max_body`, else `413`) and
+//!      the route's handler runs on the route pool (see [`crate::route_pool`]): `504` when it
+//!      does not answer within `[limits] handler_timeout`;
 //!    - routes for the path but not the method: `405` with `Allow`;
 //!    - nothing: `GET`/`HEAD` of a page URL get the renderer's `index.html` when it is on,
 //!      anything else `404` `Cannot find any route matching [GET] /path`. A page URL is one
@@ -26,7 +28,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -40,8 +41,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::body::{Body, full};
-use crate::call;
+use crate::guard;
 use crate::http_error::HttpError;
+use crate::limits::Limits;
 use crate::module::{
     CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
 };
@@ -50,15 +52,6 @@ use crate::static_files;
 use crate::ws::handshake::{self, Refusal};
 use crate::ws::{self, Peer, PeerTask};
 use crate::{App, RouteEntry};
-
-/// The largest request body a route receives.
-const BODY_LIMIT: usize = 1 << 20;
-/// How long a client may take to send the body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// WebSocket buffers: small, so idle peers are cheap (4 KiB each way).
-const WS_BUFFER: usize = 4 << 10;
-/// The largest WebSocket message or frame a client may send.
-const WS_MESSAGE_LIMIT: usize = 1 << 20;
 
 pub(crate) async fn handle(
     shared: Arc<Shared>,
@@ -74,6 +67,9 @@ pub(crate) async fn handle(
             format!("invalid request target `{}`", req.uri()),
         )
         .render(req.headers(), dev);
+    }
+    if let Err(error) = guard::check_host(&shared.config, &req) {
+        return error.render(req.headers(), dev);
     }
     let wants_websocket = handshake::wants_websocket(req.headers());
     let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -180,12 +176,19 @@ async fn http_route(
         Err(error) => return error.render(req.headers(), dev),
     };
     let (parts, body) = req.into_parts();
-    let body = match collect_body(&parts.headers, body).await {
+    let body = match collect_body(&shared.config.limits, &parts.headers, body).await {
         Ok(body) => body,
         Err(error) => return error.render(&parts.headers, dev),
     };
     let info = request_info(&parts, params, remote, body);
-    let outcome = call::blocking(move || module.http(&info)).await;
+    let outcome = match shared
+        .route_pool
+        .call(file, move || module.http(&info))
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(overrun) => return overrun.http_error().render(&parts.headers, dev),
+    };
     let result = match outcome {
         Ok(HttpOutcome::Response(response)) => route_response(file, response),
         Ok(HttpOutcome::Error {
@@ -212,22 +215,27 @@ fn call_failed(file: &str, what: &str, err: &CallError) -> HttpError {
     HttpError::unhandled(format!("the {what} of route `{file}` {verb}")).detail(err.to_string())
 }
 
-/// Collects the body, at most [`BODY_LIMIT`] bytes within [`BODY_TIMEOUT`].
-async fn collect_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, HttpError> {
+/// Collects the body, at most `max_body` bytes within `body_timeout`.
+async fn collect_body(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, HttpError> {
+    let (limit, timeout) = (limits.max_body, limits.body_timeout);
     let too_large = || {
         HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {} KiB", BODY_LIMIT >> 10),
+            format!("the request body is larger than {}", bytes_text(limit)),
         )
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+    if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect()).await {
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(err)) => Err(HttpError::new(
@@ -238,9 +246,18 @@ async fn collect_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Http
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "the request body did not arrive within {} s",
-                BODY_TIMEOUT.as_secs()
+                timeout.as_secs_f64()
             ),
         )),
+    }
+}
+
+/// `1 MiB`, `16 KiB`, `100 bytes`.
+fn bytes_text(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
     }
 }
 
@@ -368,6 +385,9 @@ async fn websocket(
         Err(Refusal::NotAnUpgrade) => return handshake::upgrade_required(),
         Err(Refusal::Invalid(error)) => return error.render(req.headers(), dev),
     };
+    if let Err(error) = guard::check_origin(&shared.config, req.headers()) {
+        return error.render(req.headers(), dev);
+    }
     let module = match module_for(app, file) {
         Ok(module) => module,
         Err(error) => return error.render(req.headers(), dev),
@@ -377,7 +397,14 @@ async fn websocket(
     req = Request::from_parts(parts, body);
 
     // The request goes into the hook and comes back for the peer.
-    let decision = call::blocking(move || Ok((module.ws_upgrade(&info), info))).await;
+    let decision = match shared
+        .route_pool
+        .call(file, move || Ok((module.ws_upgrade(&info), info)))
+        .await
+    {
+        Ok(decision) => decision,
+        Err(overrun) => return overrun.http_error().render(req.headers(), dev),
+    };
     let (decision, info) = match decision {
         Ok((Ok(decision), info)) => (decision, info),
         Ok((Err(CallError::Missing), info)) => (UpgradeDecision::accept(), info),
@@ -433,8 +460,14 @@ async fn websocket(
                 context.push(("params".to_owned(), params_json(&info.params)));
             }
             let namespace = namespace.unwrap_or_else(|| info.path.clone());
-            let (peer, outbound) =
-                Peer::new(&shared.hub, remote.to_string(), namespace, info, context);
+            let (peer, outbound) = Peer::new(
+                &shared.hub,
+                remote.to_string(),
+                namespace,
+                info,
+                context,
+                shared.config.limits.ws_send_queue,
+            );
             let task = PeerTask {
                 shared: shared.clone(),
                 peer,
@@ -457,11 +490,12 @@ fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
                 return;
             }
         };
+        let limits = &task.shared.config.limits;
         let config = WebSocketConfig::default()
-            .read_buffer_size(WS_BUFFER)
-            .write_buffer_size(WS_BUFFER)
-            .max_message_size(Some(WS_MESSAGE_LIMIT))
-            .max_frame_size(Some(WS_MESSAGE_LIMIT));
+            .read_buffer_size(limits.ws_buffer)
+            .write_buffer_size(limits.ws_buffer)
+            .max_message_size(Some(limits.ws_max_message))
+            .max_frame_size(Some(limits.ws_max_frame));
         let stream =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;

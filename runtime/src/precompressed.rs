@@ -24,6 +24,7 @@ use tower_http::services::ServeFile;
 
 use crate::ServerConfig;
 use crate::body::Body;
+use crate::public_path::{Resolved, resolve, url_to_relative};
 use crate::static_files;
 
 /// Serves the `public/` file `uri` names, or `None` (a miss goes on to routing). Without
@@ -38,13 +39,14 @@ pub(crate) async fn serve_public(
     if !config.precompressed {
         return static_files::serve_public(public_dir, method, uri, headers).await;
     }
-    let rel = static_files::url_to_relative(uri.path())?;
+    let rel = url_to_relative(uri.path())?;
     let wants_dir = uri.path().ends_with('/');
     let root = public_dir.to_owned();
-    let file = tokio::task::spawn_blocking(move || static_files::resolve(&root, &rel, wants_dir))
-        .await
-        .ok()?
-        .ok()??;
+    let Ok(Ok(Resolved::File(file))) =
+        tokio::task::spawn_blocking(move || resolve(&root, &rel, wants_dir)).await
+    else {
+        return None;
+    };
 
     let mut request = Request::new(Empty::<Bytes>::new());
     *request.method_mut() = method.clone();

@@ -23,12 +23,10 @@ use tokio_util::task::TaskTracker;
 use crate::body::Body;
 use crate::devclient::{self, DevClient};
 use crate::http_error::HttpError;
+use crate::route_pool::RoutePool;
 use crate::ws::Hub;
-use crate::{App, dispatch, request_log};
+use crate::{App, Limits, dispatch, request_log};
 
-/// The whole request head must arrive within this time (also closes idle keep-alive
-/// connections).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// How long shutdown waits for in-flight requests and closing WebSockets, unless the config
@@ -47,6 +45,16 @@ pub struct ServerConfig {
     pub index_html: Option<PathBuf>,
     /// Dev mode: error bodies include the messages of unhandled errors (panics, build errors).
     pub dev: bool,
+    /// Sizes and timeouts (`[limits]` in nitro.toml).
+    pub limits: Limits,
+    /// `Some`: every request (upgrades included) must name one of these hosts, or
+    /// `localhost`, `*.localhost` or an IP literal, else `403` (DNS rebinding; `nitro dev`
+    /// turns it on). `None`: no check.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// `Some`: a WebSocket upgrade with an `Origin` header must come from one of these
+    /// origins (`scheme://host:port`; `*` allows any), else `403`. `None`: in dev (with
+    /// `allowed_hosts`), any local origin; otherwise any origin.
+    pub allowed_origins: Option<Vec<String>>,
     /// Serve the `.br`/`.gz` sibling of a `public/` file to clients that accept it (what
     /// `nitro build` writes), always with `Vary: Accept-Encoding`.
     pub precompressed: bool,
@@ -65,6 +73,9 @@ impl ServerConfig {
             public_dir: None,
             index_html: None,
             dev: false,
+            limits: Limits::default(),
+            allowed_hosts: None,
+            allowed_origins: None,
             precompressed: false,
             request_log: false,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
@@ -98,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every connection and WebSocket task.
     pub(crate) tracker: TaskTracker,
+    /// Where route code runs.
+    pub(crate) route_pool: RoutePool,
     /// `nitro dev`'s client: injected into HTML responses, with its dev socket.
     pub(crate) dev_client: OnceLock<Arc<DevClient>>,
 }
@@ -120,10 +133,11 @@ pub struct Server {
 impl Server {
     /// Binds the listener now (so the port is known and errors surface before serving).
     pub async fn bind(
-        config: ServerConfig,
+        mut config: ServerConfig,
         hub: Arc<Hub>,
         app: App,
     ) -> Result<Server, ServerError> {
+        config.limits = config.limits.sanitized();
         let addr = config.addr;
         let listener = TcpListener::bind(addr).await.map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
@@ -135,7 +149,9 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let route_pool = RoutePool::new(config.limits.route_threads, config.limits.handler_timeout);
         let shared = Arc::new(Shared {
+            route_pool,
             config,
             app: ArcSwap::from_pointee(app),
             hub,
@@ -176,10 +192,14 @@ impl Server {
         let Server {
             listener, shared, ..
         } = self;
+        let limits = &shared.config.limits;
         let mut builder = http1::Builder::new();
+        // Without the timer hyper's header timeout silently does nothing (hyper #3919).
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_header_size(limits.max_header_bytes);
 
         let mut shutdown = std::pin::pin!(shutdown);
         loop {

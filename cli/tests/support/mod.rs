@@ -193,6 +193,22 @@ impl NitroDev {
     pub fn get(&self, path: &str) -> HttpResponse {
         http(self.port, "GET", path, &[], b"")
     }
+
+    /// Sends SIGTERM and waits at most `timeout` for the exit.
+    #[cfg(unix)]
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 impl Drop for NitroDev {

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -16,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::peer::{Outbound, PeerRef};
-use crate::call;
+use super::queue::{self, Receiver, Sender};
 use crate::module::{CallError, RouteModule};
 use crate::server::Shared;
 use crate::{App, RouteEntry};
@@ -37,7 +36,7 @@ const WRITE_BATCH: usize = 64;
 pub(crate) struct PeerTask {
     pub(crate) shared: Arc<Shared>,
     pub(crate) peer: PeerRef,
-    pub(crate) outbound: mpsc::UnboundedReceiver<Outbound>,
+    pub(crate) outbound: Receiver<Outbound>,
     /// The route file (`routes/_ws.rs`), looked up in the current app at each event.
     pub(crate) route_file: String,
 }
@@ -47,6 +46,8 @@ enum Event {
     Open,
     Message(Bytes, bool),
     Close(u16, String),
+    /// Answered once every event before it has been handled.
+    Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Runs a peer from the accepted upgrade to the end of its `close` hook.
@@ -62,8 +63,13 @@ where
     } = task;
     let (sink, mut stream) = ws.split();
     let stop_writer = CancellationToken::new();
-    let mut writer = tokio::spawn(write_loop(sink, outbound, stop_writer.clone()));
-    let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        outbound,
+        peer.clone(),
+        stop_writer.clone(),
+    ));
+    let (events, event_rx) = queue::queue(Some(EVENT_QUEUE));
     let hooks = tokio::spawn(hook_loop(
         shared.clone(),
         route_file.clone(),
@@ -80,6 +86,7 @@ where
         &events,
         &peer,
         &shared.shutdown,
+        shared.config.limits.ws_idle_timeout,
         &mut writer,
         &stop_writer,
     )
@@ -95,9 +102,12 @@ where
     shared.hub.unregister(&peer);
 
     stop_writer.cancel();
-    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
-        .await
-        .is_err()
+    // The read loop may already have waited for it (after a protocol error); a finished
+    // `JoinHandle` must not be polled again.
+    if !writer.is_finished()
+        && tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
+            .await
+            .is_err()
     {
         writer.abort();
     }
@@ -106,9 +116,10 @@ where
 /// Reads until the connection ends; returns the close code and reason for the `close` hook.
 async fn read_loop<S>(
     stream: &mut SplitStream<WebSocketStream<S>>,
-    events: &mpsc::Sender<Event>,
+    events: &Sender<Event>,
     peer: &PeerRef,
     shutdown: &CancellationToken,
+    idle_timeout: Duration,
     writer: &mut tokio::task::JoinHandle<()>,
     stop_writer: &CancellationToken,
 ) -> (u16, String)
@@ -124,9 +135,17 @@ where
             .or_else(|| peer.sent_close().cloned())
             .unwrap_or((1006, String::new()))
     };
+    // Silence for half the idle timeout gets a ping; for the whole of it, a close.
+    let mut last_heard = Instant::now();
+    let mut pinged = false;
 
     loop {
         let sleep_until = deadline.unwrap_or_else(Instant::now);
+        let idle_check = if pinged {
+            last_heard + idle_timeout
+        } else {
+            last_heard + idle_timeout / 2
+        };
         tokio::select! {
             biased;
             _ = shutdown.cancelled(), if deadline.is_none() => {
@@ -140,43 +159,65 @@ where
                 tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
                 return finished(received);
             }
-            next = stream.next() => match next {
-                None => return finished(received),
-                Some(Ok(Message::Text(text))) => {
-                    // Data after a close frame is dropped: the peer is no longer open.
-                    if peer.is_open() {
-                        let _ = events.send(Event::Message(Bytes::from(text), false)).await;
-                    }
+            _ = tokio::time::sleep_until(idle_check), if deadline.is_none() => {
+                if pinged {
+                    tracing::debug!(target: "nitro::ws", peer = %peer, "closing a peer silent for {idle_timeout:?}");
+                    peer.close_with(1001, "idle timeout");
+                    deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                } else {
+                    pinged = true;
+                    peer.enqueue(Message::Ping(Bytes::new()));
                 }
-                Some(Ok(Message::Binary(data))) => {
-                    if peer.is_open() {
-                        let _ = events.send(Event::Message(data, true)).await;
-                    }
+            }
+            next = stream.next() => {
+                if let Some(Ok(_)) = next {
+                    last_heard = Instant::now();
+                    pinged = false;
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    peer.set_closing();
-                    received = Some(match frame {
-                        Some(frame) => (frame.code.into(), frame.reason.to_string()),
-                        None => (1005, String::new()),
-                    });
-                    // tungstenite replies by itself; wait for the end of the stream.
-                    deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
-                }
-                // tungstenite answers pings itself.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Err(err)) => {
-                    let Some((code, reason)) = close_for(&err) else {
-                        tracing::debug!(target: "nitro::ws", peer = %peer, "connection error: {err}");
-                        return finished(received);
-                    };
-                    tracing::debug!(target: "nitro::ws", peer = %peer, code, "closing after a protocol error: {err}");
-                    if peer.close_with(code, reason) {
-                        // Let the writer send the close frame, then drop the connection:
-                        // after a protocol error the rest of the input cannot be trusted.
-                        stop_writer.cancel();
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut *writer).await;
+                match next {
+                    None => return finished(received),
+                    Some(Ok(Message::Text(text))) => {
+                        // Data after a close frame is dropped: the peer is no longer open.
+                        if peer.is_open() {
+                            let _ = events.send(Event::Message(Bytes::from(text), false)).await;
+                        }
                     }
-                    return (code, reason.to_owned());
+                    Some(Ok(Message::Binary(data))) => {
+                        if peer.is_open() {
+                            let _ = events.send(Event::Message(data, true)).await;
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        peer.set_closing();
+                        received = Some(match frame {
+                            Some(frame) => (frame.code.into(), frame.reason.to_string()),
+                            None => (1005, String::new()),
+                        });
+                        // tungstenite replies by itself; wait for the end of the stream.
+                        deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
+                    }
+                    // tungstenite answers pings itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Err(err)) => {
+                        let Some((code, reason)) = close_for(&err) else {
+                            tracing::debug!(target: "nitro::ws", peer = %peer, "connection error: {err}");
+                            return finished(received);
+                        };
+                        tracing::debug!(target: "nitro::ws", peer = %peer, code, "closing after a protocol error: {err}");
+                        // The messages that came before the bad frame are handled first (their
+                        // answers go out before the close frame), within the close timeout.
+                        let (handled, barrier) = tokio::sync::oneshot::channel();
+                        if events.send(Event::Barrier(handled)).await.is_ok() {
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, barrier).await;
+                        }
+                        if peer.close_with(code, reason) {
+                            // Let the writer send the close frame, then drop the connection:
+                            // after a protocol error the rest of the input cannot be trusted.
+                            stop_writer.cancel();
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut *writer).await;
+                        }
+                        return (code, reason.to_owned());
+                    }
                 }
             }
         }
@@ -195,10 +236,45 @@ fn close_for(err: &WsError) -> Option<(u16, &'static str)> {
 }
 
 /// Writes queued frames, flushing after each batch, until a close frame was sent, the queue
-/// is closed, or `stop` is cancelled and the queue is empty.
+/// is closed, or `stop` is cancelled and the queue is empty. When the peer's queue overflows
+/// (a client that does not read), whatever is queued is dropped at once and `1008` is sent
+/// (if the socket takes it within the close timeout).
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut queue: mpsc::UnboundedReceiver<Outbound>,
+    mut queue: Receiver<Outbound>,
+    peer: PeerRef,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let overflowed = peer.overflowed().clone();
+    let drained = tokio::select! {
+        biased;
+        () = overflowed.cancelled() => false,
+        () = write_queue(&mut sink, &mut queue, &peer, stop) => true,
+    };
+    if drained {
+        return;
+    }
+    // Release the memory now; the frames would never be read anyway.
+    while let Some(item) = queue.try_recv() {
+        if let Outbound::Frame(message) = item {
+            peer.dequeued(message.len());
+        }
+    }
+    drop(queue);
+    let (code, reason) = peer.sent_close().cloned().unwrap_or((1008, String::new()));
+    let frame = CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+async fn write_queue<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    queue: &mut Receiver<Outbound>,
+    peer: &PeerRef,
     stop: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -214,6 +290,7 @@ async fn write_loop<S>(
         loop {
             match item {
                 Outbound::Frame(message) => {
+                    peer.dequeued(message.len());
                     if sink.feed(message).await.is_err() {
                         return;
                     }
@@ -229,15 +306,15 @@ async fn write_loop<S>(
             }
             batch += 1;
             match queue.try_recv() {
-                Ok(next) if batch < WRITE_BATCH => item = next,
-                Ok(next) => {
+                Some(next) if batch < WRITE_BATCH => item = next,
+                Some(next) => {
                     if sink.flush().await.is_err() {
                         return;
                     }
                     batch = 0;
                     item = next;
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         if sink.flush().await.is_err() {
@@ -247,12 +324,7 @@ async fn write_loop<S>(
 }
 
 /// Runs the hooks of one peer strictly one at a time, in order.
-async fn hook_loop(
-    shared: Arc<Shared>,
-    file: String,
-    peer: PeerRef,
-    mut events: mpsc::Receiver<Event>,
-) {
+async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events: Receiver<Event>) {
     while let Some(event) = events.recv().await {
         match event {
             Event::Open => {
@@ -262,6 +334,9 @@ async fn hook_loop(
             }
             Event::Message(data, binary) => {
                 let _ = run_hook(&shared, &file, &peer, Hook::Message(data, binary)).await;
+            }
+            Event::Barrier(handled) => {
+                let _ = handled.send(());
             }
             Event::Close(code, reason) => {
                 // Leave before `close` runs (as crossws does): the peer is no longer among
@@ -300,12 +375,15 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
         return Ok(());
     };
     let (hook_module, hook_peer) = (module.clone(), peer.clone());
-    let result = call::blocking(move || match hook {
-        Hook::Open => hook_module.ws_open(&hook_peer),
-        Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
-        Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
-    })
-    .await;
+    let result = shared
+        .route_pool
+        .call(file, move || match hook {
+            Hook::Open => hook_module.ws_open(&hook_peer),
+            Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
+            Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
+        })
+        .await
+        .unwrap_or_else(|overrun| Err(overrun.into()));
     let err = match result {
         Ok(()) | Err(CallError::Missing) => return Ok(()),
         Err(err) => err,
@@ -318,7 +396,12 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
     );
     let message = err.to_string();
     let error_peer = peer.clone();
-    match call::blocking(move || module.ws_error(&error_peer, &message)).await {
+    match shared
+        .route_pool
+        .call(file, move || module.ws_error(&error_peer, &message))
+        .await
+        .unwrap_or_else(|overrun| Err(overrun.into()))
+    {
         Ok(()) | Err(CallError::Missing) => {}
         Err(err) => tracing::error!(
             target: "nitro::route",

@@ -216,23 +216,24 @@ mod tests {
     use super::*;
     use crate::module::RequestInfo;
     use crate::ws::peer::Outbound;
-    use tokio::sync::mpsc::UnboundedReceiver;
+    use crate::ws::queue::Receiver;
 
-    fn join(hub: &Arc<Hub>, namespace: &str) -> (PeerRef, UnboundedReceiver<Outbound>) {
+    fn join(hub: &Arc<Hub>, namespace: &str) -> (PeerRef, Receiver<Outbound>) {
         let (peer, rx) = Peer::new(
             hub,
             "127.0.0.1:1".into(),
             namespace.into(),
             RequestInfo::default(),
             Vec::new(),
+            1 << 20,
         );
         hub.register(&peer);
         (peer, rx)
     }
 
-    fn texts(rx: &mut UnboundedReceiver<Outbound>) -> Vec<String> {
+    fn texts(rx: &mut Receiver<Outbound>) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             match item {
                 Outbound::Frame(Message::Text(text)) => out.push(text.to_string()),
                 other => panic!("unexpected {other:?}"),

@@ -21,6 +21,7 @@ mod connection;
 pub(crate) mod handshake;
 mod hub;
 mod peer;
+mod queue;
 
 pub use hub::Hub;
 pub use peer::{Peer, PeerRef};

@@ -2,11 +2,11 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
+use super::queue::{self, Receiver, Sender};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,14 @@ pub struct Peer {
     namespace: String,
     request: RequestInfo,
     hub: Weak<Hub>,
-    outbound: mpsc::UnboundedSender<Outbound>,
+    outbound: Sender<Outbound>,
+    /// Bytes of data frames waiting in `outbound` (see [`Limits::ws_send_queue`]).
+    ///
+    /// [`Limits::ws_send_queue`]: crate::Limits::ws_send_queue
+    queued: AtomicUsize,
+    queue_limit: usize,
+    /// Cancelled when the queue overflowed: the writer drops what is queued and sends `1008`.
+    overflowed: CancellationToken,
     state: AtomicU8,
     /// Cancelled when the server starts the closing handshake (the connection task then waits
     /// a bounded time for the client's reply).
@@ -67,8 +74,9 @@ impl Peer {
         namespace: String,
         request: RequestInfo,
         context: Vec<(String, String)>,
-    ) -> (PeerRef, mpsc::UnboundedReceiver<Outbound>) {
-        let (outbound, rx) = mpsc::unbounded_channel();
+        queue_limit: usize,
+    ) -> (PeerRef, Receiver<Outbound>) {
+        let (outbound, rx) = queue::queue(None);
         let peer = Peer {
             id: uuid::Uuid::new_v4().to_string(),
             key: hub.next_key(),
@@ -77,6 +85,9 @@ impl Peer {
             request,
             hub: Arc::downgrade(hub),
             outbound,
+            queued: AtomicUsize::new(0),
+            queue_limit,
+            overflowed: CancellationToken::new(),
             state: AtomicU8::new(OPEN),
             closing: CancellationToken::new(),
             sent_close: OnceLock::new(),
@@ -117,8 +128,51 @@ impl Peer {
     }
 
     /// Queues a frame already built (shared by every subscriber of a publish).
+    ///
+    /// When the bytes already queued plus this frame would pass the queue limit, the client
+    /// is not reading: the peer is closed with `1008` and its queue dropped (a frame is always
+    /// accepted into an empty queue, whatever its size).
     pub(crate) fn enqueue(&self, message: Message) -> bool {
-        self.is_open() && self.outbound.send(Outbound::Frame(message)).is_ok()
+        if !self.is_open() {
+            return false;
+        }
+        let len = message.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(len) > self.queue_limit {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            if self.close_with(1008, "send queue full") {
+                tracing::warn!(
+                    target: "nitro::ws",
+                    peer = %self.id,
+                    "closing a peer that does not read: {before} bytes are waiting for it (limit {})",
+                    self.queue_limit
+                );
+                self.overflowed.cancel();
+            }
+            return false;
+        }
+        if self.outbound.send_now(Outbound::Frame(message)).is_ok() {
+            true
+        } else {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            false
+        }
+    }
+
+    /// The writer took a frame of `len` bytes off the queue.
+    pub(crate) fn dequeued(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::AcqRel);
+    }
+
+    /// The bytes waiting in the outbound queue.
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Cancelled when the outbound queue overflowed.
+    pub(crate) fn overflowed(&self) -> &CancellationToken {
+        &self.overflowed
     }
 
     /// Sends to every subscriber of `topic` in this peer's namespace, except this peer unless
@@ -174,7 +228,10 @@ impl Peer {
         }
         let reason = truncate(reason, MAX_CLOSE_REASON).to_owned();
         let _ = self.sent_close.set((code, reason.clone()));
-        let queued = self.outbound.send(Outbound::Close { code, reason }).is_ok();
+        let queued = self
+            .outbound
+            .send_now(Outbound::Close { code, reason })
+            .is_ok();
         self.closing.cancel();
         queued
     }
@@ -298,7 +355,7 @@ fn truncate(text: &str, max: usize) -> &str {
 mod tests {
     use super::*;
 
-    fn peer() -> (PeerRef, mpsc::UnboundedReceiver<Outbound>, Arc<Hub>) {
+    fn peer() -> (PeerRef, Receiver<Outbound>, Arc<Hub>) {
         let hub = Hub::new();
         let (peer, rx) = Peer::new(
             &hub,
@@ -306,6 +363,7 @@ mod tests {
             "/_ws".into(),
             RequestInfo::default(),
             vec![("a".into(), "1".into())],
+            1 << 20,
         );
         (peer, rx, hub)
     }
@@ -318,15 +376,47 @@ mod tests {
         assert!(!peer.close(5000, ""));
         assert!(!peer.close(1000, &"x".repeat(124)));
         assert!(peer.is_open());
-        assert!(rx.try_recv().is_err());
+        assert!(rx.try_recv().is_none());
         assert!(peer.close(4000, &"x".repeat(123)));
         assert!(!peer.is_open());
         assert!(matches!(
             rx.try_recv(),
-            Ok(Outbound::Close { code: 4000, .. })
+            Some(Outbound::Close { code: 4000, .. })
         ));
         assert!(!peer.close(1000, ""), "second close does nothing");
         assert!(!peer.send(Bytes::from_static(b"late"), false));
+    }
+
+    #[test]
+    fn a_full_queue_closes_with_1008() {
+        let hub = Hub::new();
+        let (peer, mut rx) = Peer::new(
+            &hub,
+            "127.0.0.1:1".into(),
+            "/_ws".into(),
+            RequestInfo::default(),
+            Vec::new(),
+            10,
+        );
+        // An empty queue takes any one frame.
+        assert!(peer.send(Bytes::from(vec![b'x'; 64]), true));
+        assert_eq!(peer.queued_bytes(), 64);
+        assert!(matches!(rx.try_recv(), Some(Outbound::Frame(_))));
+        peer.dequeued(64);
+        assert!(peer.send(Bytes::from_static(b"12345"), false));
+        assert!(peer.send(Bytes::from_static(b"12345"), false));
+        assert!(!peer.overflowed().is_cancelled());
+        assert!(
+            !peer.send(Bytes::from_static(b"1"), false),
+            "over the limit"
+        );
+        assert!(peer.overflowed().is_cancelled());
+        assert!(!peer.is_open());
+        assert_eq!(
+            peer.sent_close(),
+            Some(&(1008, "send queue full".to_owned()))
+        );
+        assert_eq!(peer.queued_bytes(), 10);
     }
 
     #[test]

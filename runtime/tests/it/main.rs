@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod common;
+mod hardening;
 mod http;
 mod static_files;
 mod websocket;
