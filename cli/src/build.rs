@@ -20,10 +20,10 @@ use std::time::{Instant, SystemTime};
 use clap::Args;
 use nitro_router::{RouteKind, RouteTable};
 
-use crate::cargo_build::{self, BuildReport, BuildRequest, Progress, Silent, TerminalProgress};
-use crate::codegen::{self, Generated};
+use crate::cargo_build::{self, BuildReport, BuildRequest, Progress};
+use crate::codegen::Generated;
 use crate::config::{self, Overrides, ResolvedConfig};
-use crate::dev::{self, DevError};
+use crate::dev;
 use crate::output::{self, BuiltConfig, Commands, MANIFEST, Manifest, NitroInfo, RouteInfo};
 use crate::ui::Ui;
 
@@ -92,18 +92,7 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ui.warn(warning);
     }
     let table = dev::scan(&config)?;
-    let generated = codegen::generate(&config, &table).map_err(|e| {
-        anyhow::Error::new(e).context(format!(
-            "cannot generate `{}`",
-            config.nitro_dir().display()
-        ))
-    })?;
-    for warning in &generated.warnings {
-        ui.warn(warning);
-    }
-    if !generated.problems.is_empty() {
-        return Err(DevError::Routes(generated.problems.clone()).into());
-    }
+    let generated = dev::generate_checked(&config, &table, ui)?;
     let output_dir = config.project_dir.join(output::OUTPUT_DIR);
     let display_output = config.display_dir.join(output::OUTPUT_DIR);
 
@@ -114,12 +103,7 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             config.display_dir.display()
         ));
     }
-    let progress: Box<dyn Progress> = if ui.is_quiet() {
-        Box::new(Silent)
-    } else {
-        Box::new(TerminalProgress::new())
-    };
-    let report = release_build(&config, &generated, progress.as_ref())?;
+    let report = release_build(&config, &generated, dev::progress(ui).as_ref())?;
     let mut failed: Vec<String> = Vec::new();
     for route in &generated.routes {
         if let Some(warnings) = report.warnings.get(&route.file)

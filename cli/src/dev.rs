@@ -139,14 +139,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             config.display_dir.join("routes").display()
         ));
     }
-    let generated = codegen::generate(&config, &table)
-        .with_context(|| format!("cannot generate `{}`", config.nitro_dir().display()))?;
-    for warning in &generated.warnings {
-        ui.warn(warning);
-    }
-    if !generated.problems.is_empty() {
-        return Err(DevError::Routes(generated.problems.clone()).into());
-    }
+    let generated = generate_checked(&config, &table, ui)?;
 
     if !generated.routes.is_empty() {
         ui.status(&format!(
@@ -155,12 +148,12 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             config.display_dir.display()
         ));
     }
-    let progress: Box<dyn Progress> = if ui.is_quiet() {
-        Box::new(Silent)
-    } else {
-        Box::new(TerminalProgress::new())
-    };
-    let report = build(&config, &generated, &generated.routes, progress.as_ref())?;
+    let report = build(
+        &config,
+        &generated,
+        &generated.routes,
+        progress(ui).as_ref(),
+    )?;
 
     let hub = Hub::new();
     let loaded = load(&report, &hub, &cache_dir(&config));
@@ -228,6 +221,33 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `.nitro/` for `table` and shows codegen warnings; route files that cannot be
+/// compiled as they are (an HTTP route without `handler`, …) are an error.
+pub fn generate_checked(
+    config: &ResolvedConfig,
+    table: &RouteTable,
+    ui: &Ui,
+) -> anyhow::Result<Generated> {
+    let generated = codegen::generate(config, table)
+        .with_context(|| format!("cannot generate `{}`", config.nitro_dir().display()))?;
+    for warning in &generated.warnings {
+        ui.warn(warning);
+    }
+    if !generated.problems.is_empty() {
+        return Err(DevError::Routes(generated.problems.clone()).into());
+    }
+    Ok(generated)
+}
+
+/// How a first build shows its progress: a counter of compiled crates, or nothing with `-q`.
+pub fn progress(ui: &Ui) -> Box<dyn Progress> {
+    if ui.is_quiet() {
+        Box::new(Silent)
+    } else {
+        Box::new(TerminalProgress::new())
+    }
 }
 
 /// Scans `routes/` with the options of the config.
