@@ -434,17 +434,22 @@ pub fn resolve(
     })
 }
 
-fn parse_host(value: &str, source_name: impl FnOnce() -> String) -> Result<IpAddr, ConfigError> {
+/// Reads a listening address as people write it: an IP (`::1` or `[::1]`, as in URLs) or
+/// `localhost` (127.0.0.1). Host names are not resolved.
+pub fn host_addr(value: &str) -> Option<IpAddr> {
     let trimmed = value.trim();
     if trimmed.eq_ignore_ascii_case("localhost") {
-        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
-    // `[::1]` as people write it in URLs.
     let bare = trimmed
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
         .unwrap_or(trimmed);
-    bare.parse().map_err(|_| ConfigError::Host {
+    bare.parse().ok()
+}
+
+fn parse_host(value: &str, source_name: impl FnOnce() -> String) -> Result<IpAddr, ConfigError> {
+    host_addr(value).ok_or_else(|| ConfigError::Host {
         source_name: source_name(),
         value: value.to_owned(),
     })

@@ -138,15 +138,7 @@ fn parse_port(value: &str, name: &str) -> Result<u16, StartError> {
 }
 
 fn parse_host(value: &str, source_name: &str) -> Result<IpAddr, StartError> {
-    let trimmed = value.trim();
-    if trimmed.eq_ignore_ascii_case("localhost") {
-        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    }
-    let bare = trimmed
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(trimmed);
-    bare.parse().map_err(|_| StartError::Host {
+    crate::config::host_addr(value).ok_or_else(|| StartError::Host {
         source_name: source_name.to_owned(),
         value: value.to_owned(),
     })
