@@ -639,7 +639,7 @@ mod tests {
         let mut sizes = Sizes::default();
         copy_public(&root, &root, &dst, &mut sizes).unwrap();
         let mut files = BTreeSet::new();
-        list(&dst, "", &mut files);
+        files.extend(crate::test_util::files_under(&dst, ""));
         let expected = [
             ".well-known/security.txt",
             "big.js",
@@ -663,23 +663,6 @@ mod tests {
     }
 
     use std::collections::BTreeSet;
-
-    fn list(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if entry.file_type().unwrap().is_dir() {
-                list(&entry.path(), &rel, out);
-            } else {
-                out.insert(rel);
-            }
-        }
-    }
 
     #[test]
     fn stale_staging_folders_of_dead_builds_go() {

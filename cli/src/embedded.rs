@@ -80,26 +80,12 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }
 
-    fn files_under(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if entry.file_type().unwrap().is_dir() {
-                files_under(&entry.path(), &rel, out);
-            } else {
-                out.insert(rel);
-            }
-        }
-    }
-
     fn check_complete(krate: &EmbeddedCrate, folder: &str) {
         let mut on_disk = BTreeSet::new();
-        files_under(&repo().join(folder).join("src"), "src", &mut on_disk);
+        on_disk.extend(crate::test_util::files_under(
+            &repo().join(folder).join("src"),
+            "src",
+        ));
         let embedded: BTreeSet<String> = krate.sources.iter().map(|(p, _)| p.to_string()).collect();
         assert_eq!(
             on_disk, embedded,

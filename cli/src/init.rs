@@ -246,26 +246,6 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    fn files_under(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if [".nitro", ".output", "target"].contains(&name.as_str()) {
-                continue;
-            }
-            let rel = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if entry.file_type().unwrap().is_dir() {
-                files_under(&entry.path(), &rel, out);
-            } else {
-                out.insert(rel);
-            }
-        }
-    }
-
     #[test]
     fn every_example_file_is_in_its_template() {
         let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
@@ -286,7 +266,10 @@ mod tests {
         );
         for template in templates {
             let mut on_disk = BTreeSet::new();
-            files_under(&examples.join(template.name()), "", &mut on_disk);
+            on_disk.extend(crate::test_util::files_under(
+                &examples.join(template.name()),
+                "",
+            ));
             let embedded: BTreeSet<String> = template
                 .files()
                 .iter()

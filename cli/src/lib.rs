@@ -34,6 +34,9 @@ pub mod start;
 pub mod ui;
 pub mod watch;
 
+#[cfg(test)]
+mod test_util;
+
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
