@@ -517,10 +517,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     /// Captured from cargo 1.95 building two route crates of a project at
-    /// `/tmp/nitro-fixture`: `broken.rs` has a type error and an unused import, `ok.rs` an
+    /// `/home/ada/nitro-fixture`: `broken.rs` has a type error and an unused import, `ok.rs` an
     /// unused variable.
     const FIXTURE: &str = include_str!("../tests/fixtures/cargo-build-broken.jsonl");
-    const PROJECT: &str = "/tmp/nitro-fixture";
+    const PROJECT: &str = "/home/ada/nitro-fixture";
 
     fn routes() -> Vec<RouteCrate> {
         ["broken", "ok"]
@@ -536,8 +536,8 @@ mod tests {
 
     fn request(routes: &[RouteCrate]) -> BuildRequest<'_> {
         BuildRequest {
-            manifest_path: Path::new("/tmp/nitro-fixture/.nitro/Cargo.toml"),
-            target_dir: Path::new("/tmp/nitro-fixture/target"),
+            manifest_path: Path::new("/home/ada/nitro-fixture/.nitro/Cargo.toml"),
+            target_dir: Path::new("/home/ada/nitro-fixture/target"),
             project_dir: Path::new(PROJECT),
             config_file: Path::new("nitro.toml"),
             routes,
@@ -569,7 +569,7 @@ mod tests {
         assert_eq!(
             report.artifacts["routes/ok.rs"],
             Artifact {
-                path: "/tmp/nitro-fixture/target/debug/libnitro_route_ok_0badc0de.so".into(),
+                path: "/home/ada/nitro-fixture/target/debug/libnitro_route_ok_0badc0de.so".into(),
                 fresh: false
             }
         );
@@ -662,9 +662,9 @@ mod tests {
             [
                 "build",
                 "--manifest-path",
-                "/tmp/nitro-fixture/.nitro/Cargo.toml",
+                "/home/ada/nitro-fixture/.nitro/Cargo.toml",
                 "--target-dir",
-                "/tmp/nitro-fixture/target",
+                "/home/ada/nitro-fixture/target",
                 "--message-format=json-diagnostic-rendered-ansi",
                 "--keep-going",
                 "-p",
@@ -738,7 +738,7 @@ mod tests {
 
     #[test]
     fn bad_dependency_names_nitro_toml() {
-        let stderr = "    Updating crates.io index\nerror: no matching package named `serde_jsno_zz` found\nlocation searched: crates.io index\nrequired by package `nitro_route_ok_0badc0de v0.0.0 (/tmp/nf2/routes/nitro_route_ok_0badc0de)`\n";
+        let stderr = "    Updating crates.io index\nerror: no matching package named `serde_jsno_zz` found\nlocation searched: crates.io index\nrequired by package `nitro_route_ok_0badc0de v0.0.0 (/home/ada/nf2/routes/nitro_route_ok_0badc0de)`\n";
         let e = classify_failure(
             stderr,
             "exit status: 101",

@@ -720,11 +720,11 @@ mod tests {
     #[test]
     fn target_dir_from_env() {
         let env = Env {
-            target_dir: Some("/tmp/shared-target".into()),
+            target_dir: Some("/srv/shared-target".into()),
             ..Env::default()
         };
         let c = run(None, env, Overrides::default()).unwrap();
-        assert_eq!(c.target_dir, PathBuf::from("/tmp/shared-target"));
+        assert_eq!(c.target_dir, PathBuf::from("/srv/shared-target"));
     }
 
     #[test]
