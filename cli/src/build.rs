@@ -83,7 +83,13 @@ impl BuildFailed {
 /// Runs `nitro build`.
 pub fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let config = config::load(&args.dir, &Overrides::default())?;
+    // The address settings do not matter to a build (`nitro start` reads its own).
+    let env = config::Env {
+        port: None,
+        host: None,
+        ..config::Env::from_process()
+    };
+    let config = config::load_with_env(&args.dir, &Overrides::default(), &env)?;
     for warning in config
         .warnings
         .iter()

@@ -293,6 +293,16 @@ struct DevSection {
 
 /// Reads `nitro.toml` (if any) and the process environment, then [`resolve`]s.
 pub fn load(dir: &Path, overrides: &Overrides) -> Result<ResolvedConfig, ConfigError> {
+    load_with_env(dir, overrides, &Env::from_process())
+}
+
+/// [`load`] with the environment given: `nitro build`, which listens on nothing, passes one
+/// without `PORT` and `HOST` so that a stray value of theirs cannot fail a build.
+pub fn load_with_env(
+    dir: &Path,
+    overrides: &Overrides,
+    env: &Env,
+) -> Result<ResolvedConfig, ConfigError> {
     let project_dir = match std::fs::canonicalize(dir) {
         Ok(p) if p.is_dir() => p,
         Ok(_) => {
@@ -325,13 +335,7 @@ pub fn load(dir: &Path, overrides: &Overrides) -> Result<ResolvedConfig, ConfigE
             });
         }
     };
-    resolve(
-        &project_dir,
-        dir,
-        text.as_deref(),
-        &Env::from_process(),
-        overrides,
-    )
+    resolve(&project_dir, dir, text.as_deref(), env, overrides)
 }
 
 /// Joins for display without a leading `./`.
