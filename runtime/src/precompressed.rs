@@ -9,7 +9,9 @@
 //! `Vary: Accept-Encoding` (the answer depends on that header even when it is identity), and
 //! each variant has its own strong `ETag` and `Last-Modified`, so `If-None-Match` and
 //! `If-Modified-Since` give `304` per representation. The content type is the original
-//! file's. Variants are looked up only as siblings of a file that passed the resolver.
+//! file's. Variants are looked up only as siblings of a file that passed the resolver, and only
+//! when the sibling is a regular file: a `.br`/`.gz` that is a symlink (which `nitro build`
+//! never writes) could point anywhere, so it is ignored and the file itself is served.
 //!
 //! [`ServerConfig::precompressed`]: crate::ServerConfig::precompressed
 
@@ -52,9 +54,19 @@ pub(crate) async fn serve_public(
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri.clone();
     *request.headers_mut() = headers.clone();
-    let service = ServeFile::new(&file)
-        .precompressed_br()
-        .precompressed_gzip();
+    let (br, gzip) = tokio::task::spawn_blocking({
+        let file = file.clone();
+        move || (plain_sibling(&file, "br"), plain_sibling(&file, "gz"))
+    })
+    .await
+    .unwrap_or((false, false));
+    let mut service = ServeFile::new(&file);
+    if br {
+        service = service.precompressed_br();
+    }
+    if gzip {
+        service = service.precompressed_gzip();
+    }
     let response = match service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -65,4 +77,12 @@ pub(crate) async fn serve_public(
     let mut response = response.map(|body| body.map_err(Into::into).boxed_unsync());
     static_files::add_charset(response.headers_mut());
     Some(response)
+}
+
+/// Whether `file.<ext>` exists as a regular file (not a symlink, not a folder).
+fn plain_sibling(file: &Path, ext: &str) -> bool {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    std::fs::symlink_metadata(Path::new(&name)).is_ok_and(|m| m.file_type().is_file())
 }

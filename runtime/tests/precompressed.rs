@@ -165,3 +165,28 @@ async fn without_the_setting_variants_are_ignored() {
     assert_eq!(reply.text(), JS);
     server.stop().await;
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_variant_that_is_a_symlink_is_never_followed() {
+    let dir = temp_dir();
+    let public = dir.path().join("public");
+    write(public.join("app.js"), JS);
+    write(dir.path().join("secret.txt"), "TOP SECRET");
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), public.join("app.js.br")).unwrap();
+    write(public.join("app.js.gz"), "GZ");
+    let server = TestServer::with(App::default(), |config| {
+        config.public_dir = Some(public);
+        config.precompressed = true;
+        config.dev = false;
+    })
+    .await;
+    let reply = fetch(&server, "GET", "/app.js", &["Accept-Encoding: br"]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-encoding"), None);
+    assert_eq!(reply.text(), JS);
+    // The plain sibling still serves.
+    let reply = fetch(&server, "GET", "/app.js", &["Accept-Encoding: br, gzip"]).await;
+    assert_eq!(reply.header("content-encoding"), Some("gzip"));
+    assert_eq!(reply.text(), "GZ");
+}
