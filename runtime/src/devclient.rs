@@ -323,7 +323,13 @@ fn allowed_host(host: &str, local: SocketAddr) -> bool {
         .and_then(|n| n.strip_suffix(']'))
         .unwrap_or(&name);
     match bare.parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback() || (!local.ip().is_unspecified() && ip == local.ip()),
+        // Bound to every interface, the user asked for other devices: any address of this
+        // machine may name it. An IP literal cannot be rebound by DNS, and the token and the
+        // `Origin` check still apply.
+        Ok(ip) => {
+            !ip.is_unspecified()
+                && (ip.is_loopback() || ip == local.ip() || local.ip().is_unspecified())
+        }
         Err(_) => false,
     }
 }
@@ -528,13 +534,22 @@ mod tests {
     }
 
     #[test]
-    fn the_bound_address_is_allowed_when_specific() {
+    fn the_bound_address_is_allowed_and_every_ip_when_bound_to_all() {
         let local: SocketAddr = "192.168.1.5:80".parse().unwrap();
         assert!(allowed_host("192.168.1.5:80", local));
         assert!(!allowed_host("192.168.1.6:80", local));
         let any: SocketAddr = "0.0.0.0:80".parse().unwrap();
         assert!(!allowed_host("0.0.0.0:80", any));
         assert!(allowed_host("127.0.0.1:80", any));
+        assert!(
+            allowed_host("192.168.1.6:80", any),
+            "a LAN address of `--host 0.0.0.0`"
+        );
+        assert!(
+            !allowed_host("192.168.1.6:81", any),
+            "but only with our port"
+        );
+        assert!(!allowed_host("evil.example:80", any), "never a name");
     }
 
     #[test]
