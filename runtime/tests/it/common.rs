@@ -380,6 +380,30 @@ impl RouteModule for Echo {
     no_ws!();
 }
 
+/// `routes/slow.rs`: answers `slow` after 500 ms, and says when a call has started, so a test
+/// can act while the request is surely in flight.
+pub struct Slow {
+    pub started: Arc<tokio::sync::Notify>,
+}
+
+impl RouteModule for Slow {
+    fn file(&self) -> &str {
+        "routes/slow.rs"
+    }
+
+    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
+        self.started.notify_one();
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(HttpOutcome::Response(RouteResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: b"slow".to_vec(),
+        }))
+    }
+
+    no_ws!();
+}
+
 /// HTTP routes that go wrong in various ways, chosen by file name.
 pub struct Faulty {
     pub file: &'static str,
@@ -408,14 +432,6 @@ impl RouteModule for Faulty {
                 headers: Vec::new(),
                 body: Vec::new(),
             })),
-            "routes/slow.rs" => {
-                std::thread::sleep(Duration::from_millis(500));
-                Ok(HttpOutcome::Response(RouteResponse {
-                    status: 200,
-                    headers: Vec::new(),
-                    body: b"slow".to_vec(),
-                }))
-            }
             "routes/teapot.rs" => Ok(HttpOutcome::Error {
                 status: 418,
                 message: "I am a teapot".into(),

@@ -750,12 +750,13 @@ async fn upgrades_from_a_disallowed_origin_are_403() {
 #[tokio::test]
 async fn shutdown_with_an_open_peer_and_a_request_in_flight() {
     let log = Log::default();
+    let started = Arc::new(tokio::sync::Notify::new());
     let mut server = TestServer::start(app(
         &["_ws.rs", "slow.rs"],
         vec![
             Arc::new(Chat::new("routes/_ws.rs", &log)) as Arc<dyn RouteModule>,
-            Arc::new(Faulty {
-                file: "routes/slow.rs",
+            Arc::new(Slow {
+                started: started.clone(),
             }),
         ],
     ))
@@ -763,7 +764,7 @@ async fn shutdown_with_an_open_peer_and_a_request_in_flight() {
     let (mut peer, peer_id) = join(&server, "/_ws").await;
     let addr = server.addr;
     let slow = tokio::spawn(async move { get(addr, "/slow").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    started.notified().await;
     let stop = tokio::spawn(async move {
         server.stop().await;
         server
