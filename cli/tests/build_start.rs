@@ -8,10 +8,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -109,53 +109,17 @@ impl Started {
     /// Runs `cmd` (a `start` command) and waits for its URL.
     fn spawn(mut cmd: Command) -> Started {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = spawn_fresh(&mut cmd);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let err_pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let (tx, rx) = mpsc::channel::<String>();
-        let out_pipe = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    if let Some(url) = line.split("http://").nth(1) {
-                        let port = url
-                            .trim()
-                            .trim_end_matches('/')
-                            .rsplit(':')
-                            .next()
-                            .unwrap()
-                            .parse()
-                            .unwrap();
-                        std::thread::spawn(move || while rx.recv().is_ok() {});
-                        return Started {
-                            child,
-                            port,
-                            stderr,
-                        };
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "nitro start did not print its URL; stderr:\n{}",
-                        stderr.lock().unwrap()
-                    );
-                }
-            }
+        let child = spawn_fresh(&mut cmd);
+        let Listening {
+            child,
+            port,
+            stderr,
+            ..
+        } = wait_for_url(child, "nitro start", Duration::from_secs(60));
+        Started {
+            child,
+            port,
+            stderr,
         }
     }
 

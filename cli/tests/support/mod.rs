@@ -93,6 +93,69 @@ pub fn nitro() -> Command {
     cmd
 }
 
+/// A server process that has printed its URL.
+pub struct Listening {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub port: u16,
+    /// Everything it printed on stderr so far (collected by a thread).
+    pub stderr: Arc<Mutex<String>>,
+}
+
+/// Collects `child`'s stderr and waits up to `timeout` for a line with `http://…` on its stdout
+/// (kept drained afterwards, so the server never blocks on a full pipe). Both pipes must be
+/// piped. Kills the child and panics with what it printed when no URL comes.
+pub fn wait_for_url(mut child: Child, what: &str, timeout: Duration) -> Listening {
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let err_pipe = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let (tx, rx) = mpsc::channel::<String>();
+    let out_pipe = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut seen = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if let Some(url) = line.split("http://").nth(1) {
+                    let base = format!("http://{}", url.trim().trim_end_matches('/'));
+                    let port = base.rsplit(':').next().unwrap().parse().unwrap();
+                    std::thread::spawn(move || while rx.recv().is_ok() {});
+                    return Listening {
+                        child,
+                        base,
+                        port,
+                        stderr,
+                    };
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{what} did not print its URL\nstdout:\n{seen}\nstderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        }
+    }
+}
+
 /// A running `nitro dev` (killed on drop).
 pub struct NitroDev {
     child: Child,
@@ -109,7 +172,7 @@ impl NitroDev {
     }
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> NitroDev {
-        let mut child = nitro()
+        let child = nitro()
             .arg("dev")
             .arg(dir)
             .args(["--port", "0"])
@@ -118,54 +181,18 @@ impl NitroDev {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nitro dev");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let (tx, rx) = mpsc::channel::<String>();
-        let out_pipe = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
         // A cold first build compiles serde and friends: allow minutes, not seconds.
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let mut seen = String::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                    if let Some(url) = line.split("http://").nth(1) {
-                        let base = format!("http://{}", url.trim().trim_end_matches('/'));
-                        let port = base.rsplit(':').next().unwrap().parse().unwrap();
-                        // Keep draining stdout so the server never blocks on a full pipe.
-                        std::thread::spawn(move || while rx.recv().is_ok() {});
-                        return NitroDev {
-                            child,
-                            base,
-                            port,
-                            stderr,
-                        };
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "nitro dev did not print its URL\nstdout:\n{seen}\nstderr:\n{}",
-                        stderr.lock().unwrap()
-                    );
-                }
-            }
+        let Listening {
+            child,
+            base,
+            port,
+            stderr,
+        } = wait_for_url(child, "nitro dev", Duration::from_secs(600));
+        NitroDev {
+            child,
+            base,
+            port,
+            stderr,
         }
     }
 
