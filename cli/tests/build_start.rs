@@ -350,20 +350,9 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
     // The seed chat, frame for frame.
     let url = format!("ws://127.0.0.1:{port}/_ws");
     let mut a = ws_connect(&url).await;
-    let (user, welcome_a) = chat_frame(&next_text(&mut a).await);
-    assert_eq!(user, "server");
-    let a_id = welcome_a
-        .strip_prefix("欢迎 ")
-        .and_then(|s| s.strip_suffix('!'))
-        .unwrap()
-        .to_owned();
+    let a_id = welcome_id(&next_text(&mut a).await);
     let mut b = ws_connect(&url).await;
-    let (_, welcome_b) = chat_frame(&next_text(&mut b).await);
-    let b_id = welcome_b
-        .strip_prefix("欢迎 ")
-        .and_then(|s| s.strip_suffix('!'))
-        .unwrap()
-        .to_owned();
+    let b_id = welcome_id(&next_text(&mut b).await);
     assert_eq!(
         next_text(&mut a).await,
         format!(r#"{{"user":"server","message":"{b_id} 加入了！"}}"#)

@@ -48,12 +48,7 @@ allowed_hosts = ["my.test"]
         "routes/size.rs",
         "pub fn handler(req: &nitro::Request) -> String {\n    req.body().len().to_string()\n}\n",
     );
-    let dev = tokio::task::spawn_blocking({
-        let dir = project.path().to_path_buf();
-        move || NitroDev::start(&dir)
-    })
-    .await
-    .unwrap();
+    let dev = NitroDev::start_async(project.path()).await;
     let port = dev.port;
 
     // Host allow-list (DNS rebinding).
@@ -123,12 +118,7 @@ async fn a_stuck_route_gets_a_504_and_does_not_hold_up_shutdown() {
         "routes/stuck.rs",
         "pub fn handler() -> String {\n    std::thread::sleep(std::time::Duration::from_secs(300));\n    String::new()\n}\n",
     );
-    let mut dev = tokio::task::spawn_blocking({
-        let dir = project.path().to_path_buf();
-        move || NitroDev::start(&dir)
-    })
-    .await
-    .unwrap();
+    let mut dev = NitroDev::start_async(project.path()).await;
     let port = dev.port;
     let stuck = tokio::task::spawn_blocking(move || http(port, "GET", "/stuck", &[], b""))
         .await

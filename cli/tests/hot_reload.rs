@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use support::*;
@@ -12,13 +11,6 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A bound for one rebuild (a cold route crate on a busy 2-core machine).
 const BUILD: Duration = Duration::from_secs(180);
-
-async fn start(dir: &Path) -> NitroDev {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || NitroDev::start(&dir))
-        .await
-        .unwrap()
-}
 
 async fn wait_count(dev: &NitroDev, needle: &'static str, n: usize) {
     // `NitroDev` is not `Send` across the blocking pool; poll here.
@@ -55,7 +47,7 @@ async fn ping(ws: &mut Ws) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_reaches_open_and_new_connections_without_reconnecting() {
     let project = Project::example("websocket");
-    let dev = start(project.path()).await;
+    let dev = NitroDev::start_async(project.path()).await;
     let url = dev.ws_url("/_ws");
 
     let mut a = ws_connect(&url).await;
@@ -90,7 +82,7 @@ async fn restart_mode_closes_open_peers_with_1012() {
         "nitro.toml",
         "[renderer]\nstatic = true\n[dev]\nwebsocket_reload = \"restart\"\n",
     );
-    let dev = start(project.path()).await;
+    let dev = NitroDev::start_async(project.path()).await;
     let url = dev.ws_url("/_ws");
     let mut a = ws_connect(&url).await;
     let _welcome = next_text(&mut a).await;
@@ -117,7 +109,7 @@ async fn restart_mode_closes_open_peers_with_1012() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_edit_keeps_the_last_good_build_and_reports_the_error() {
     let project = Project::example("websocket");
-    let dev = start(project.path()).await;
+    let dev = NitroDev::start_async(project.path()).await;
     let mut a = ws_connect(&dev.ws_url("/_ws")).await;
     let _welcome = next_text(&mut a).await;
     let mut dev_socket = ws_connect(&dev.dev_socket_url()).await;
@@ -183,7 +175,7 @@ fn small_project() -> Project {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_can_be_added_renamed_and_deleted_and_pages_reload() {
     let project = small_project();
-    let dev = start(project.path()).await;
+    let dev = NitroDev::start_async(project.path()).await;
     let json = [("accept", "application/json")];
     let mut dev_socket = ws_connect(&dev.dev_socket_url()).await;
     assert_eq!(next_dev_message(&mut dev_socket).await["type"], "ok");
@@ -279,7 +271,7 @@ async fn routes_can_be_added_renamed_and_deleted_and_pages_reload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_quick_saves_make_one_or_two_builds() {
     let project = small_project();
-    let dev = start(project.path()).await;
+    let dev = NitroDev::start_async(project.path()).await;
     let json = [("accept", "application/json")];
     let mut dev_socket = ws_connect(&dev.dev_socket_url()).await;
     for i in 1..=10 {
@@ -395,7 +387,7 @@ async fn nitro_toml_changes_apply_or_ask_for_a_restart() {
         "routes/json.rs",
         "pub fn handler() -> String {\n    serde_json::json!({ \"a\": 1 }).to_string()\n}\n",
     );
-    let dev = start(project.path()).await;
+    let dev = NitroDev::start_async(project.path()).await;
     let json = [("accept", "application/json")];
     // (stderr is read by another thread: wait for it rather than look once.)
     wait_count(&dev, "route `routes/json.rs` failed to build", 1).await;

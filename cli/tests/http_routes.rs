@@ -163,12 +163,7 @@ fn a_panicking_route_answers_500_and_the_server_carries_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_hook_reaches_the_error_hook_and_other_peers_carry_on() {
     let project = Project::fixture("http-app");
-    let dev = tokio::task::spawn_blocking({
-        let dir = project.path().to_path_buf();
-        move || NitroDev::start(&dir)
-    })
-    .await
-    .unwrap();
+    let dev = NitroDev::start_async(project.path()).await;
     let url = dev.ws_url("/_ws");
     let mut a = ws_connect(&url).await;
     let a_open: serde_json::Value = serde_json::from_str(&next_text(&mut a).await).unwrap();

@@ -196,6 +196,14 @@ impl NitroDev {
         }
     }
 
+    /// [`NitroDev::start`] from async code: the wait blocks, so it runs on the blocking pool.
+    pub async fn start_async(dir: &Path) -> NitroDev {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || NitroDev::start(&dir))
+            .await
+            .unwrap()
+    }
+
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
@@ -504,4 +512,15 @@ pub fn raw_upgrade(port: u16, target: &str, host: &str, origin: Option<&str>) ->
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+/// The peer id in the seed chat's welcome, `{"user":"server","message":"欢迎 <id>!"}`.
+pub fn welcome_id(raw: &str) -> String {
+    let (user, message) = chat_frame(raw);
+    assert_eq!(user, "server", "{raw}");
+    message
+        .strip_prefix("欢迎 ")
+        .and_then(|s| s.strip_suffix('!'))
+        .unwrap_or_else(|| panic!("unexpected welcome {message:?}"))
+        .to_string()
 }
