@@ -55,12 +55,6 @@ impl RouteModule for Echo {
     fn file(&self) -> &str {
         "routes/_ws.rs"
     }
-    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
-        Err(CallError::Missing)
-    }
-    fn ws_upgrade(&self, _: &RequestInfo) -> Result<UpgradeDecision, CallError> {
-        Ok(UpgradeDecision::accept())
-    }
     fn ws_open(&self, _: &PeerRef) -> Result<(), CallError> {
         self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -72,12 +66,6 @@ impl RouteModule for Echo {
         } else {
             peer.send(bytes::Bytes::copy_from_slice(data), binary);
         }
-        Ok(())
-    }
-    fn ws_close(&self, _: &PeerRef, _: u16, _: &str) -> Result<(), CallError> {
-        Ok(())
-    }
-    fn ws_error(&self, _: &PeerRef, _: &str) -> Result<(), CallError> {
         Ok(())
     }
 }

@@ -97,21 +97,34 @@ pub trait RouteModule: Send + Sync + 'static {
     /// The route file, relative to the project (`routes/_ws.rs`), for logs and errors.
     fn file(&self) -> &str;
 
-    /// Handles an HTTP request.
-    fn http(&self, req: &RequestInfo) -> Result<HttpOutcome, CallError>;
+    /// Handles an HTTP request. The default is [`CallError::Missing`]: a module without an
+    /// HTTP handler (a WebSocket route) answers `500` if it is ever asked.
+    fn http(&self, _req: &RequestInfo) -> Result<HttpOutcome, CallError> {
+        Err(CallError::Missing)
+    }
 
     /// Runs the `upgrade` hook; a module without one accepts.
-    fn ws_upgrade(&self, req: &RequestInfo) -> Result<UpgradeDecision, CallError>;
+    fn ws_upgrade(&self, _req: &RequestInfo) -> Result<UpgradeDecision, CallError> {
+        Ok(UpgradeDecision::accept())
+    }
 
     /// Runs the `open` hook (a no-op when absent).
-    fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError>;
+    fn ws_open(&self, _peer: &PeerRef) -> Result<(), CallError> {
+        Ok(())
+    }
 
     /// Runs the `message` hook (a no-op when absent).
-    fn ws_message(&self, peer: &PeerRef, data: &[u8], binary: bool) -> Result<(), CallError>;
+    fn ws_message(&self, _peer: &PeerRef, _data: &[u8], _binary: bool) -> Result<(), CallError> {
+        Ok(())
+    }
 
     /// Runs the `close` hook (a no-op when absent).
-    fn ws_close(&self, peer: &PeerRef, code: u16, reason: &str) -> Result<(), CallError>;
+    fn ws_close(&self, _peer: &PeerRef, _code: u16, _reason: &str) -> Result<(), CallError> {
+        Ok(())
+    }
 
     /// Runs the `error` hook (a no-op when absent).
-    fn ws_error(&self, peer: &PeerRef, error: &str) -> Result<(), CallError>;
+    fn ws_error(&self, _peer: &PeerRef, _error: &str) -> Result<(), CallError> {
+        Ok(())
+    }
 }

@@ -320,27 +320,6 @@ pub async fn join(server: &TestServer, path: &str) -> (Client, String) {
 // ---------------------------------------------------------------------------------------------
 // Route modules
 
-/// Answers every hook of a WebSocket route with `Missing`-free no-ops (HTTP routes).
-macro_rules! no_ws {
-    () => {
-        fn ws_upgrade(&self, _: &RequestInfo) -> Result<UpgradeDecision, CallError> {
-            Err(CallError::Missing)
-        }
-        fn ws_open(&self, _: &PeerRef) -> Result<(), CallError> {
-            Err(CallError::Missing)
-        }
-        fn ws_message(&self, _: &PeerRef, _: &[u8], _: bool) -> Result<(), CallError> {
-            Err(CallError::Missing)
-        }
-        fn ws_close(&self, _: &PeerRef, _: u16, _: &str) -> Result<(), CallError> {
-            Err(CallError::Missing)
-        }
-        fn ws_error(&self, _: &PeerRef, _: &str) -> Result<(), CallError> {
-            Err(CallError::Missing)
-        }
-    };
-}
-
 /// An HTTP route that answers with a JSON description of the request, and `x-version`.
 pub struct Echo {
     pub file: &'static str,
@@ -376,8 +355,6 @@ impl RouteModule for Echo {
             body: body.to_string().into_bytes(),
         }))
     }
-
-    no_ws!();
 }
 
 /// `routes/slow.rs`: answers `slow` after 500 ms, and says when a call has started, so a test
@@ -400,8 +377,6 @@ impl RouteModule for Slow {
             body: b"slow".to_vec(),
         }))
     }
-
-    no_ws!();
 }
 
 /// HTTP routes that go wrong in various ways, chosen by file name.
@@ -440,8 +415,6 @@ impl RouteModule for Faulty {
             other => panic!("no such faulty route {other}"),
         }
     }
-
-    no_ws!();
 }
 
 pub type Log = Arc<Mutex<Vec<String>>>;
@@ -484,10 +457,6 @@ fn text(message: String) -> Bytes {
 impl RouteModule for Chat {
     fn file(&self) -> &str {
         self.file
-    }
-
-    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
-        Err(CallError::Missing)
     }
 
     fn ws_upgrade(&self, req: &RequestInfo) -> Result<UpgradeDecision, CallError> {

@@ -488,12 +488,6 @@ impl RouteModule for News {
     fn file(&self) -> &str {
         "routes/_ws.rs"
     }
-    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
-        Err(CallError::Missing)
-    }
-    fn ws_upgrade(&self, _: &RequestInfo) -> Result<UpgradeDecision, CallError> {
-        Ok(UpgradeDecision::accept())
-    }
     fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError> {
         peer.subscribe("news");
         if peer.request().query == "bulk" {
@@ -502,17 +496,11 @@ impl RouteModule for News {
         self.opened.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-    fn ws_message(&self, _: &PeerRef, _: &[u8], _: bool) -> Result<(), CallError> {
-        Ok(())
-    }
     fn ws_close(&self, peer: &PeerRef, code: u16, reason: &str) -> Result<(), CallError> {
         self.closes
             .lock()
             .unwrap()
             .push(format!("{} close {code} {reason}", peer.id()));
-        Ok(())
-    }
-    fn ws_error(&self, _: &PeerRef, _: &str) -> Result<(), CallError> {
         Ok(())
     }
 }
@@ -897,12 +885,6 @@ impl RouteModule for SlowHooks {
     fn file(&self) -> &str {
         "routes/_ws.rs"
     }
-    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
-        Err(CallError::Missing)
-    }
-    fn ws_upgrade(&self, _: &RequestInfo) -> Result<UpgradeDecision, CallError> {
-        Ok(UpgradeDecision::accept())
-    }
     fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError> {
         if peer.request().query == "slow-open" {
             std::thread::sleep(Duration::from_secs(2));
@@ -915,9 +897,6 @@ impl RouteModule for SlowHooks {
         } else {
             peer.send(Bytes::copy_from_slice(data), false);
         }
-        Ok(())
-    }
-    fn ws_close(&self, _: &PeerRef, _: u16, _: &str) -> Result<(), CallError> {
         Ok(())
     }
     fn ws_error(&self, _: &PeerRef, error: &str) -> Result<(), CallError> {
