@@ -112,13 +112,7 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let report = release_build(&config, &generated, dev::progress(ui).as_ref())?;
     let mut failed: Vec<String> = Vec::new();
     for route in &generated.routes {
-        if let Some(warnings) = report.warnings.get(&route.file)
-            && !ui.is_quiet()
-        {
-            ui.diagnostics(warnings);
-        }
-        if let Some(diagnostics) = report.failed.get(&route.file) {
-            ui.diagnostics(diagnostics);
+        if dev::show_diagnostics(&route.file, &report, ui) {
             failed.push(route.file.clone());
         }
     }

@@ -449,6 +449,22 @@ pub fn summary_lines(
     lines
 }
 
+/// Prints rustc's warnings (unless `-q`) and errors for `file`; true when it failed to build.
+pub fn show_diagnostics(file: &str, report: &BuildReport, ui: &Ui) -> bool {
+    if let Some(warnings) = report.warnings.get(file)
+        && !ui.is_quiet()
+    {
+        ui.diagnostics(warnings);
+    }
+    match report.failed.get(file) {
+        Some(diagnostics) => {
+            ui.diagnostics(diagnostics);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Shows what failed: compile errors of failed routes, warnings of built ones, load errors.
 fn print_failures(
     generated: &Generated,
@@ -458,13 +474,7 @@ fn print_failures(
 ) {
     // Route order, so the output is stable.
     for route in &generated.routes {
-        if let Some(warnings) = report.warnings.get(&route.file)
-            && !ui.is_quiet()
-        {
-            ui.diagnostics(warnings);
-        }
-        if let Some(diagnostics) = report.failed.get(&route.file) {
-            ui.diagnostics(diagnostics);
+        if show_diagnostics(&route.file, report, ui) {
             ui.error(&format!("route `{}` failed to build", route.file));
         }
         if let Some(Err(error)) = loaded.get(&route.file) {
