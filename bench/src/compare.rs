@@ -92,7 +92,10 @@ impl Server {
         let mut command = match self {
             Server::Nitro { output, .. } => {
                 let mut command = Command::new(output.join("server/nitro"));
-                command.arg("start").arg(output).args(["--port", &port_text]);
+                command
+                    .arg("start")
+                    .arg(output)
+                    .args(["--port", &port_text]);
                 if quiet {
                     command.arg("-q");
                 }
@@ -208,7 +211,10 @@ struct Options {
 fn options(args: &[String]) -> Result<Options> {
     let number = |name: &str, default: f64| -> Result<f64> {
         flag(args, name)
-            .map(|v| v.parse().map_err(|_| format!("{name} takes a number, not `{v}`")))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("{name} takes a number, not `{v}`"))
+            })
             .transpose()
             .map(|v| v.unwrap_or(default))
     };
@@ -221,7 +227,9 @@ fn options(args: &[String]) -> Result<Options> {
                     .into_iter()
                     .find(|w| w.key() == key.trim())
                     .ok_or_else(|| {
-                        format!("--only: unknown workload `{key}` (ping1, ping50, broadcast, get, idle)")
+                        format!(
+                            "--only: unknown workload `{key}` (ping1, ping50, broadcast, get, idle)"
+                        )
                     })
             })
             .collect::<Result<_>>()?,
@@ -244,7 +252,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .prefix("nitro-bench-compare-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    eprintln!("building examples/websocket with `{} build`…", nitro.display());
+    eprintln!(
+        "building examples/websocket with `{} build`…",
+        nitro.display()
+    );
     let mut servers = vec![Server::Nitro {
         name: "nitro-rs".into(),
         output: build_output(&nitro, &tmp.path().join("nitro"))?,
@@ -285,14 +296,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                     match workload {
                         Workload::PingPong1 => client::ping_pong(port, pid, 1, secs).await,
                         Workload::PingPong50 => client::ping_pong(port, pid, 50, secs).await,
-                        Workload::Broadcast100 => client::broadcast(port, pid, 100, 256, secs).await,
+                        Workload::Broadcast100 => {
+                            client::broadcast(port, pid, 100, 256, secs).await
+                        }
                         Workload::GetPage50 => client::get_page(port, pid, 50, secs).await,
                         Workload::Idle => client::idle(port, pid, options.idle_peers).await,
                     }
                 });
                 drop(running);
-                let measured =
-                    measured.map_err(|e| format!("{} on {}: {e}", workload.key(), server.name()))?;
+                let measured = measured
+                    .map_err(|e| format!("{} on {}: {e}", workload.key(), server.name()))?;
                 eprintln!(
                     "  [{}/{}] {:<9} {:<13} {:>12.0}  cpu {:>5}  threads {:>4}  {}",
                     repeat + 1,
@@ -414,7 +427,10 @@ fn print_tables(
     for (w, &workload) in options.workloads.iter().enumerate() {
         let mut line = format!("| {} |", workload.title(options.idle_peers));
         for s in others.iter().chain([&bare]) {
-            line += &format!(" {} |", figure(workload, &results[w][*s], options.idle_peers));
+            line += &format!(
+                " {} |",
+                figure(workload, &results[w][*s], options.idle_peers)
+            );
         }
         for s in &others {
             line += &format!(" {} |", ratio(&results[w][*s], &results[w][bare]));
@@ -424,7 +440,9 @@ fn print_tables(
     }
 
     println!();
-    println!("server CPU per operation (µs), CPU (% of one core), p50/p99 latency (µs), threads — medians:");
+    println!(
+        "server CPU per operation (µs), CPU (% of one core), p50/p99 latency (µs), threads — medians:"
+    );
     println!();
     println!("| workload | server | CPU/op | CPU | p50 | p99 | threads | note |");
     println!("|---|---|---|---|---|---|---|---|");

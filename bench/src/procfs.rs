@@ -50,7 +50,9 @@ impl CpuWindow {
     pub(crate) fn finish(&self) -> (Option<f64>, f64) {
         let wall = self.at.elapsed().as_secs_f64();
         let used = match (self.ticks, cpu_ticks(self.pid)) {
-            (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / TICKS_PER_SECOND),
+            (Some(before), Some(after)) => {
+                Some(after.saturating_sub(before) as f64 / TICKS_PER_SECOND)
+            }
             _ => None,
         };
         (used, wall)

@@ -47,7 +47,10 @@ impl Chat {
 
     fn subscribe(&self, topic: &str, key: u64, queue: mpsc::UnboundedSender<Message>) {
         let mut topics = self.topics.write().expect("no panics under the lock");
-        topics.entry(topic.to_owned()).or_default().insert(key, queue);
+        topics
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(key, queue);
     }
 
     fn leave(&self, key: u64) {
@@ -124,7 +127,11 @@ async fn chat_peer(stream: TcpStream, chat: Arc<Chat>, key: u64) {
     // open
     let id = uuid::Uuid::new_v4().to_string();
     let _ = queue.send(chat_frame("server", &format!("欢迎 {id}!")));
-    chat.publish("chat", &chat_frame("server", &format!("{id} 加入了！")), key);
+    chat.publish(
+        "chat",
+        &chat_frame("server", &format!("{id} 加入了！")),
+        key,
+    );
     chat.subscribe("chat", key, queue.clone());
 
     // message
@@ -146,7 +153,11 @@ async fn chat_peer(stream: TcpStream, chat: Arc<Chat>, key: u64) {
 
     // close
     chat.leave(key);
-    chat.publish("chat", &chat_frame("server", &format!("{id} 离开了！")), key);
+    chat.publish(
+        "chat",
+        &chat_frame("server", &format!("{id} 离开了！")),
+        key,
+    );
     drop(queue);
     let _ = writer.await;
 }
