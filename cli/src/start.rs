@@ -275,6 +275,7 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             let _ = first.send(());
             signals.next().await;
             status_ui.warn("second signal: exiting now");
+            crate::logging::flush();
             std::process::exit(130);
         });
         server
