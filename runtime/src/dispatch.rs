@@ -77,7 +77,7 @@ pub(crate) async fn handle(
     if get_or_head
         && !wants_websocket
         && let Some(public) = &shared.config.public_dir
-        && let Some(response) = crate::precompressed::serve_public(
+        && let Some(response) = static_files::precompressed::serve_public(
             &shared.config,
             public,
             req.method(),

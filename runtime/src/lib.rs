@@ -93,8 +93,6 @@ mod http_error;
 mod limits;
 pub mod loader;
 pub mod module;
-mod precompressed;
-mod public_path;
 mod request_log;
 mod route_pool;
 mod server;

@@ -1,12 +1,15 @@
 //! `public/` files and the `index.html` renderer.
 //!
-//! One resolver, [`crate::public_path`], decides both whether a URL may be served and which
+//! One resolver, [`public_path`], decides both whether a URL may be served and which
 //! file is opened: nothing outside `public/`, no dotfiles (except `.well-known`), no
 //! directory listings. The canonical file it returns is handed to tower-http's `ServeFile`,
 //! which provides the content type, `Last-Modified`/`If-Modified-Since`,
 //! `ETag`/`If-None-Match`, `HEAD` and ranges.
 //!
 //! A miss is not an error: the request goes on to routing.
+
+pub(crate) mod precompressed;
+mod public_path;
 
 use std::io;
 use std::path::Path;
@@ -19,7 +22,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::body::{Body, full};
-use crate::public_path::{Resolved, resolve, url_to_relative};
+use public_path::{Resolved, resolve, url_to_relative};
 
 /// Serves the file of `public_dir` that `uri` names, or `None` when there is none (or the
 /// path may not be served).

@@ -24,9 +24,9 @@ use http_body_util::{BodyExt, Empty};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
+use super::public_path::{Resolved, resolve, url_to_relative};
 use crate::ServerConfig;
 use crate::body::Body;
-use crate::public_path::{Resolved, resolve, url_to_relative};
 use crate::static_files;
 
 /// Serves the `public/` file `uri` names, or `None` (a miss goes on to routing). Without
