@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
+use nitro_router::{Match, RouteTable};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::peer::{Peer, PeerRef, frame};
@@ -78,6 +79,29 @@ impl Hub {
             Some(name) => state.namespaces.get(name).map(open).unwrap_or_default(),
             None => state.namespaces.values().flat_map(open).collect(),
         }
+    }
+
+    /// Closes the open peers of the given route files with `code` (`1012`, service restart,
+    /// when their code was reloaded), so clients reconnect to the new code. A peer's route is
+    /// found again by matching its upgrade request's path in `table`. Returns how many were
+    /// closed.
+    pub fn close_route_peers(
+        &self,
+        table: &RouteTable,
+        files: &[String],
+        code: u16,
+        reason: &str,
+    ) -> usize {
+        let mut closed = 0;
+        for peer in self.peers(None) {
+            if let Match::Found { route, .. } = table.find("GET", &peer.request().path)
+                && files.contains(&route.file)
+                && peer.close_with(code, reason)
+            {
+                closed += 1;
+            }
+        }
+        closed
     }
 
     pub(crate) fn next_key(&self) -> u64 {
@@ -214,7 +238,7 @@ impl fmt::Debug for Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::RequestInfo;
+    use crate::request_info::RequestInfo;
     use crate::ws::peer::Outbound;
     use crate::ws::queue::Receiver;
 
