@@ -35,6 +35,10 @@ pub const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/ffi/export.rs",
             include_str!("../../nitro/src/ffi/export.rs"),
         ),
+        (
+            "src/ffi/host.rs",
+            include_str!("../../nitro/src/ffi/host.rs"),
+        ),
         ("src/http.rs", include_str!("../../nitro/src/http.rs")),
         ("src/ws.rs", include_str!("../../nitro/src/ws.rs")),
     ],
