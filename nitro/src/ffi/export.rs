@@ -431,3 +431,16 @@ macro_rules! __export_route {
         Some(shim)
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_text_reads_what_panic_was_given() {
+        let text = |payload: Box<dyn Any + Send>| panic_text(&*payload).to_owned();
+        assert_eq!(text(Box::new("literal")), "literal");
+        assert_eq!(text(Box::new(format!("formatted {}", 1))), "formatted 1");
+        assert_eq!(text(Box::new(42_u8)), "Box<dyn Any>");
+    }
+}

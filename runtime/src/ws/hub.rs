@@ -312,4 +312,44 @@ mod tests {
         assert!(a.topics().is_empty(), "a peer that left cannot subscribe");
         assert_eq!(hub.publish(None, "y", Bytes::new(), true), 0);
     }
+
+    #[test]
+    fn close_route_peers_closes_only_the_peers_of_those_routes() {
+        let table =
+            RouteTable::from_files(["_ws.rs", "rooms/[room]/_ws.rs"], &Default::default()).unwrap();
+        let hub = Hub::new();
+        let at = |path: &str| {
+            let request = RequestInfo {
+                path: path.to_owned(),
+                ..RequestInfo::default()
+            };
+            let (peer, rx) = Peer::new(
+                &hub,
+                "127.0.0.1:1".into(),
+                path.into(),
+                request,
+                Vec::new(),
+                1 << 20,
+            );
+            hub.register(&peer);
+            (peer, rx)
+        };
+        let (root, _r1) = at("/_ws");
+        let (lobby, mut rx) = at("/rooms/lobby/_ws");
+        let (attic, _r3) = at("/rooms/attic/_ws");
+        let files = ["routes/rooms/[room]/_ws.rs".to_owned()];
+
+        assert_eq!(hub.close_route_peers(&table, &files, 1012, "reloaded"), 2);
+        assert!(root.is_open());
+        assert!(!lobby.is_open() && !attic.is_open());
+        assert!(matches!(
+            rx.try_recv(),
+            Some(Outbound::Close { code: 1012, ref reason }) if reason == "reloaded"
+        ));
+        assert_eq!(
+            hub.close_route_peers(&table, &files, 1012, "again"),
+            0,
+            "a closing peer is not closed twice"
+        );
+    }
 }
