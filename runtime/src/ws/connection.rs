@@ -69,7 +69,7 @@ where
         peer.clone(),
         stop_writer.clone(),
     ));
-    let (events, event_rx) = queue::queue(Some(EVENT_QUEUE));
+    let (mut events, event_rx) = queue::queue(Some(EVENT_QUEUE));
     let hooks = tokio::spawn(hook_loop(
         shared.clone(),
         route_file.clone(),
@@ -83,7 +83,7 @@ where
 
     let (code, reason) = read_loop(
         &mut stream,
-        &events,
+        &mut events,
         &peer,
         &shared.shutdown,
         shared.config.limits.ws_idle_timeout,
@@ -116,7 +116,7 @@ where
 /// Reads until the connection ends; returns the close code and reason for the `close` hook.
 async fn read_loop<S>(
     stream: &mut SplitStream<WebSocketStream<S>>,
-    events: &Sender<Event>,
+    events: &mut Sender<Event>,
     peer: &PeerRef,
     shutdown: &CancellationToken,
     idle_timeout: Duration,
@@ -138,35 +138,48 @@ where
     // Silence for half the idle timeout gets a ping; for the whole of it, a close.
     let mut last_heard = Instant::now();
     let mut pinged = false;
+    // The futures below live as long as the loop: a frame costs no timer or waiter
+    // registration. The idle timer is not moved when a frame arrives; when it fires early it
+    // is set again from `last_heard`.
+    let shutdown = shutdown.cancelled();
+    let closing = peer.closing_token().cancelled();
+    let idle = tokio::time::sleep_until(last_heard + idle_timeout / 2);
+    let handshake = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(shutdown, closing, idle, handshake);
 
     loop {
-        let sleep_until = deadline.unwrap_or_else(Instant::now);
-        let idle_check = if pinged {
-            last_heard + idle_timeout
-        } else {
-            last_heard + idle_timeout / 2
-        };
         tokio::select! {
             biased;
-            _ = shutdown.cancelled(), if deadline.is_none() => {
+            _ = &mut shutdown, if deadline.is_none() => {
                 peer.close_with(1001, "server shutting down");
-                deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                let at = Instant::now() + CLOSE_TIMEOUT;
+                deadline = Some(at);
+                handshake.as_mut().reset(at);
             }
-            _ = peer.closing_token().cancelled(), if deadline.is_none() => {
-                deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+            _ = &mut closing, if deadline.is_none() => {
+                let at = Instant::now() + CLOSE_TIMEOUT;
+                deadline = Some(at);
+                handshake.as_mut().reset(at);
             }
-            _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
+            _ = &mut handshake, if deadline.is_some() => {
                 tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
                 return finished(received);
             }
-            _ = tokio::time::sleep_until(idle_check), if deadline.is_none() => {
-                if pinged {
+            _ = &mut idle, if deadline.is_none() => {
+                let due = last_heard + if pinged { idle_timeout } else { idle_timeout / 2 };
+                if Instant::now() < due {
+                    // Heard from the client since the timer was set.
+                    idle.as_mut().reset(due);
+                } else if pinged {
                     tracing::debug!(target: "nitro::ws", peer = %peer, "closing a peer silent for {idle_timeout:?}");
                     peer.close_with(1001, "idle timeout");
-                    deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                    let at = Instant::now() + CLOSE_TIMEOUT;
+                    deadline = Some(at);
+                    handshake.as_mut().reset(at);
                 } else {
                     pinged = true;
                     peer.enqueue(Message::Ping(Bytes::new()));
+                    idle.as_mut().reset(last_heard + idle_timeout);
                 }
             }
             next = stream.next() => {
@@ -194,7 +207,11 @@ where
                             None => (1005, String::new()),
                         });
                         // tungstenite replies by itself; wait for the end of the stream.
-                        deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
+                        if deadline.is_none() {
+                            let at = Instant::now() + CLOSE_TIMEOUT;
+                            deadline = Some(at);
+                            handshake.as_mut().reset(at);
+                        }
                     }
                     // tungstenite answers pings itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
@@ -279,11 +296,13 @@ async fn write_queue<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let item = tokio::select! {
             biased;
             item = queue.recv() => item,
-            _ = stop.cancelled() => None,
+            () = &mut stopped => None,
         };
         let Some(mut item) = item else { return };
         let mut batch = 0;
