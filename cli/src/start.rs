@@ -217,6 +217,7 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         index_html: manifest.index_html.as_deref().map(|p| output.path(p)),
         dev: false,
         precompressed: true,
+        cache_files: true,
         request_log: !ui.is_quiet(),
         shutdown_timeout,
         limits: manifest

@@ -48,7 +48,6 @@ use crate::module::{
     CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
 };
 use crate::shared::Shared;
-use crate::static_files;
 use crate::ws::handshake::{self, Refusal};
 use crate::ws::{self, Peer, PeerTask};
 use crate::{App, RouteEntry};
@@ -76,15 +75,10 @@ pub(crate) async fn handle(
 
     if get_or_head
         && !wants_websocket
-        && let Some(public) = &shared.config.public_dir
-        && let Some(response) = static_files::serve_public(
-            public,
-            shared.config.precompressed,
-            req.method(),
-            req.uri(),
-            req.headers(),
-        )
-        .await
+        && let Some(response) = shared
+            .files
+            .serve_public(req.method(), req.uri(), req.headers())
+            .await
     {
         return response;
     }
@@ -122,9 +116,7 @@ pub(crate) async fn handle(
         Match::NotFound => {
             if get_or_head
                 && wants_page(&path, req.headers())
-                && let Some(index_html) = &shared.config.index_html
-                && let Some(response) =
-                    static_files::serve_index_html(index_html, req.method()).await
+                && let Some(response) = shared.files.serve_page(req.method()).await
             {
                 return response;
             }

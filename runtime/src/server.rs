@@ -22,6 +22,7 @@ use crate::devclient::{self, DevClient};
 use crate::http_error::HttpError;
 use crate::route_pool::panic_message;
 use crate::shared::Shared;
+use crate::static_files::StaticFiles;
 use crate::ws::Hub;
 use crate::{App, dispatch, request_log};
 
@@ -70,7 +71,8 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let shared = Arc::new(Shared::new(config, hub, app));
+        let files = StaticFiles::load(&config).await;
+        let shared = Arc::new(Shared::new(config, hub, app, files));
         Ok(Server {
             listener,
             local_addr,
