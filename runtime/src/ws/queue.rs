@@ -7,6 +7,7 @@
 //!
 //! One task waits on each side at most (`recv` and `send` take `&mut self`), so each side's
 //! wake-up is an [`AtomicWaker`]: no lock and no waiter list per item, as `Notify` would have.
+//! A side that stops waiting drops its waker, so a busy task is not woken for nothing.
 //! [`Sender::send_now`] takes `&self` and never waits, so it may be called from any thread.
 
 use std::collections::VecDeque;
@@ -97,6 +98,8 @@ impl<T> Sender<T> {
                 unreachable!("polled after it finished");
             };
             if state.receiver_gone {
+                drop(state);
+                self.inner.space_ready.take();
                 return Poll::Ready(Err(value));
             }
             if self
@@ -109,6 +112,8 @@ impl<T> Sender<T> {
             }
             state.items.push_back(value);
             drop(state);
+            // Not waiting any more: a later wake-up must not poll this task for nothing.
+            self.inner.space_ready.take();
             self.inner.item_ready.wake();
             Poll::Ready(Ok(()))
         })
@@ -132,6 +137,9 @@ impl<T> Receiver<T> {
             let mut state = self.inner.lock();
             if let Some(item) = pop(&mut state) {
                 drop(state);
+                // Not waiting any more: an item queued while this task runs (say, while it
+                // runs a hook) must not poll it for nothing.
+                self.inner.item_ready.take();
                 self.inner.space_ready.wake();
                 return Poll::Ready(Some(item));
             }
