@@ -138,48 +138,47 @@ where
     // Silence for half the idle timeout gets a ping; for the whole of it, a close.
     let mut last_heard = Instant::now();
     let mut pinged = false;
-    // The futures below live as long as the loop: a frame costs no timer or waiter
-    // registration. The idle timer is not moved when a frame arrives; when it fires early it
-    // is set again from `last_heard`.
-    let shutdown = shutdown.cancelled();
-    let closing = peer.closing_token().cancelled();
-    let idle = tokio::time::sleep_until(last_heard + idle_timeout / 2);
-    let handshake = tokio::time::sleep_until(Instant::now());
-    tokio::pin!(shutdown, closing, idle, handshake);
+    // One timer, for the life of the loop, serves the idle check and, once closing, the
+    // handshake's deadline: a frame costs no timer registration. The idle check is not moved
+    // when a frame arrives; when it fires early it is set again from `last_heard`. (Keeping
+    // the two cancellation futures for the life of the loop as well would save their waiter
+    // registration per frame, but costs about 100 bytes per idle peer.)
+    let timer = tokio::time::sleep_until(last_heard + idle_timeout / 2);
+    tokio::pin!(timer);
 
     loop {
         tokio::select! {
             biased;
-            _ = &mut shutdown, if deadline.is_none() => {
+            _ = shutdown.cancelled(), if deadline.is_none() => {
                 peer.close_with(1001, "server shutting down");
                 let at = Instant::now() + CLOSE_TIMEOUT;
                 deadline = Some(at);
-                handshake.as_mut().reset(at);
+                timer.as_mut().reset(at);
             }
-            _ = &mut closing, if deadline.is_none() => {
+            _ = peer.closing_token().cancelled(), if deadline.is_none() => {
                 let at = Instant::now() + CLOSE_TIMEOUT;
                 deadline = Some(at);
-                handshake.as_mut().reset(at);
+                timer.as_mut().reset(at);
             }
-            _ = &mut handshake, if deadline.is_some() => {
-                tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
-                return finished(received);
-            }
-            _ = &mut idle, if deadline.is_none() => {
+            () = &mut timer => {
+                if deadline.is_some() {
+                    tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
+                    return finished(received);
+                }
                 let due = last_heard + if pinged { idle_timeout } else { idle_timeout / 2 };
                 if Instant::now() < due {
                     // Heard from the client since the timer was set.
-                    idle.as_mut().reset(due);
+                    timer.as_mut().reset(due);
                 } else if pinged {
                     tracing::debug!(target: "nitro::ws", peer = %peer, "closing a peer silent for {idle_timeout:?}");
                     peer.close_with(1001, "idle timeout");
                     let at = Instant::now() + CLOSE_TIMEOUT;
                     deadline = Some(at);
-                    handshake.as_mut().reset(at);
+                    timer.as_mut().reset(at);
                 } else {
                     pinged = true;
                     peer.enqueue(Message::Ping(Bytes::new()));
-                    idle.as_mut().reset(last_heard + idle_timeout);
+                    timer.as_mut().reset(last_heard + idle_timeout);
                 }
             }
             next = stream.next() => {
@@ -210,7 +209,7 @@ where
                         if deadline.is_none() {
                             let at = Instant::now() + CLOSE_TIMEOUT;
                             deadline = Some(at);
-                            handshake.as_mut().reset(at);
+                            timer.as_mut().reset(at);
                         }
                     }
                     // tungstenite answers pings itself.
