@@ -345,6 +345,10 @@ pub fn write_output(
                 .unwrap_or(serde_json::Value::Null),
             limits: Some(crate::config_limits::BuiltLimits::from(&config.limits)),
             allowed_origins: config.allowed_origins.clone(),
+            pubsub: config
+                .pubsub
+                .as_ref()
+                .map(crate::config_pubsub::BuiltPubSub::from),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

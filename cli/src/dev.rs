@@ -171,7 +171,18 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         .thread_name("nitro")
         .build()
         .map_err(DevError::Runtime)?;
+    let pubsub = config
+        .pubsub
+        .as_ref()
+        .map(|settings| {
+            settings.runtime(
+                crate::config_pubsub::env_url().as_deref(),
+                &config.display_config_file().display().to_string(),
+            )
+        })
+        .transpose()?;
     let served = runtime.block_on(async move {
+        let backplane = crate::config_pubsub::start(&hub, pubsub, ui)?;
         let server = Server::bind(
             server_config,
             hub.clone(),
@@ -213,6 +224,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .run_until(shutdown_signal())
             .await
             .map_err(DevError::Server)?;
+        crate::config_pubsub::stop(backplane).await;
         ui.status("  stopped");
         Ok::<_, anyhow::Error>(())
     });

@@ -24,6 +24,7 @@ pub mod cargo_build;
 pub mod codegen;
 pub mod config;
 pub mod config_limits;
+pub mod config_pubsub;
 pub mod dev;
 pub mod embedded;
 pub mod init;

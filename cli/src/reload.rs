@@ -96,6 +96,10 @@ pub fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> ConfigChang
         out.need_restart
             .push("`[websocket] allowed_origins` changed".to_owned());
     }
+    if old.pubsub != new.pubsub {
+        out.need_restart
+            .push("`[websocket] pubsub` changed".to_owned());
+    }
     out
 }
 

@@ -11,6 +11,9 @@
 //! `--host`. Shutdown on SIGINT or SIGTERM is graceful: stop accepting, finish in-flight
 //! requests, close WebSocket peers with `1001`, all within `NITRO_SHUTDOWN_TIMEOUT` (default
 //! 30 s); a second signal exits at once.
+//!
+//! With `[websocket] pubsub` in the manifest, publishes are relayed through Redis (the URL of
+//! `NITRO_PUBSUB_URL`, else the one recorded; see [`crate::config_pubsub`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -210,6 +213,18 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ));
     }
 
+    // Checked before anything is loaded: a bad URL is a start error, not a later surprise.
+    let pubsub = manifest
+        .config
+        .pubsub
+        .as_ref()
+        .map(|built| {
+            built.settings().runtime(
+                crate::config_pubsub::env_url().as_deref(),
+                &dir.join(MANIFEST).display().to_string(),
+            )
+        })
+        .transpose()?;
     let hub = Hub::new();
     let routes = load_routes(&output, &dir, &hub)?;
     let config = ServerConfig {
@@ -255,6 +270,7 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let served = runtime.block_on(async {
         // Registered before the URL is printed, so a signal sent right after it is seen.
         let mut signals = Signals::new()?;
+        let backplane = crate::config_pubsub::start(&hub, pubsub, ui)?;
         let server = Server::bind(config, hub, App::new(table, routes)).await?;
         let bound = server.local_addr();
         ui.data(&format!("  ➜ Listening on: {}", crate::dev::url(bound)));
@@ -282,6 +298,7 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
                 let _ = stop.await;
             })
             .await?;
+        crate::config_pubsub::stop(backplane).await;
         Ok::<_, anyhow::Error>(())
     });
     // Route code still running on the blocking pool (a handler that never returns) must not
