@@ -124,6 +124,8 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<init::InitError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<config_pubsub::PubSubConfigError>() {
+            Some(e.hint())
         } else {
             None
         }

@@ -1,5 +1,6 @@
 //! A real `redis-server` for tests (Debian's `redis-server` package), on a free port of
 //! 127.0.0.1, without persistence; stopped by its PID when dropped.
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
