@@ -352,3 +352,52 @@ async fn redis_unreachable_at_start_then_a_bad_url() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nitro_dev_and_nitro_start_share_a_channel() {
+    let output = built_output();
+    let redis = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port());
+    let production = Instance::start(output, &url);
+
+    // The same app under `nitro dev`, with the URL in `nitro.toml` this time.
+    let project = Project::example("websocket");
+    let toml = std::fs::read_to_string(project.path().join("nitro.toml")).unwrap();
+    project.write(
+        "nitro.toml",
+        &format!(
+            "{toml}\n[websocket]\npubsub = {{ url = \"{url}\", channel = \"nitro-test-{}\" }}\n",
+            std::process::id()
+        ),
+    );
+    let dev = NitroDev::start_async(project.path()).await;
+    assert!(
+        dev.wait_stderr("connected to Redis", Duration::from_secs(30)),
+        "{}",
+        dev.stderr()
+    );
+    assert!(
+        dev.stderr().contains("➜ Pub/sub: Redis"),
+        "{}",
+        dev.stderr()
+    );
+    production.wait_stderr("connected to Redis", 1);
+
+    let listener = ChatClient::join(&production.url()).await;
+    let mut speaker = ChatClient::join(&dev.ws_url("/_ws")).await;
+    speaker.publish_all(5).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listener.seen_from(&speaker.id) < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "nitro start did not get nitro dev's publishes\ndev:\n{}\nstart:\n{}",
+            dev.stderr(),
+            production.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        listener.inbox.lock().unwrap().by_sender[&speaker.id],
+        [0, 1, 2, 3, 4]
+    );
+}
