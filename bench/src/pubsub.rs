@@ -18,6 +18,12 @@
 //!   until every subscriber has every message gives publishes per second (each relayed to the
 //!   two other instances). The instances' final counters (relayed, dropped) come from their
 //!   logs at shutdown.
+//!
+//! Before the processes, the same two figures for the relay alone (the research prototype's
+//! setting): three hubs with backplanes in this process (2 tokio workers), no WebSockets and no
+//! route code; latency is `Hub::publish` on one hub until the other's `received` counter moves,
+//! throughput is `--messages` publishes on each of the three hubs at once until each hub has
+//! received the other two's.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -86,13 +92,126 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let url = format!("redis://127.0.0.1:{redis_port}");
-    let result = measure(&nitro, &output, &url, rounds, messages);
+    let result = relay_only(&url, rounds, messages)
+        .and_then(|relay| measure(&nitro, &output, &url, rounds, messages, relay));
     let _ = redis.kill();
     let _ = redis.wait();
     result
 }
 
-fn measure(nitro: &Path, output: &Path, url: &str, rounds: usize, messages: usize) -> Result<()> {
+/// The relay alone, in this process: see the module docs.
+fn relay_only(url: &str, rounds: usize, messages: usize) -> Result<serde_json::Value> {
+    use bytes::Bytes;
+    use nitro_runtime::Hub;
+    use nitro_runtime::ws::backplane::{Backplane, ConnectionState, PubSubConfig};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut hubs = Vec::new();
+        let mut planes = Vec::new();
+        for _ in 0..3 {
+            let hub = Hub::new();
+            let mut config = PubSubConfig::new(url, "nitro-bench-relay").map_err(|e| e.to_string())?;
+            config.queue = messages.max(10_000);
+            config.stats_interval = None;
+            planes.push(Backplane::start(&hub, config).map_err(|e| e.to_string())?);
+            hubs.push(hub);
+        }
+        let deadline = Instant::now() + WAIT;
+        while planes.iter().any(|p| p.stats().state != ConnectionState::Connected) {
+            if Instant::now() > deadline {
+                return Err("the backplanes did not connect".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let mut latency = Vec::with_capacity(rounds);
+        for round in 0..rounds + 20 {
+            let before = planes[1].stats().received;
+            let started = Instant::now();
+            let payload = Bytes::from(format!("{{\"user\":\"bench\",\"message\":\"t {round}\"}}"));
+            hubs[0].publish(Some("/_ws"), "chat", payload, false);
+            while planes[1].stats().received == before {
+                if started.elapsed() > WAIT {
+                    return Err("a relayed message did not arrive".to_owned());
+                }
+                tokio::task::yield_now().await;
+            }
+            if round >= 20 {
+                latency.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        latency.sort_by(f64::total_cmp);
+        // Let every echo land before counting from here.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let base: Vec<u64> = planes.iter().map(|p| p.stats().received).collect();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for hub in &hubs {
+            let hub = hub.clone();
+            tasks.push(tokio::spawn(async move {
+                let payload = Bytes::from_static(br#"{"user":"bench","message":"a chat message of ordinary length"}"#);
+                for i in 0..messages {
+                    hub.publish(Some("/_ws"), "chat", payload.clone(), false);
+                    if i % 1024 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())?;
+        }
+        let expected = 2 * messages as u64;
+        loop {
+            let done = planes
+                .iter()
+                .zip(&base)
+                .all(|(p, base)| p.stats().received - base >= expected);
+            if done {
+                break;
+            }
+            let dropped: u64 = planes.iter().map(|p| p.stats().dropped).sum();
+            if dropped > 0 || started.elapsed() > WAIT {
+                return Err(format!("relay throughput: {dropped} dropped, or not everything arrived in time"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        let total = 3 * messages;
+        eprintln!(
+            "relay alone (in-process, no WebSockets): latency p50 {:.0} µs, p99 {:.0} µs; {total} publishes from 3 hubs in {:.2} s = {:.0} publishes/s",
+            percentile(&latency, 50.0),
+            percentile(&latency, 99.0),
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64()
+        );
+        let json = serde_json::json!({
+            "latency_us": { "rounds": latency.len(), "p50": percentile(&latency, 50.0), "p99": percentile(&latency, 99.0) },
+            "publishes": total,
+            "seconds": elapsed.as_secs_f64(),
+            "publishes_per_second": total as f64 / elapsed.as_secs_f64(),
+        });
+        for plane in planes {
+            plane.shutdown().await;
+        }
+        Ok(json)
+    })
+}
+
+fn measure(
+    nitro: &Path,
+    output: &Path,
+    url: &str,
+    rounds: usize,
+    messages: usize,
+    relay: serde_json::Value,
+) -> Result<()> {
     let mut instances = Vec::new();
     for _ in 0..3 {
         instances.push(Instance::start(nitro, output, url)?);
@@ -214,6 +333,7 @@ fn measure(nitro: &Path, output: &Path, url: &str, rounds: usize, messages: usiz
     let json = serde_json::json!({
         "bench": "pubsub",
         "cores": cores(),
+        "relay_alone": relay,
         "latency_us": {
             "rounds": lat_remote.len(),
             "local": { "p50": percentile(&lat_local, 50.0), "p99": percentile(&lat_local, 99.0) },
