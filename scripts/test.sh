@@ -5,8 +5,9 @@
 #   scripts/test.sh -p nitro-router   # extra arguments go to `cargo test`
 #
 # Installs (when missing): Debian's chromium and CJK fonts for the browser test, Node.js, the
-# browser driver's npm packages, and redis-server and openssl for the pub/sub tests (a real
-# Redis, TLS with a throwaway certificate). Route builds of all tests share target/nitro-test-routes.
+# browser driver's npm packages, and redis-server, openssl and crossws's npm packages for the
+# pub/sub tests (a real Redis, TLS with a throwaway certificate, a crossws server on the same
+# channel). Route builds of all tests share target/nitro-test-routes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,11 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "scripts/test.sh: installing the browser driver (npm ci)" >&2
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -d tests/crossws/node_modules/crossws ]; then
+  echo "scripts/test.sh: installing crossws for the pub/sub interop test (npm ci)" >&2
+  npm ci --prefix tests/crossws --no-audit --no-fund --loglevel=error
 fi
 
 exec cargo test --workspace "$@"

@@ -401,3 +401,47 @@ async fn nitro_dev_and_nitro_start_share_a_channel() {
         [0, 1, 2, 3, 4]
     );
 }
+
+/// A Nitro-style crossws server (crossws's node adapter and `redis()` sync driver, from
+/// `tests/crossws`) and a `nitro start` on one channel: each side's publish reaches the other's
+/// client, and crossws's `decodeEnvelope` reads what nitro-rs writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossws_server_and_nitro_start_share_a_channel() {
+    let scripts = workspace_root().join("tests/crossws");
+    assert!(
+        scripts.join("node_modules/crossws").is_dir(),
+        "crossws is not installed: run `scripts/test.sh` (or `npm ci --prefix tests/crossws`)"
+    );
+    let output = built_output();
+    let redis = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port());
+    let instance = Instance::start(output, &url);
+    instance.wait_stderr("connected to Redis", 1);
+    let channel = format!("nitro-test-{}", std::process::id());
+    let port = instance.port.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(scripts.join("interop.mjs"))
+            .args([&url, &port, &channel])
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "crossws and nitro-rs did not talk:\n{stdout}\n{}\nnitro start:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        instance.stderr()
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        report["nitro_client"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap() == r#"{"user":"crossws","message":"hello from crossws"}"#),
+        "{report}"
+    );
+}
