@@ -373,4 +373,28 @@ mod tests {
             "a closing peer is not closed twice"
         );
     }
+
+    #[test]
+    fn hub_publishes_are_offered_to_the_relay() {
+        use crate::ws::backplane::Counters;
+
+        let hub = Hub::new();
+        let counters = Arc::new(Counters::default());
+        let (relay, mut rx) = Relay::new(10, counters.clone());
+        assert!(hub.set_relay(relay));
+        let (again, _rx) = Relay::new(10, counters);
+        assert!(!hub.set_relay(again), "one backplane per hub");
+        hub.publish(Some("/_ws"), "chat", Bytes::from_static(b"hi"), false);
+        hub.publish(None, "news", Bytes::from_static(b"\x00"), true);
+        let first = rx.try_recv().unwrap();
+        assert_eq!(
+            (first.namespace.as_deref(), first.topic.as_str()),
+            (Some("/_ws"), "chat")
+        );
+        let second = rx.try_recv().unwrap();
+        assert_eq!(
+            second.envelope("i"),
+            r#"{"id":"i","msg":{"namespace":"","topic":"news","binary":true,"data":"AA=="}}"#
+        );
+    }
 }

@@ -21,7 +21,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{BackplaneStats, ConnectionState, Counters, DEFAULT_QUEUE, Outgoing, Relay};
+use super::envelope::decode_envelope;
+use super::relay::{BackplaneStats, ConnectionState, Counters, DEFAULT_QUEUE, Outgoing, Relay};
 use crate::ws::Hub;
 use crate::ws::peer::frame;
 
@@ -316,7 +317,7 @@ impl Shared {
     /// An envelope from the channel: another instance's publish goes to the local subscribers
     /// (not relayed again); this instance's own echo is ignored.
     fn deliver(&self, raw: &[u8]) {
-        match super::decode_envelope(raw) {
+        match decode_envelope(raw) {
             None => self.counters.malformed(raw),
             Some((id, _)) if id == self.id => self.counters.own(),
             Some((_, message)) => {
