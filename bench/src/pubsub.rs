@@ -273,10 +273,10 @@ fn measure(
             let mut seen = 0;
             let result = (|| {
                 while seen < total {
-                    if let Some((user, _)) = read_chat(&mut socket)? {
-                        if user != "server" {
-                            seen += 1;
-                        }
+                    if let Some((user, _)) = read_chat(&mut socket)?
+                        && user != "server"
+                    {
+                        seen += 1;
                     }
                 }
                 Ok(())
@@ -298,10 +298,10 @@ fn measure(
                         sent += 1;
                     }
                     socket.flush().map_err(|e| e.to_string())?;
-                    if let Some((user, _)) = read_chat(&mut socket)? {
-                        if user == id {
-                            own += 1;
-                        }
+                    if let Some((user, _)) = read_chat(&mut socket)?
+                        && user == id
+                    {
+                        own += 1;
                     }
                 }
                 // Keep reading what the others publish, so the server never has to close

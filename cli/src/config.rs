@@ -227,7 +227,7 @@ impl ConfigError {
             ConfigError::Host { .. } => Some(
                 "use an address such as `127.0.0.1` (this machine only) or `0.0.0.0` (every interface); `localhost` also works".into(),
             ),
-            ConfigError::PubSub(error) => Some(error.hint()),
+            ConfigError::PubSub(error) => error.hint(),
         }
     }
 }

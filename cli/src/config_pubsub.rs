@@ -73,8 +73,8 @@ pub enum PubSubConfigError {
 
 impl PubSubConfigError {
     /// What to do about it.
-    pub fn hint(&self) -> String {
-        match self {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
             PubSubConfigError::NoChannel { .. } => {
                 "for example `pubsub = { url = \"redis://127.0.0.1:6379\", channel = \"my-app\" }`; see `docs/config.md`".into()
             }
@@ -85,7 +85,7 @@ impl PubSubConfigError {
             PubSubConfigError::NoUrl { .. } => format!(
                 "set `{URL_ENV}=redis://host:6379`, or add `url = \"redis://…\"` to the `pubsub` table"
             ),
-        }
+        })
     }
 }
 
@@ -125,7 +125,7 @@ pub(crate) fn resolve(
     };
     let stats_interval = match section.stats_interval {
         None => Some(nitro_runtime::ws::backplane::DEFAULT_STATS_INTERVAL),
-        Some(seconds) if seconds == 0.0 => None,
+        Some(0.0) => None,
         Some(seconds) if seconds > 0.0 && seconds <= 86_400.0 => {
             Some(Duration::from_secs_f64(seconds))
         }

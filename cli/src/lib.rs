@@ -125,7 +125,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<init::InitError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<config_pubsub::PubSubConfigError>() {
-            Some(e.hint())
+            e.hint()
         } else {
             None
         }
