@@ -279,6 +279,9 @@ async fn a_redis_restart_drops_counted_messages_and_relaying_resumes() {
     }
     eventually_long("the drops to be counted", || one.stats().dropped == 20).await;
     nothing(&mut b).await;
+    // A few seconds down: long enough for the connection manager's own retries to give up,
+    // so that reconnecting is the supervisor's backoff on a fresh manager.
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     redis.restart();
     one.connected().await;
