@@ -18,21 +18,12 @@
 //!
 //! Only this crate prints or installs a tracing subscriber.
 
-pub mod ansi;
-pub mod build;
-pub mod cargo_build;
-pub mod codegen;
-pub mod config;
-pub mod config_limits;
-pub mod dev;
-pub mod embedded;
-pub mod init;
+pub mod commands;
+pub mod devloop;
 pub mod logging;
 pub mod output;
-pub mod reload;
-pub mod start;
+pub mod project;
 pub mod ui;
-pub mod watch;
 
 #[cfg(test)]
 mod test_util;
@@ -41,6 +32,9 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::commands::{build, dev, init, start};
+use crate::project::{cargo_build, codegen, config};
 
 /// File-routed Rust servers: one Rust file per route, compiled and hot-reloaded.
 #[derive(Debug, Parser)]
@@ -117,7 +111,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<build::BuildFailed>() {
             e.hint()
-        } else if let Some(e) = e.downcast_ref::<output::OutputError>() {
+        } else if let Some(e) = e.downcast_ref::<output::manifest::OutputError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<start::StartError>() {
             e.hint()

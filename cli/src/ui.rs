@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal;
 
-use crate::cargo_build::Diagnostics;
+use crate::project::cargo_build::Diagnostics;
 
 /// The terminal, as the commands see it.
 #[derive(Debug, Clone)]

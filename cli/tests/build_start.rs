@@ -269,7 +269,7 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
     for route in routes {
         let library = out.join(route["library"].as_str().unwrap());
         assert_eq!(
-            nitro_cli::output::sha256_file(&library).unwrap(),
+            nitro_cli::output::manifest::sha256_file(&library).unwrap(),
             route["sha256"].as_str().unwrap()
         );
     }
@@ -677,7 +677,7 @@ fn start_refuses_a_missing_or_corrupted_output() {
     );
 
     // The right hash, but not a route library: the loader's error, still at start.
-    let sha = nitro_cli::output::sha256_file(&out.join(library)).unwrap();
+    let sha = nitro_cli::output::manifest::sha256_file(&out.join(library)).unwrap();
     std::fs::write(out.join("nitro.json"), manifest_text(library, &sha)).unwrap();
     let e = start_fails(&out);
     assert!(

@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use nitro_cli::cargo_build::Silent;
-use nitro_cli::config::{Env, Overrides, ResolvedConfig, resolve};
-use nitro_cli::{codegen, dev};
+use nitro_cli::commands::dev;
+use nitro_cli::project::cargo_build::Silent;
+use nitro_cli::project::codegen;
+use nitro_cli::project::config::{Env, Overrides, ResolvedConfig, resolve};
 
 fn shared_target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nitro-test-routes")
@@ -162,7 +163,7 @@ fn a_route_built_with_panic_abort_is_refused() {
     let table = dev::scan(&config).unwrap();
     let generated = codegen::generate(&config, &table).unwrap();
     let route = generated.route("routes/hello/[name].rs").unwrap();
-    let output = std::process::Command::new(nitro_cli::cargo_build::cargo_program())
+    let output = std::process::Command::new(nitro_cli::project::cargo_build::cargo_program())
         .arg("build")
         .arg("--manifest-path")
         .arg(config.project_dir.join(".nitro/Cargo.toml"))

@@ -3,7 +3,7 @@
 //!
 //! Values are checked while the file is read, so a wrong one is reported like any other
 //! `nitro.toml` mistake: the key, the table, the file and the line
-//! (see [`crate::config`]). Sizes are bytes (`1048576`) or a string with a unit (`"1 MiB"`,
+//! (see [`crate::project::config`]). Sizes are bytes (`1048576`) or a string with a unit (`"1 MiB"`,
 //! `"16 KiB"`); durations are seconds (`30`, `0.5`).
 
 use std::fmt;
@@ -132,7 +132,7 @@ impl BuiltLimits {
     }
 }
 
-/// What a key of `[limits]` takes, in words (for [`crate::config`]'s messages).
+/// What a key of `[limits]` takes, in words (for [`crate::project::config`]'s messages).
 pub(crate) fn expected(key: &str) -> String {
     match key {
         "max_headers" => COUNT_HEADERS.into(),
@@ -390,7 +390,7 @@ mod tests {
 
     use std::path::Path;
 
-    use crate::config::{Env, Overrides, ResolvedConfig, resolve};
+    use crate::project::config::{Env, Overrides, ResolvedConfig, resolve};
 
     fn run(file: &str) -> Result<ResolvedConfig, String> {
         resolve(

@@ -2,10 +2,10 @@
 //!
 //! The steps of `nitro dev` up to the build ([`dev::scan`], [`codegen::generate`]), then one
 //! `cargo build --release` of every route. Any route that fails stops the build with rustc's
-//! diagnostics, before anything is written. The output (layout in [`crate::output`]) is written
-//! to a staging folder beside `.output/` (same file system) and renamed into place only when
-//! complete, so a failed or interrupted build never leaves a half-written `.output/` where a
-//! good one was.
+//! diagnostics, before anything is written. The output (layout in
+//! [`crate::output::manifest`]) is written to a staging folder beside `.output/` (same file
+//! system) and renamed into place only when complete, so a failed or interrupted build never
+//! leaves a half-written `.output/` where a good one was.
 //!
 //! `public/` is copied with the dev server's rules (no dotfiles but `.well-known`, nothing a
 //! symbolic link leads to outside `public/`), and every compressible file of at least 1 KiB
@@ -20,11 +20,13 @@ use std::time::{Instant, SystemTime};
 use clap::Args;
 use nitro_router::{RouteKind, RouteTable};
 
-use crate::cargo_build::{self, BuildReport, BuildRequest, Progress};
-use crate::codegen::Generated;
-use crate::config::{self, Overrides, ResolvedConfig};
-use crate::dev;
-use crate::output::{self, BuiltConfig, Commands, MANIFEST, Manifest, NitroInfo, RouteInfo};
+use crate::commands::dev;
+use crate::output::manifest::{
+    self as output, BuiltConfig, Commands, MANIFEST, Manifest, NitroInfo, RouteInfo,
+};
+use crate::project::cargo_build::{self, BuildReport, BuildRequest, Progress};
+use crate::project::codegen::Generated;
+use crate::project::config::{self, Overrides, ResolvedConfig};
 use crate::ui::Ui;
 
 /// Files smaller than this are not precompressed (as Nitro).
@@ -331,7 +333,7 @@ pub fn write_output(
         format: output::FORMAT,
         date: output::iso8601(now),
         nitro: NitroInfo {
-            version: crate::embedded::VERSION.to_owned(),
+            version: crate::project::embedded::VERSION.to_owned(),
             abi: nitro_abi::NITRO_ABI_VERSION,
         },
         server: "server/nitro".into(),
@@ -343,7 +345,9 @@ pub fn write_output(
             websocket: config.websocket,
             dependencies: serde_json::to_value(&config.dependencies)
                 .unwrap_or(serde_json::Value::Null),
-            limits: Some(crate::config_limits::BuiltLimits::from(&config.limits)),
+            limits: Some(crate::project::config_limits::BuiltLimits::from(
+                &config.limits,
+            )),
             allowed_origins: config.allowed_origins.clone(),
         },
         commands: Commands {

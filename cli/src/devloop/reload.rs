@@ -30,12 +30,12 @@ use nitro_runtime::devclient::Overlay;
 use nitro_runtime::loader::LoadedRoute;
 use nitro_runtime::{App, DevClient, Hub, RouteEntry, ServerHandle};
 
-use crate::cargo_build::{self, BuildReport, Progress, Silent, TerminalProgress};
-use crate::codegen::{self, Generated, RouteProblem};
-use crate::config::{self, Overrides, ResolvedConfig, WebSocketReload};
-use crate::dev;
+use crate::commands::dev;
+use crate::devloop::watch::{Batch, Change, Watcher};
+use crate::project::cargo_build::{self, BuildReport, Progress, Silent, TerminalProgress};
+use crate::project::codegen::{self, Generated, RouteProblem};
+use crate::project::config::{self, Overrides, ResolvedConfig, WebSocketReload};
 use crate::ui::Ui;
-use crate::watch::{Batch, Change, Watcher};
 
 /// Everything the dev loop keeps between batches.
 #[derive(Debug)]
@@ -456,7 +456,7 @@ impl DevLoop {
 pub fn overlay_of(rendered: &str) -> Overlay {
     let text = cargo_build::strip_ansi(rendered);
     Overlay {
-        html: crate::ansi::to_html(rendered),
+        html: crate::devloop::ansi::to_html(rendered),
         locations: error_locations(&text),
         text,
     }
@@ -515,7 +515,7 @@ pub fn initial_failures(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Env, resolve};
+    use crate::project::config::{Env, resolve};
     use std::path::Path;
 
     fn config(file: &str) -> ResolvedConfig {

@@ -22,7 +22,7 @@ use clap::Args;
 use nitro_runtime::loader::LoadedRoute;
 use nitro_runtime::{App, Hub, RouteEntry, Server, ServerConfig};
 
-use crate::output::{self, MANIFEST, OUTPUT_DIR, Output};
+use crate::output::manifest::{self as output, MANIFEST, OUTPUT_DIR, Output};
 use crate::ui::Ui;
 
 /// The default address: loopback only, like `nitro dev`; `HOST=0.0.0.0` to serve the network.
@@ -138,7 +138,7 @@ fn parse_port(value: &str, name: &str) -> Result<u16, StartError> {
 }
 
 fn parse_host(value: &str, source_name: &str) -> Result<IpAddr, StartError> {
-    crate::config::host_addr(value).ok_or_else(|| StartError::Host {
+    crate::project::config::host_addr(value).ok_or_else(|| StartError::Host {
         source_name: source_name.to_owned(),
         value: value.to_owned(),
     })
@@ -201,12 +201,12 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let dir = output_dir(args.output.as_deref(), exe.as_deref());
     let output = output::load(&dir)?;
     let manifest = &output.manifest;
-    if manifest.nitro.version != crate::embedded::VERSION {
+    if manifest.nitro.version != crate::project::embedded::VERSION {
         ui.warn(&format!(
             "`{}` was built by nitro {}, this is nitro {}",
             dir.join(MANIFEST).display(),
             manifest.nitro.version,
-            crate::embedded::VERSION
+            crate::project::embedded::VERSION
         ));
     }
 
@@ -223,7 +223,7 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .config
             .limits
             .as_ref()
-            .map(crate::config_limits::BuiltLimits::to_limits)
+            .map(crate::project::config_limits::BuiltLimits::to_limits)
             .unwrap_or_default(),
         allowed_origins: manifest.config.allowed_origins.clone(),
         ..ServerConfig::new(addr)
@@ -236,7 +236,7 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         manifest.nitro.version
     ));
     // The route lines of `nitro dev`'s summary (method, pattern, file), without its headline.
-    let lines = crate::dev::summary_lines(
+    let lines = crate::commands::dev::summary_lines(
         &output.table,
         Duration::ZERO,
         &std::collections::BTreeSet::new(),
@@ -257,7 +257,7 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         let mut signals = Signals::new()?;
         let server = Server::bind(config, hub, App::new(table, routes)).await?;
         let bound = server.local_addr();
-        ui.data(&format!("  ➜ Listening on: {}", crate::dev::url(bound)));
+        ui.data(&format!("  ➜ Listening on: {}", crate::commands::dev::url(bound)));
         if bound.ip().is_unspecified() {
             ui.status(&format!(
                 "  ➜ Network: every interface of this machine, port {}",

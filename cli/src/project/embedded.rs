@@ -21,18 +21,18 @@ pub struct EmbeddedCrate {
 /// `nitro-abi`: the `#[repr(C)]` types shared by host and routes.
 pub const ABI: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro-abi",
-    sources: &[("src/lib.rs", include_str!("../../abi/src/lib.rs"))],
+    sources: &[("src/lib.rs", include_str!("../../../abi/src/lib.rs"))],
 };
 
 /// `nitro`: what route files import.
 pub const NITRO: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro",
     sources: &[
-        ("src/lib.rs", include_str!("../../nitro/src/lib.rs")),
-        ("src/error.rs", include_str!("../../nitro/src/error.rs")),
-        ("src/ffi.rs", include_str!("../../nitro/src/ffi.rs")),
-        ("src/http.rs", include_str!("../../nitro/src/http.rs")),
-        ("src/ws.rs", include_str!("../../nitro/src/ws.rs")),
+        ("src/lib.rs", include_str!("../../../nitro/src/lib.rs")),
+        ("src/error.rs", include_str!("../../../nitro/src/error.rs")),
+        ("src/ffi.rs", include_str!("../../../nitro/src/ffi.rs")),
+        ("src/http.rs", include_str!("../../../nitro/src/http.rs")),
+        ("src/ws.rs", include_str!("../../../nitro/src/ws.rs")),
     ],
 };
 

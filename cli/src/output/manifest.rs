@@ -9,7 +9,7 @@
 //!   public/                    `public/`, plus `.br` and `.gz` of compressible files ≥ 1 KiB
 //! ```
 //!
-//! `nitro build` writes it ([`crate::build`]); `nitro start` reads it back with [`load`], which
+//! `nitro build` writes it ([`crate::commands::build`]); `nitro start` reads it back with [`load`], which
 //! checks everything it can before serving: the manifest parses and was written for this ABI,
 //! every library is where it says, inside the folder, with the SHA-256 it recorded. A problem is
 //! an [`OutputError`] naming the file, never a failure later.
@@ -85,7 +85,7 @@ pub struct BuiltConfig {
     pub dependencies: serde_json::Value,
     /// `[limits]`, every value resolved (absent in outputs of older builds: the defaults).
     #[serde(default)]
-    pub limits: Option<crate::config_limits::BuiltLimits>,
+    pub limits: Option<crate::project::config_limits::BuiltLimits>,
     /// `[websocket] allowed_origins`.
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
@@ -112,7 +112,7 @@ pub enum OutputError {
     Corrupt { path: PathBuf, detail: String },
     #[error(
         "`{}` was written by nitro {found_version} for route ABI {found}, but this nitro {} speaks ABI {expected}",
-        .path.display(), crate::embedded::VERSION
+        .path.display(), crate::project::embedded::VERSION
     )]
     Abi {
         path: PathBuf,
@@ -376,7 +376,7 @@ mod tests {
             format: FORMAT,
             date: "2026-11-26T02:30:00Z".into(),
             nitro: NitroInfo {
-                version: crate::embedded::VERSION.into(),
+                version: crate::project::embedded::VERSION.into(),
                 abi: nitro_abi::NITRO_ABI_VERSION,
             },
             server: "server/nitro".into(),
@@ -394,7 +394,7 @@ mod tests {
                 renderer_static: true,
                 websocket: true,
                 dependencies: serde_json::json!({}),
-                limits: Some(crate::config_limits::BuiltLimits::from(
+                limits: Some(crate::project::config_limits::BuiltLimits::from(
                     &nitro_runtime::Limits::default(),
                 )),
                 allowed_origins: None,

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config_limits::{HostName, LimitsSection, WebSocketSection};
+use crate::project::config_limits::{HostName, LimitsSection, WebSocketSection};
 
 /// The name of the config file in a project folder.
 pub const CONFIG_FILE: &str = "nitro.toml";
@@ -565,9 +565,9 @@ fn expected_for(table: &[String], key: &str) -> String {
         (Some("dev"), "port") => "a port number from 0 to 65535".into(),
         (Some("dev"), "host") => "a string, such as `\"127.0.0.1\"`".into(),
         (Some("dev"), "websocket_reload") => "`\"keep\"` or `\"restart\"`".into(),
-        (Some("dev"), "allowed_hosts") => crate::config_limits::HOSTS.into(),
-        (Some("websocket"), "allowed_origins") => crate::config_limits::ORIGINS.into(),
-        (Some("limits"), key) => crate::config_limits::expected(key),
+        (Some("dev"), "allowed_hosts") => crate::project::config_limits::HOSTS.into(),
+        (Some("websocket"), "allowed_origins") => crate::project::config_limits::ORIGINS.into(),
+        (Some("limits"), key) => crate::project::config_limits::expected(key),
         (Some("renderer" | "features"), _) => "`true` or `false`".into(),
         _ => "a different type".into(),
     }

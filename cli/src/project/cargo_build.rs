@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use cargo_metadata::Message;
 use cargo_metadata::diagnostic::DiagnosticLevel;
 
-use crate::codegen::{CRATE_PREFIX, RouteCrate};
+use crate::project::codegen::{CRATE_PREFIX, RouteCrate};
 
 /// What to build.
 #[derive(Debug, Clone, Copy)]
@@ -507,7 +507,7 @@ fn prefix_nitro_dir(text: &str, needle: &str) -> String {
 
 /// Removes ANSI escape sequences (CSI such as colours, OSC such as hyperlinks).
 pub fn strip_ansi(text: &str) -> String {
-    crate::ansi::strip(text)
+    crate::devloop::ansi::strip(text)
 }
 
 #[cfg(test)]
@@ -519,7 +519,7 @@ mod tests {
     /// Captured from cargo 1.95 building two route crates of a project at
     /// `/home/ada/nitro-fixture`: `broken.rs` has a type error and an unused import, `ok.rs` an
     /// unused variable.
-    const FIXTURE: &str = include_str!("../tests/fixtures/cargo-build-broken.jsonl");
+    const FIXTURE: &str = include_str!("../../tests/fixtures/cargo-build-broken.jsonl");
     const PROJECT: &str = "/home/ada/nitro-fixture";
 
     fn routes() -> Vec<RouteCrate> {

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use nitro_router::{Route, RouteKind, RouteTable};
 
-use crate::config::ResolvedConfig;
-use crate::embedded;
+use crate::project::config::ResolvedConfig;
+use crate::project::embedded;
 
 /// Prefix of every generated route crate's name; [`generate`] only ever deletes folders
 /// carrying it.
@@ -556,7 +556,7 @@ fn read_dir(path: &Path) -> Result<Vec<std::fs::DirEntry>, CodegenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Env, Overrides, resolve};
+    use crate::project::config::{Env, Overrides, resolve};
     use nitro_router::ScanOptions;
 
     fn set(names: &[&str]) -> BTreeSet<String> {

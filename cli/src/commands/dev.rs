@@ -28,9 +28,11 @@ use nitro_router::{RouteKind, RouteTable, ScanError, ScanOptions};
 use nitro_runtime::loader::{LoadError, LoadedRoute};
 use nitro_runtime::{App, Hub, RouteEntry, Server, ServerConfig, ServerError};
 
-use crate::cargo_build::{self, BuildReport, BuildRequest, Progress, Silent, TerminalProgress};
-use crate::codegen::{self, Generated, RouteCrate, RouteProblem};
-use crate::config::{self, Overrides, ResolvedConfig};
+use crate::project::cargo_build::{
+    self, BuildReport, BuildRequest, Progress, Silent, TerminalProgress,
+};
+use crate::project::codegen::{self, Generated, RouteCrate, RouteProblem};
+use crate::project::config::{self, Overrides, ResolvedConfig};
 use crate::ui::Ui;
 
 /// Arguments of `nitro dev`.
@@ -121,7 +123,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
 
     // Before the first build, so that edits made while it runs are not missed.
-    let watcher = match crate::watch::Watcher::start(&config.project_dir) {
+    let watcher = match crate::devloop::watch::Watcher::start(&config.project_dir) {
         Ok(watcher) => Some(watcher),
         Err(error) => {
             ui.warn(&format!(
@@ -163,7 +165,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ui.status(&line);
     }
     print_failures(&generated, &report, &loaded, ui);
-    let failing = crate::reload::initial_failures(&generated, &report, &loaded);
+    let failing = crate::devloop::reload::initial_failures(&generated, &report, &loaded);
 
     let server_config = server_config(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -181,7 +183,7 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         .map_err(DevError::Server)?;
         let dev_client = nitro_runtime::DevClient::new();
         server.set_dev_client(dev_client.clone());
-        let dev_loop = crate::reload::DevLoop {
+        let dev_loop = crate::devloop::reload::DevLoop {
             overrides,
             config,
             table,
@@ -510,7 +512,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Env, resolve};
+    use crate::project::config::{Env, resolve};
 
     #[test]
     fn urls() {

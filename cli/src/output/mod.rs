@@ -1,0 +1,3 @@
+//! The built `.output/` folder.
+
+pub mod manifest;
