@@ -4,11 +4,10 @@
 //! `scripts/test.sh`); the screenshots are kept at `target/screenshots/chat.png` and
 //! `target/screenshots/overlay.png`.
 
-mod support;
 
 use std::process::Command;
 use std::sync::Mutex;
-use support::*;
+use crate::support::*;
 
 /// One Chromium at a time: two cores are not enough for more.
 static CHROMIUM: Mutex<()> = Mutex::new(());

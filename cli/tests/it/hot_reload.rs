@@ -2,11 +2,10 @@
 //! file edits, real WebSocket and HTTP clients. Waits are bounded; nothing here asserts on
 //! time (the numbers are in the bench: `cargo run --release -p nitro-bench -- reload`).
 
-mod support;
 
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A bound for one rebuild (a cold route crate on a busy 2-core machine).

@@ -1,13 +1,12 @@
 //! `nitro dev` with the hardening keys of `nitro.toml` (issue #5): `[dev] allowed_hosts`,
 //! `[websocket] allowed_origins` and `[limits]` reach the server, end to end.
 
-mod support;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use support::*;
+use crate::support::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 

@@ -6,7 +6,6 @@
 //! `target/nitro-test-routes` with the other tests (`NITRO_TARGET_DIR`), so the dependencies
 //! compile once per run; there are four release builds in all.
 
-mod support;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -14,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 

@@ -1,11 +1,10 @@
 //! HTTP routes under `nitro dev`: params, catch-alls, method suffixes, JSON, errors, panics,
 //! and a WebSocket route whose hooks panic.
 
-mod support;
 
 use serde_json::json;
 use std::time::Duration;
-use support::*;
+use crate::support::*;
 
 #[test]
 fn http_routes_behave() {

@@ -1,9 +1,8 @@
 //! `nitro dev examples/websocket`: the seed chat, frame for frame, plus the page and errors.
 
-mod support;
 
 use std::time::Duration;
-use support::*;
+use crate::support::*;
 
 const QUIET: Duration = Duration::from_millis(400);
 
