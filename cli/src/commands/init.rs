@@ -18,24 +18,24 @@ use crate::ui::Ui;
 
 /// Arguments of `nitro init`.
 #[derive(Debug, Clone, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The folder to create the project in (created if missing).
     #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 
     /// What to start from.
     #[arg(long, short = 't', value_enum, default_value_t = Template::Websocket)]
-    pub template: Template,
+    pub(crate) template: Template,
 
     /// Add the template's files to a folder that is not empty. Files that exist are kept, never
     /// overwritten.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 /// The templates: each is `examples/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Template {
+pub(crate) enum Template {
     /// The WebSocket chat (`examples/websocket`): a `_ws.rs` route and a page.
     Websocket,
     /// A JSON API (`examples/api`): params, a POST with a JSON body, errors.
@@ -89,7 +89,7 @@ const ECHO: Files = example!("echo":
 
 impl Template {
     /// The example folder's name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Template::Websocket => "websocket",
             Template::Api => "api",
@@ -99,7 +99,7 @@ impl Template {
     }
 
     /// The files, relative to the project, `/`-separated.
-    pub fn files(self) -> Files {
+    pub(crate) fn files(self) -> Files {
         match self {
             Template::Websocket => WEBSOCKET,
             Template::Api => API,
@@ -111,7 +111,7 @@ impl Template {
 
 /// Why `nitro init` did nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum InitError {
+pub(crate) enum InitError {
     #[error("`{}` is not empty (it has {})", .dir.display(), list(.entries))]
     NotEmpty { dir: PathBuf, entries: Vec<String> },
     #[error("`{}` exists and is not a folder", .dir.display())]
@@ -126,7 +126,7 @@ pub enum InitError {
 
 impl InitError {
     /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             InitError::NotEmpty { dir, .. } => Some(format!(
                 "pick a new folder (`nitro init my-app`), or add the template to this one with `nitro init {} --force` (files that exist are kept)",
@@ -149,15 +149,15 @@ fn list(entries: &[String]) -> String {
 
 /// What [`init`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Created {
+pub(crate) struct Created {
     /// Files written, relative to the project.
-    pub written: Vec<String>,
+    pub(crate) written: Vec<String>,
     /// Files of the template that already existed and were left as they were.
-    pub kept: Vec<String>,
+    pub(crate) kept: Vec<String>,
 }
 
 /// Writes `template` into `dir` (see the module docs).
-pub fn init(dir: &Path, template: Template, force: bool) -> Result<Created, InitError> {
+pub(crate) fn init(dir: &Path, template: Template, force: bool) -> Result<Created, InitError> {
     match std::fs::read_dir(dir) {
         Ok(entries) => {
             let mut names: Vec<String> = entries
@@ -215,7 +215,7 @@ pub fn init(dir: &Path, template: Template, force: bool) -> Result<Created, Init
 }
 
 /// Runs `nitro init`.
-pub fn run(args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let created = init(&args.dir, args.template, args.force)?;
     for kept in &created.kept {
         ui.warn(&format!(

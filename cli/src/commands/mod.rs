@@ -1,6 +1,6 @@
 //! One module per command: its arguments and its `run`.
 
-pub mod build;
-pub mod dev;
-pub mod init;
-pub mod start;
+pub(crate) mod build;
+pub(crate) mod dev;
+pub(crate) mod init;
+pub(crate) mod start;

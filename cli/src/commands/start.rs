@@ -12,7 +12,7 @@
 //! requests, close WebSocket peers with `1001`, all within `NITRO_SHUTDOWN_TIMEOUT` (default
 //! 30 s); a second signal exits at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,46 +20,48 @@ use std::time::Duration;
 
 use clap::Args;
 use nitro_runtime::loader::LoadedRoute;
-use nitro_runtime::{App, Hub, RouteEntry, Server, ServerConfig};
+use nitro_runtime::{App, Hub, RouteEntry, ServerConfig};
 
 use crate::output::manifest::{self as output, MANIFEST, OUTPUT_DIR, Output};
-use crate::ui::Ui;
+use crate::pipeline;
+use crate::serve::{self, Mode};
+use crate::ui::{Ui, plural};
 
 /// The default address: loopback only, like `nitro dev`; `HOST=0.0.0.0` to serve the network.
-pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
+pub(crate) const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
 /// How long shutdown waits for in-flight requests and WebSocket closes, by default.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `nitro start`.
 #[derive(Debug, Clone, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// The built output folder, or a project folder holding `.output/`. Default: the output
     /// this `nitro` belongs to when run as `<output>/server/nitro`, else `./.output`.
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 
     /// Port to listen on; 0 picks a free one. Wins over `NITRO_PORT` and `PORT` (default
     /// 3000).
     #[arg(long, short = 'p')]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
 
     /// Address to listen on. Wins over `NITRO_HOST` and `HOST` (default 127.0.0.1; 0.0.0.0 is
     /// every interface).
     #[arg(long)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
 }
 
 /// The environment `nitro start` reads. Empty values count as unset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StartEnv {
-    pub nitro_port: Option<String>,
-    pub port: Option<String>,
-    pub nitro_host: Option<String>,
-    pub host: Option<String>,
-    pub shutdown_timeout: Option<String>,
+pub(crate) struct StartEnv {
+    pub(crate) nitro_port: Option<String>,
+    pub(crate) port: Option<String>,
+    pub(crate) nitro_host: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) shutdown_timeout: Option<String>,
 }
 
 impl StartEnv {
-    pub fn from_process() -> StartEnv {
+    pub(crate) fn from_process() -> StartEnv {
         let var = |name: &str| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
@@ -77,7 +79,7 @@ impl StartEnv {
 
 /// A setting of `nitro start` that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("{source_name} is `{value}`, which is not a port number (0 to 65535)")]
     Port { source_name: String, value: String },
     #[error("{source_name} is `{value}`, which is not an IP address")]
@@ -92,13 +94,11 @@ pub enum StartError {
         library: PathBuf,
         message: String,
     },
-    #[error("cannot start the async runtime")]
-    Runtime(#[source] std::io::Error),
 }
 
 impl StartError {
     /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             StartError::Port { .. } | StartError::Host { .. } => Some(
                 "flags win over the environment: pass `--port`/`--host`, or fix the variable"
@@ -108,13 +108,13 @@ impl StartError {
                 "serve it with the `server/nitro` of the same output, or rebuild with `nitro build`"
                     .into(),
             ),
-            StartError::ShutdownTimeout { .. } | StartError::Runtime(_) => None,
+            StartError::ShutdownTimeout { .. } => None,
         }
     }
 }
 
 /// Resolves the address from the flags and the environment. Pure.
-pub fn resolve_addr(args: &StartArgs, env: &StartEnv) -> Result<SocketAddr, StartError> {
+pub(crate) fn resolve_addr(args: &StartArgs, env: &StartEnv) -> Result<SocketAddr, StartError> {
     let port = match (args.port, &env.nitro_port, &env.port) {
         (Some(port), _, _) => port,
         (None, Some(value), _) => parse_port(value, "NITRO_PORT")?,
@@ -146,7 +146,7 @@ fn parse_host(value: &str, source_name: &str) -> Result<IpAddr, StartError> {
 
 /// `NITRO_SHUTDOWN_TIMEOUT`: milliseconds as Nitro reads it (`30000`), or with a unit (`30s`,
 /// `500ms`).
-pub fn parse_timeout(value: Option<&str>) -> Result<Duration, StartError> {
+pub(crate) fn parse_timeout(value: Option<&str>) -> Result<Duration, StartError> {
     let Some(value) = value else {
         return Ok(DEFAULT_SHUTDOWN_TIMEOUT);
     };
@@ -173,7 +173,7 @@ pub fn parse_timeout(value: Option<&str>) -> Result<Duration, StartError> {
 
 /// The output folder to serve: the argument (an output, or a project holding `.output/`), else
 /// the output around this executable (`<output>/server/nitro`), else `./.output`.
-pub fn output_dir(arg: Option<&Path>, exe: Option<&Path>) -> PathBuf {
+pub(crate) fn output_dir(arg: Option<&Path>, exe: Option<&Path>) -> PathBuf {
     if let Some(arg) = arg {
         let inner = arg.join(OUTPUT_DIR);
         if !arg.join(MANIFEST).exists() && inner.join(MANIFEST).exists() {
@@ -193,7 +193,7 @@ pub fn output_dir(arg: Option<&Path>, exe: Option<&Path>) -> PathBuf {
 }
 
 /// Runs `nitro start` until a signal.
-pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let env = StartEnv::from_process();
     let addr = resolve_addr(args, &env)?;
     let shutdown_timeout = parse_timeout(env.shutdown_timeout.as_deref())?;
@@ -236,59 +236,12 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         manifest.nitro.version
     ));
     // The route lines of `nitro dev`'s summary (method, pattern, file), without its headline.
-    let lines = crate::commands::dev::summary_lines(
-        &output.table,
-        Duration::ZERO,
-        &std::collections::BTreeSet::new(),
-        ui,
-    );
-    for line in lines.iter().skip(1) {
-        ui.status(line);
+    for line in pipeline::route_lines(&output.table, &BTreeSet::new(), ui) {
+        ui.status(&line);
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("nitro")
-        .build()
-        .map_err(StartError::Runtime)?;
-    let table = output.table;
-    let served = runtime.block_on(async {
-        // Registered before the URL is printed, so a signal sent right after it is seen.
-        let mut signals = Signals::new()?;
-        let server = Server::bind(config, hub, App::new(table, routes)).await?;
-        let bound = server.local_addr();
-        ui.data(&format!("  ➜ Listening on: {}", crate::commands::dev::url(bound)));
-        if bound.ip().is_unspecified() {
-            ui.status(&format!(
-                "  ➜ Network: every interface of this machine, port {}",
-                bound.port()
-            ));
-        }
-        let (first, stop) = tokio::sync::oneshot::channel::<()>();
-        let status_ui = ui.clone();
-        tokio::spawn(async move {
-            signals.next().await;
-            status_ui.status(&format!(
-                "  shutting down: finishing requests, closing WebSockets (at most {:.0} s; a second Ctrl-C stops at once)",
-                shutdown_timeout.as_secs_f64()
-            ));
-            let _ = first.send(());
-            signals.next().await;
-            status_ui.warn("second signal: exiting now");
-            std::process::exit(130);
-        });
-        server
-            .run_until(async {
-                let _ = stop.await;
-            })
-            .await?;
-        Ok::<_, anyhow::Error>(())
-    });
-    // Route code still running on the blocking pool (a handler that never returns) must not
-    // keep the process alive past the deadline.
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    served?;
-    ui.status("  stopped");
+    let app = App::new(output.table, routes);
+    serve::serve(ui, Mode::Start, config, hub, app, |_| Ok(()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -320,47 +273,6 @@ fn load_routes(
     }
     let _ = std::fs::remove_dir_all(&cache);
     result.map(|()| routes)
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-/// SIGINT and SIGTERM, registered up front.
-struct Signals {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Signals {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ fn tokens(text: &str) -> impl Iterator<Item = Token> + '_ {
 }
 
 /// The text without any escape sequence.
-pub fn strip(text: &str) -> String {
+pub(crate) fn strip(text: &str) -> String {
     tokens(text)
         .filter_map(|t| match t {
             Token::Char(c) => Some(c),
@@ -63,7 +63,7 @@ pub fn strip(text: &str) -> String {
 }
 
 /// Converts text with ANSI SGR colours to HTML for a `<pre>`.
-pub fn to_html(text: &str) -> String {
+pub(crate) fn to_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut style = Style::default();
     let mut open = false;

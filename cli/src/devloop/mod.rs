@@ -1,5 +1,6 @@
 //! The dev loop of `nitro dev`: file events, rebuilds, the browser's error overlay.
 
-pub mod ansi;
-pub mod reload;
-pub mod watch;
+pub(crate) mod ansi;
+pub(crate) mod overlay;
+pub(crate) mod reload;
+pub(crate) mod watch;

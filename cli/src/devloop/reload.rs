@@ -27,48 +27,48 @@ use std::time::Instant;
 
 use nitro_router::{RouteKind, RouteTable};
 use nitro_runtime::devclient::Overlay;
-use nitro_runtime::loader::LoadedRoute;
 use nitro_runtime::{App, DevClient, Hub, RouteEntry, ServerHandle};
 
-use crate::commands::dev;
+use crate::devloop::overlay::overlay_of;
 use crate::devloop::watch::{Batch, Change, Watcher};
+use crate::pipeline::{self, Outcome};
 use crate::project::cargo_build::{self, BuildReport, Progress, Silent, TerminalProgress};
-use crate::project::codegen::{self, Generated, RouteProblem};
+use crate::project::codegen::{self, Generated, RouteCrate, RouteProblem};
 use crate::project::config::{self, Overrides, ResolvedConfig, WebSocketReload};
 use crate::ui::Ui;
 
 /// Everything the dev loop keeps between batches.
 #[derive(Debug)]
-pub struct DevLoop {
-    pub overrides: Overrides,
-    pub config: ResolvedConfig,
-    pub table: RouteTable,
-    pub generated: Generated,
+pub(crate) struct DevLoop {
+    pub(crate) overrides: Overrides,
+    pub(crate) config: ResolvedConfig,
+    pub(crate) table: RouteTable,
+    pub(crate) generated: Generated,
     /// The code of every route, as served now.
-    pub routes: HashMap<String, RouteEntry>,
+    pub(crate) routes: HashMap<String, RouteEntry>,
     /// Route file → why it does not build now (rustc's rendered diagnostics, with colours).
-    pub failing: BTreeMap<String, String>,
+    pub(crate) failing: BTreeMap<String, String>,
     /// Why `nitro.toml` could not be read again, while it cannot.
-    pub config_error: Option<String>,
-    pub handle: ServerHandle,
-    pub hub: Arc<Hub>,
-    pub dev_client: Arc<DevClient>,
-    pub ui: Ui,
+    pub(crate) config_error: Option<String>,
+    pub(crate) handle: ServerHandle,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) dev_client: Arc<DevClient>,
+    pub(crate) ui: Ui,
 }
 
 /// What changed in the config, for the dev loop.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ConfigChanges {
+pub(crate) struct ConfigChanges {
     /// `[dependencies]`: rebuild every route.
-    pub rebuild_all: bool,
+    pub(crate) rebuild_all: bool,
     /// `[features]`: scan `routes/` again.
-    pub rescan: bool,
+    pub(crate) rescan: bool,
     /// Settings that only a restart applies, with why.
-    pub need_restart: Vec<String>,
+    pub(crate) need_restart: Vec<String>,
 }
 
 /// Compares two resolved configs. Pure.
-pub fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> ConfigChanges {
+pub(crate) fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> ConfigChanges {
     let mut out = ConfigChanges {
         rebuild_all: old.dependencies != new.dependencies,
         rescan: old.websocket != new.websocket,
@@ -100,8 +100,16 @@ pub fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> ConfigChang
 }
 
 impl DevLoop {
+    /// Runs the loop on its own thread, `nitro-dev-loop`.
+    pub(crate) fn spawn(self, watcher: Watcher) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("nitro-dev-loop".into())
+            .spawn(move || self.run(watcher))
+            .map(drop)
+    }
+
     /// Applies batches until the watcher stops.
-    pub fn run(mut self, mut watcher: Watcher) {
+    pub(crate) fn run(mut self, mut watcher: Watcher) {
         while let Some(batch) = watcher.next_batch() {
             // A bug here must not end hot reload silently: say so, and take the next batch.
             let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -116,7 +124,7 @@ impl DevLoop {
     }
 
     /// Applies one batch of changes.
-    pub fn apply(&mut self, batch: &Batch) {
+    pub(crate) fn apply(&mut self, batch: &Batch) {
         let started = batch.first.unwrap_or_else(Instant::now);
         tracing::debug!(target: "nitro::dev", "changes: {:?}", batch.changes);
         let mut rebuild_all = false;
@@ -176,9 +184,10 @@ impl DevLoop {
         }
     }
 
-    /// Scans, regenerates, builds what changed, loads it and swaps the app.
+    /// Scans, regenerates, builds what changed, loads it and swaps the app: outcomes → merge
+    /// with the last good build → swap → report.
     fn rebuild(&mut self, touched: &BTreeSet<String>, rebuild_all: bool, started: Instant) {
-        let table = match dev::scan(&self.config) {
+        let table = match pipeline::scan(&self.config) {
             Ok(table) => table,
             Err(error) => {
                 let text = error.to_string();
@@ -201,30 +210,17 @@ impl DevLoop {
             }
         }
 
-        // Crates whose generated files changed (a hook added, dependencies edited).
-        let changed_crates: BTreeSet<String> = generated
-            .changed
-            .iter()
-            .filter_map(|path| {
-                let mut parts = path.components();
-                (parts.next()?.as_os_str() == "routes")
-                    .then(|| parts.next())
-                    .flatten()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            })
-            .collect();
-        let to_build: Vec<_> = generated
+        let to_build: Vec<RouteCrate> = generated
             .routes
             .iter()
             .filter(|r| {
                 rebuild_all
                     || touched.contains(&r.file)
-                    || changed_crates.contains(&r.crate_name)
+                    || generated.changed_crates.contains(&r.crate_name)
                     || !self.routes.contains_key(&r.file)
             })
             .cloned()
             .collect();
-
         tracing::debug!(
             target: "nitro::dev",
             "building {:?}",
@@ -242,7 +238,13 @@ impl DevLoop {
             } else {
                 Box::new(Silent)
             };
-            match dev::build(&self.config, &generated, &to_build, progress.as_ref()) {
+            match pipeline::build(
+                &self.config,
+                &generated,
+                &to_build,
+                false,
+                progress.as_ref(),
+            ) {
                 Ok(report) => report,
                 Err(error) => {
                     self.report_build_error(&error);
@@ -251,87 +253,32 @@ impl DevLoop {
             }
         };
 
-        let old_files: BTreeSet<String> =
-            self.table.routes().iter().map(|r| r.file.clone()).collect();
-        let cache_dir = dev::cache_dir(&self.config);
-        let mut entries = HashMap::new();
-        let mut reloaded = Vec::new();
-        let mut added = Vec::new();
-        for route in table.routes() {
-            let file = &route.file;
-            let previous = self.routes.get(file).cloned();
-            let previous_good = previous
-                .clone()
-                .filter(|e| matches!(e, RouteEntry::Loaded(_)));
-            let is_new = !old_files.contains(file);
-            let entry = if let Some(artifact) = report.artifacts.get(file) {
-                if artifact.fresh && previous_good.is_some() {
-                    tracing::debug!(target: "nitro::dev", "`{file}` is unchanged: nothing to reload");
-                    self.failing.remove(file);
-                    previous_good
-                } else {
-                    match LoadedRoute::load(&artifact.path, file, &self.hub, &cache_dir) {
-                        Ok(module) => {
-                            self.failing.remove(file);
-                            if is_new {
-                                added.push(route.clone());
-                            } else {
-                                reloaded.push(file.clone());
-                            }
-                            Some(RouteEntry::Loaded(module))
-                        }
-                        Err(error) => {
-                            let message = error.to_string();
-                            self.failing
-                                .insert(file.clone(), format!("error: {message}\n"));
-                            previous_good.or(Some(RouteEntry::Failed { message }))
-                        }
-                    }
-                }
-            } else if let Some(diagnostics) = report.failed.get(file) {
-                self.failing
-                    .insert(file.clone(), diagnostics.rendered.clone());
-                previous_good.or(Some(RouteEntry::Failed {
-                    message: diagnostics.plain(),
-                }))
-            } else if let Some(problem) =
-                generated.problems.iter().find(|p| problem_file(p) == file)
-            {
-                let message = problem.to_string();
-                self.failing
-                    .insert(file.clone(), format!("error: {message}\n"));
-                previous_good.or(Some(RouteEntry::Failed { message }))
-            } else {
-                previous.or_else(|| {
-                    Some(RouteEntry::Failed {
-                        message: format!("route `{file}` was not built"),
-                    })
-                })
-            };
-            if let Some(entry) = entry {
-                entries.insert(file.clone(), entry);
-            }
-        }
-        let new_files: BTreeSet<&str> = table.routes().iter().map(|r| r.file.as_str()).collect();
-        let removed: Vec<String> = old_files
-            .iter()
-            .filter(|f| !new_files.contains(f.as_str()))
-            .cloned()
-            .collect();
-        self.failing
-            .retain(|file, _| new_files.contains(file.as_str()));
-        // A route whose problem went away without a build (its file deleted) is fine again.
-        for problem in &self.generated.problems {
-            let file = problem_file(problem);
-            if !generated.problems.contains(problem) && !report.failed.contains_key(file) {
-                let loaded = matches!(entries.get(file), Some(RouteEntry::Loaded(_)));
-                if loaded || !new_files.contains(file) {
-                    self.failing.remove(file);
-                }
-            }
-        }
+        // A fresh artifact of a route that is served already is not loaded again.
+        let loaded = pipeline::load(
+            &report,
+            &self.hub,
+            &pipeline::cache_dir(&self.config),
+            |file, artifact| {
+                artifact.fresh && matches!(self.routes.get(file), Some(RouteEntry::Loaded(_)))
+            },
+        );
+        let outcomes = pipeline::outcomes(&table, &generated, &report, &loaded);
+        let merged = merge(
+            &Last {
+                table: &self.table,
+                routes: &self.routes,
+                failing: &self.failing,
+                problems: &self.generated.problems,
+            },
+            &table,
+            &outcomes,
+            &generated.problems,
+            &report,
+        );
 
-        let restart: Vec<String> = reloaded
+        // Swap.
+        let restart: Vec<String> = merged
+            .reloaded
             .iter()
             .filter(|file| {
                 table
@@ -342,7 +289,7 @@ impl DevLoop {
             .cloned()
             .collect();
         self.handle
-            .set_app(App::new(table.clone(), entries.clone()));
+            .set_app(App::new(table.clone(), merged.entries.clone()));
         let elapsed = started.elapsed();
         let closed =
             if self.config.websocket_reload == WebSocketReload::Restart && !restart.is_empty() {
@@ -354,13 +301,29 @@ impl DevLoop {
 
         self.table = table;
         self.generated = generated;
-        self.routes = entries;
+        self.routes = merged.entries;
+        self.failing = merged.failing;
 
-        // Terminal.
-        let ms = format!("{} ms", elapsed.as_millis());
+        self.report_rebuild(&Rebuilt {
+            to_build: &to_build,
+            report: &report,
+            reloaded: &merged.reloaded,
+            added: &merged.added,
+            removed: &merged.removed,
+            closed,
+            elapsed,
+        });
+        self.dev_client.build_finished(self.overlay());
+    }
+
+    /// The terminal lines of a rebuild: what was rebuilt, added and removed, then rustc's
+    /// warnings and errors of what was built.
+    fn report_rebuild(&self, rebuilt: &Rebuilt<'_>) {
+        let ms = format!("{} ms", rebuilt.elapsed.as_millis());
         let ok = self.ui.paint("✔", "32");
-        if !reloaded.is_empty() {
-            let mut line = format!("{ok} rebuilt {} in {ms}", reloaded.join(", "));
+        if !rebuilt.reloaded.is_empty() {
+            let mut line = format!("{ok} rebuilt {} in {ms}", rebuilt.reloaded.join(", "));
+            let closed = rebuilt.closed;
             if closed > 0 {
                 line.push_str(&format!(
                     " (closed {closed} WebSocket connection{} with 1012)",
@@ -369,28 +332,28 @@ impl DevLoop {
             }
             self.ui.status(&line);
         }
-        for route in &added {
-            let method = match (route.kind, route.method) {
-                (RouteKind::WebSocket, _) => "WS".to_owned(),
-                (RouteKind::Http, Some(m)) => m.as_str().to_owned(),
-                (RouteKind::Http, None) => "ANY".to_owned(),
-            };
-            self.ui.status(&format!(
-                "{ok} added {} ({method} {}) in {ms}",
-                route.file, route.pattern
-            ));
+        for file in rebuilt.added {
+            if let Some(route) = self.table.routes().iter().find(|r| &r.file == file) {
+                self.ui.status(&format!(
+                    "{ok} added {} ({} {}) in {ms}",
+                    route.file,
+                    pipeline::method_label(route.kind, route.method),
+                    route.pattern
+                ));
+            }
         }
-        for file in &removed {
+        for file in rebuilt.removed {
             self.ui.status(&format!("{ok} removed {file}"));
         }
-        for route in &to_build {
+        let report = rebuilt.report;
+        for route in rebuilt.to_build {
             if let Some(warnings) = report.warnings.get(&route.file)
                 && !self.ui.is_quiet()
             {
                 self.ui.diagnostics(warnings);
             }
         }
-        for route in &to_build {
+        for route in rebuilt.to_build {
             let file = &route.file;
             if let Some(diagnostics) = report.failed.get(file) {
                 self.ui.diagnostics(diagnostics);
@@ -413,17 +376,15 @@ impl DevLoop {
             }
         }
         for problem in &self.generated.problems {
-            let file = problem_file(problem);
-            if !to_build.iter().any(|r| r.file == file) && self.failing.contains_key(file) {
+            let file = problem.file();
+            if !rebuilt.to_build.iter().any(|r| r.file == file) && self.failing.contains_key(file) {
                 self.ui.error(&problem.to_string());
             }
         }
-
-        self.dev_client.build_finished(self.overlay());
     }
 
     /// Tells the dev client the current build state (at startup).
-    pub fn publish_state(&self) {
+    pub(crate) fn publish_state(&self) {
         self.dev_client.build_finished(self.overlay());
     }
 
@@ -452,64 +413,114 @@ impl DevLoop {
     }
 }
 
-/// The overlay for rendered diagnostics (ANSI colours allowed).
-pub fn overlay_of(rendered: &str) -> Overlay {
-    let text = cargo_build::strip_ansi(rendered);
-    Overlay {
-        html: crate::devloop::ansi::to_html(rendered),
-        locations: error_locations(&text),
-        text,
-    }
+/// What the dev loop served before a rebuild.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Last<'a> {
+    pub(crate) table: &'a RouteTable,
+    pub(crate) routes: &'a HashMap<String, RouteEntry>,
+    pub(crate) failing: &'a BTreeMap<String, String>,
+    pub(crate) problems: &'a [RouteProblem],
 }
 
-/// The `file:line:col` of each error in plain rustc diagnostics (the `-->` line of every
-/// `error` block; warnings are left out), in order, without repeats. Pure.
-pub fn error_locations(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut in_error = false;
-    for line in text.lines() {
-        if line.starts_with("error") {
-            in_error = true;
-        } else if line.starts_with("warning") || line.starts_with("For more information") {
-            in_error = false;
-        } else if in_error && let Some(at) = line.trim_start().strip_prefix("--> ") {
-            let at = at.trim().to_owned();
-            if !out.contains(&at) {
-                out.push(at);
+/// The routes after a rebuild, and what changed.
+#[derive(Debug, Default)]
+pub(crate) struct Merged {
+    /// The code of every route of the new table.
+    pub(crate) entries: HashMap<String, RouteEntry>,
+    /// Route file → why it does not build now (rendered diagnostics).
+    pub(crate) failing: BTreeMap<String, String>,
+    /// Routes of the old table with a new generation, in table order.
+    pub(crate) reloaded: Vec<String>,
+    /// Routes new to the table with a first generation, in table order.
+    pub(crate) added: Vec<String>,
+    /// Routes of the old table that are gone.
+    pub(crate) removed: Vec<String>,
+}
+
+/// Merges the outcomes of a rebuild with the last build. Pure. A route that failed keeps its
+/// last good generation (and is failing); one that was not built keeps what it had; one
+/// that never built answers `500` with its error.
+pub(crate) fn merge(
+    last: &Last<'_>,
+    table: &RouteTable,
+    outcomes: &BTreeMap<String, Outcome>,
+    problems: &[RouteProblem],
+    report: &BuildReport,
+) -> Merged {
+    let old_files: BTreeSet<&str> = last
+        .table
+        .routes()
+        .iter()
+        .map(|r| r.file.as_str())
+        .collect();
+    let mut merged = Merged {
+        failing: last.failing.clone(),
+        ..Merged::default()
+    };
+    for route in table.routes() {
+        let file = &route.file;
+        let previous = last.routes.get(file).cloned();
+        let previous_good = previous
+            .clone()
+            .filter(|e| matches!(e, RouteEntry::Loaded(_)));
+        let entry = match outcomes.get(file) {
+            Some(Outcome::Loaded(module)) => {
+                merged.failing.remove(file);
+                if old_files.contains(file.as_str()) {
+                    merged.reloaded.push(file.clone());
+                } else {
+                    merged.added.push(file.clone());
+                }
+                RouteEntry::Loaded(module.clone())
+            }
+            Some(Outcome::Unchanged) => {
+                tracing::debug!(target: "nitro::dev", "`{file}` is unchanged: nothing to reload");
+                merged.failing.remove(file);
+                previous_good.unwrap_or_else(|| pipeline::not_built(file))
+            }
+            Some(Outcome::Failed(failure)) => {
+                merged
+                    .failing
+                    .insert(file.clone(), failure.rendered.clone());
+                previous_good.unwrap_or_else(|| RouteEntry::Failed {
+                    message: failure.message.clone(),
+                })
+            }
+            Some(Outcome::NotBuilt) | None => previous.unwrap_or_else(|| pipeline::not_built(file)),
+        };
+        merged.entries.insert(file.clone(), entry);
+    }
+    let new_files: BTreeSet<&str> = table.routes().iter().map(|r| r.file.as_str()).collect();
+    merged.removed = old_files
+        .iter()
+        .filter(|f| !new_files.contains(*f))
+        .map(|f| (*f).to_owned())
+        .collect();
+    merged
+        .failing
+        .retain(|file, _| new_files.contains(file.as_str()));
+    // A route whose problem went away without a build (its file deleted) is fine again.
+    for problem in last.problems {
+        let file = problem.file();
+        if !problems.contains(problem) && !report.failed.contains_key(file) {
+            let loaded = matches!(merged.entries.get(file), Some(RouteEntry::Loaded(_)));
+            if loaded || !new_files.contains(file) {
+                merged.failing.remove(file);
             }
         }
     }
-    out
+    merged
 }
 
-fn problem_file(problem: &RouteProblem) -> &str {
-    match problem {
-        RouteProblem::MissingHandler { file } | RouteProblem::PrivateHandler { file } => file,
-    }
-}
-
-/// The failing routes after the first build: rendered diagnostics by route file.
-pub fn initial_failures(
-    generated: &Generated,
-    report: &BuildReport,
-    loaded: &HashMap<String, Result<Arc<LoadedRoute>, nitro_runtime::loader::LoadError>>,
-) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (file, diagnostics) in &report.failed {
-        out.insert(file.clone(), diagnostics.rendered.clone());
-    }
-    for (file, result) in loaded {
-        if let Err(error) = result {
-            out.insert(file.clone(), format!("error: {error}\n"));
-        }
-    }
-    for problem in &generated.problems {
-        out.insert(
-            problem_file(problem).to_owned(),
-            format!("error: {problem}\n"),
-        );
-    }
-    out
+/// What a rebuild did, for the terminal.
+struct Rebuilt<'a> {
+    to_build: &'a [RouteCrate],
+    report: &'a BuildReport,
+    reloaded: &'a [String],
+    added: &'a [String],
+    removed: &'a [String],
+    closed: usize,
+    elapsed: std::time::Duration,
 }
 
 #[cfg(test)]
@@ -527,22 +538,6 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap()
-    }
-
-    #[test]
-    fn error_locations_come_from_error_blocks() {
-        let text = "warning: unused variable: `x`\n --> routes/a.rs:1:5\n\nerror[E0308]: mismatched types\n --> routes/_ws.rs:16:21\n   |\n16 |     let oops: u32 = \"no\";\n\nerror: cannot find value `y`\n  --> routes/users/[id].rs:3:9\n\nFor more information about this error, try `rustc --explain E0308`.\n";
-        assert_eq!(
-            error_locations(text),
-            ["routes/_ws.rs:16:21", "routes/users/[id].rs:3:9"]
-        );
-        assert!(error_locations("error: cargo did not build this route\n").is_empty());
-        let overlay = overlay_of(
-            "\x1b[1m\x1b[91merror\x1b[0m: x\n \x1b[1m\x1b[94m--> \x1b[0mroutes/a.rs:2:3\n",
-        );
-        assert_eq!(overlay.text, "error: x\n --> routes/a.rs:2:3\n");
-        assert_eq!(overlay.locations, ["routes/a.rs:2:3"]);
-        assert!(overlay.html.contains("<span"));
     }
 
     #[test]
@@ -568,5 +563,165 @@ mod tests {
         );
         let reload = config("[dev]\nwebsocket_reload = \"restart\"\n");
         assert_eq!(config_changes(&base, &reload), ConfigChanges::default());
+    }
+
+    fn loaded_file(entry: Option<&RouteEntry>) -> Option<String> {
+        match entry {
+            Some(RouteEntry::Loaded(module)) => Some(module.file().to_owned()),
+            _ => None,
+        }
+    }
+
+    fn failed_message(entry: Option<&RouteEntry>) -> Option<String> {
+        match entry {
+            Some(RouteEntry::Failed { message }) => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    fn failure(text: &str) -> Outcome {
+        Outcome::Failed(pipeline::Failure {
+            message: text.to_owned(),
+            rendered: format!("\x1b[31m{text}\x1b[0m"),
+        })
+    }
+
+    #[test]
+    fn a_rebuild_merges_with_the_last_good_build() {
+        use crate::test_util::module;
+        let options = nitro_router::ScanOptions::default();
+        let old_table =
+            RouteTable::from_files(["good.rs", "edited.rs", "never.rs", "gone.rs"], &options)
+                .unwrap();
+        let routes: HashMap<String, RouteEntry> = [
+            ("routes/good.rs", RouteEntry::Loaded(module("old good"))),
+            ("routes/edited.rs", RouteEntry::Loaded(module("old edited"))),
+            (
+                "routes/never.rs",
+                RouteEntry::Failed {
+                    message: "old error".into(),
+                },
+            ),
+            ("routes/gone.rs", RouteEntry::Loaded(module("old gone"))),
+        ]
+        .into_iter()
+        .map(|(f, e)| (f.to_owned(), e))
+        .collect();
+        let failing = BTreeMap::from([
+            ("routes/never.rs".to_owned(), "old error".to_owned()),
+            ("routes/gone.rs".to_owned(), "gone error".to_owned()),
+        ]);
+        let last = Last {
+            table: &old_table,
+            routes: &routes,
+            failing: &failing,
+            problems: &[],
+        };
+        let table = RouteTable::from_files(
+            [
+                "good.rs",
+                "edited.rs",
+                "never.rs",
+                "new.rs",
+                "new_broken.rs",
+            ],
+            &options,
+        )
+        .unwrap();
+        let outcomes = BTreeMap::from([
+            ("routes/good.rs".to_owned(), Outcome::NotBuilt),
+            ("routes/edited.rs".to_owned(), failure("edit broke it")),
+            (
+                "routes/never.rs".to_owned(),
+                Outcome::Loaded(module("new never")),
+            ),
+            (
+                "routes/new.rs".to_owned(),
+                Outcome::Loaded(module("new new")),
+            ),
+            ("routes/new_broken.rs".to_owned(), failure("born broken")),
+        ]);
+        let merged = merge(&last, &table, &outcomes, &[], &BuildReport::default());
+
+        // Not built: what it had. Failed: its last good build, and failing (rendered).
+        assert_eq!(
+            loaded_file(merged.entries.get("routes/good.rs")).as_deref(),
+            Some("old good")
+        );
+        assert_eq!(
+            loaded_file(merged.entries.get("routes/edited.rs")).as_deref(),
+            Some("old edited")
+        );
+        assert_eq!(
+            merged.failing["routes/edited.rs"],
+            "\x1b[31medit broke it\x1b[0m"
+        );
+        // Loaded: the new generation, no longer failing.
+        assert_eq!(
+            loaded_file(merged.entries.get("routes/never.rs")).as_deref(),
+            Some("new never")
+        );
+        assert!(!merged.failing.contains_key("routes/never.rs"));
+        // Never built: a 500 with the plain message.
+        assert_eq!(
+            failed_message(merged.entries.get("routes/new_broken.rs")).as_deref(),
+            Some("born broken")
+        );
+        // Gone: out of the app and of the failing list.
+        assert!(!merged.entries.contains_key("routes/gone.rs"));
+        assert!(!merged.failing.contains_key("routes/gone.rs"));
+        assert_eq!(merged.entries.len(), 5);
+        assert_eq!(merged.reloaded, ["routes/never.rs"]);
+        assert_eq!(merged.added, ["routes/new.rs"]);
+        assert_eq!(merged.removed, ["routes/gone.rs"]);
+        assert_eq!(
+            merged.failing.keys().collect::<Vec<_>>(),
+            ["routes/edited.rs", "routes/new_broken.rs"]
+        );
+    }
+
+    #[test]
+    fn an_unchanged_route_keeps_its_generation_and_a_fixed_problem_clears() {
+        use crate::test_util::module;
+        let options = nitro_router::ScanOptions::default();
+        let table = RouteTable::from_files(["a.rs", "b.rs"], &options).unwrap();
+        let routes: HashMap<String, RouteEntry> = [
+            ("routes/a.rs", RouteEntry::Loaded(module("a1"))),
+            ("routes/b.rs", RouteEntry::Loaded(module("b1"))),
+        ]
+        .into_iter()
+        .map(|(f, e)| (f.to_owned(), e))
+        .collect();
+        let problem = RouteProblem::MissingHandler {
+            file: "routes/b.rs".into(),
+        };
+        let failing = BTreeMap::from([
+            ("routes/a.rs".to_owned(), "a was broken".to_owned()),
+            ("routes/b.rs".to_owned(), format!("error: {problem}\n")),
+        ]);
+        let problems = [problem];
+        let last = Last {
+            table: &table,
+            routes: &routes,
+            failing: &failing,
+            problems: &problems,
+        };
+        // `a` built fresh (reverted to what is served); `b`'s problem went away unbuilt.
+        let outcomes = BTreeMap::from([
+            ("routes/a.rs".to_owned(), Outcome::Unchanged),
+            ("routes/b.rs".to_owned(), Outcome::NotBuilt),
+        ]);
+        let merged = merge(&last, &table, &outcomes, &[], &BuildReport::default());
+        assert_eq!(
+            loaded_file(merged.entries.get("routes/a.rs")).as_deref(),
+            Some("a1")
+        );
+        assert_eq!(
+            loaded_file(merged.entries.get("routes/b.rs")).as_deref(),
+            Some("b1")
+        );
+        assert!(merged.failing.is_empty(), "{:?}", merged.failing);
+        assert!(merged.reloaded.is_empty() && merged.added.is_empty());
+        assert!(merged.removed.is_empty());
     }
 }

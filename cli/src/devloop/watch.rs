@@ -25,7 +25,7 @@ const TICK: Duration = Duration::from_millis(5);
 
 /// What a changed path means for the dev server.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
+pub(crate) enum Change {
     /// `nitro.toml`: resolve the config again.
     Config,
     /// `index.html`: reload open pages.
@@ -41,7 +41,7 @@ pub enum Change {
 
 /// Classifies a path relative to the project folder. `None`: not our business (build output,
 /// editor swap files, hidden files, anything outside the watched set). Pure.
-pub fn classify(rel: &Path) -> Option<Change> {
+pub(crate) fn classify(rel: &Path) -> Option<Change> {
     let parts: Vec<&str> = rel
         .components()
         .map(|c| match c {
@@ -77,7 +77,7 @@ pub fn classify(rel: &Path) -> Option<Change> {
 }
 
 /// Editor swap and backup files, hidden files and build folders.
-pub fn is_noise(name: &str) -> bool {
+pub(crate) fn is_noise(name: &str) -> bool {
     name.starts_with('.') // .nitro, .git, .#lock files, .x.swp
         || name.ends_with('~') // emacs, kate backups
         || (name.starts_with('#') && name.ends_with('#')) // emacs autosave
@@ -95,15 +95,15 @@ pub fn is_noise(name: &str) -> bool {
 
 /// A debounced batch of changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Batch {
-    pub changes: BTreeSet<Change>,
+pub(crate) struct Batch {
+    pub(crate) changes: BTreeSet<Change>,
     /// When the earliest event of the batch happened (the save), for "rebuilt in …".
-    pub first: Option<Instant>,
+    pub(crate) first: Option<Instant>,
 }
 
 impl Batch {
     /// Adds classified paths.
-    pub fn add(&mut self, project_dir: &Path, paths: &[PathBuf], time: Instant) {
+    pub(crate) fn add(&mut self, project_dir: &Path, paths: &[PathBuf], time: Instant) {
         for path in paths {
             let Ok(rel) = path.strip_prefix(project_dir) else {
                 continue;
@@ -115,16 +115,16 @@ impl Batch {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
 
-    pub fn has(&self, change: &Change) -> bool {
+    pub(crate) fn has(&self, change: &Change) -> bool {
         self.changes.contains(change)
     }
 
     /// The route files named by the batch.
-    pub fn routes(&self) -> BTreeSet<String> {
+    pub(crate) fn routes(&self) -> BTreeSet<String> {
         self.changes
             .iter()
             .filter_map(|c| match c {
@@ -135,14 +135,14 @@ impl Batch {
     }
 
     /// Whether route files may have appeared or gone: `routes/` must be scanned again.
-    pub fn touches_routes(&self) -> bool {
+    pub(crate) fn touches_routes(&self) -> bool {
         self.changes
             .iter()
             .any(|c| matches!(c, Change::Route(_) | Change::RouteTree))
     }
 
     /// What to tell pages that reload: `index.html`, `public/app.css`, or `None`.
-    pub fn reload_reason(&self) -> Option<String> {
+    pub(crate) fn reload_reason(&self) -> Option<String> {
         self.changes.iter().find_map(|c| match c {
             Change::Page => Some("index.html".to_owned()),
             Change::Asset(path) if path.is_empty() => Some("public/".to_owned()),
@@ -154,7 +154,7 @@ impl Batch {
 
 /// Watches a project folder.
 #[derive(Debug)]
-pub struct Watcher {
+pub(crate) struct Watcher {
     project_dir: PathBuf,
     debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
     events: mpsc::Receiver<DebounceEventResult>,
@@ -164,7 +164,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// Starts watching `project_dir` (canonical).
-    pub fn start(project_dir: &Path) -> notify_debouncer_full::notify::Result<Watcher> {
+    pub(crate) fn start(project_dir: &Path) -> notify_debouncer_full::notify::Result<Watcher> {
         let (tx, events) = mpsc::channel();
         let mut debouncer = new_debouncer(DEBOUNCE, Some(TICK), tx)?;
         debouncer.watch(project_dir, RecursiveMode::NonRecursive)?;
@@ -201,7 +201,7 @@ impl Watcher {
 
     /// Blocks until something changes; then returns every change that has arrived, as one
     /// batch. `None` when the watcher stopped.
-    pub fn next_batch(&mut self) -> Option<Batch> {
+    pub(crate) fn next_batch(&mut self) -> Option<Batch> {
         let mut batch = Batch::default();
         while batch.is_empty() {
             let first = self.events.recv().ok()?;

@@ -113,6 +113,15 @@ pub enum RouteProblem {
     PrivateHandler { file: String },
 }
 
+impl RouteProblem {
+    /// The route file it is about.
+    pub fn file(&self) -> &str {
+        match self {
+            RouteProblem::MissingHandler { file } | RouteProblem::PrivateHandler { file } => file,
+        }
+    }
+}
+
 /// Decides which hooks to export for a route, from its source (`None`: unreadable or
 /// unparsable, in which case the required function is assumed). Returns the hooks and
 /// warnings.
@@ -373,7 +382,7 @@ pub fn plan(config: &ResolvedConfig, routes: &[RouteSource<'_>]) -> Plan {
             }
         };
         let absolute = config.project_dir.join(file);
-        let dir = Path::new("routes").join(&crate_name);
+        let dir = route_dir(&crate_name);
         plan.files.insert(
             dir.join("Cargo.toml"),
             route_manifest(&crate_name, file, &config.dependencies),
@@ -394,6 +403,11 @@ pub fn plan(config: &ResolvedConfig, routes: &[RouteSource<'_>]) -> Plan {
     plan.files
         .insert("Cargo.toml".into(), workspace_manifest(&members));
     plan
+}
+
+/// The folder of a route crate, relative to `.nitro/`.
+fn route_dir(crate_name: &str) -> PathBuf {
+    Path::new("routes").join(crate_name)
 }
 
 /// I/O failures while generating.
@@ -443,6 +457,9 @@ pub struct Generated {
     pub warnings: Vec<String>,
     /// Files whose content changed, relative to `.nitro/`.
     pub changed: Vec<PathBuf>,
+    /// The route crates (by crate name) with a changed file: a hook added, `[dependencies]`
+    /// edited. They need a build even when their route file did not change.
+    pub changed_crates: BTreeSet<String>,
 }
 
 impl Generated {
@@ -482,6 +499,15 @@ pub fn generate(config: &ResolvedConfig, table: &RouteTable) -> Result<Generated
         }
     }
     remove_stale(&dir, &plan)?;
+    let changed_crates = plan
+        .routes
+        .iter()
+        .filter(|r| {
+            let crate_dir = route_dir(&r.crate_name);
+            changed.iter().any(|path| path.starts_with(&crate_dir))
+        })
+        .map(|r| r.crate_name.clone())
+        .collect();
 
     Ok(Generated {
         manifest_path: dir.join("Cargo.toml"),
@@ -490,6 +516,7 @@ pub fn generate(config: &ResolvedConfig, table: &RouteTable) -> Result<Generated
         problems: plan.problems,
         warnings: plan.warnings,
         changed,
+        changed_crates,
     })
 }
 
@@ -936,6 +963,7 @@ mod tests {
         // Nothing changed: nothing written.
         let second = generate(&c, &scan(&c)).unwrap();
         assert!(second.changed.is_empty(), "{:?}", second.changed);
+        assert!(second.changed_crates.is_empty());
         assert_eq!(std::fs::metadata(&lib).unwrap().modified().unwrap(), mtime);
 
         // A hook appears in a route: only its lib.rs changes. A file goes: its crate goes.
@@ -959,6 +987,11 @@ mod tests {
             [PathBuf::from("routes")
                 .join(&ws.crate_name)
                 .join("src/lib.rs")]
+        );
+        // The crates that changed, by name: the dev loop rebuilds them.
+        assert_eq!(
+            fourth.changed_crates,
+            BTreeSet::from([ws.crate_name.clone()])
         );
     }
 }

@@ -4,4 +4,4 @@ pub mod cargo_build;
 pub mod codegen;
 pub mod config;
 pub mod config_limits;
-pub mod embedded;
+pub(crate) mod embedded;

@@ -4,10 +4,9 @@
 //! `scripts/test.sh`); the screenshots are kept at `target/screenshots/chat.png` and
 //! `target/screenshots/overlay.png`.
 
-
+use crate::support::*;
 use std::process::Command;
 use std::sync::Mutex;
-use crate::support::*;
 
 /// One Chromium at a time: two cores are not enough for more.
 static CHROMIUM: Mutex<()> = Mutex::new(());

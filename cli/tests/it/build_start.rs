@@ -6,7 +6,6 @@
 //! `target/nitro-test-routes` with the other tests (`NITRO_TARGET_DIR`), so the dependencies
 //! compile once per run; there are four release builds in all.
 
-
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

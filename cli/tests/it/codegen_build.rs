@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nitro_cli::commands::dev;
+use nitro_cli::pipeline;
 use nitro_cli::project::cargo_build::Silent;
 use nitro_cli::project::codegen;
 use nitro_cli::project::config::{Env, Overrides, ResolvedConfig, resolve};
@@ -66,7 +66,7 @@ fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
         ("routes/_ws.rs", CHAT),
         ("routes/broken.rs", BROKEN),
     ]);
-    let table = dev::scan(&config).unwrap();
+    let table = pipeline::scan(&config).unwrap();
     let generated = codegen::generate(&config, &table).unwrap();
     assert!(generated.problems.is_empty(), "{:?}", generated.problems);
     assert!(generated.warnings.is_empty(), "{:?}", generated.warnings);
@@ -89,7 +89,7 @@ fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
         "{lib}"
     );
 
-    let report = dev::build(&config, &generated, &generated.routes, &Silent).unwrap();
+    let report = pipeline::build(&config, &generated, &generated.routes, false, &Silent).unwrap();
     assert!(!report.success);
 
     for file in ["routes/hello/[name].rs", "routes/_ws.rs"] {
@@ -132,12 +132,12 @@ fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
     let again = codegen::generate(&config, &table).unwrap();
     assert!(again.changed.is_empty(), "{:?}", again.changed);
     let fixed = [again.route("routes/broken.rs").unwrap().clone()];
-    let report = dev::build(&config, &again, &fixed, &Silent).unwrap();
+    let report = pipeline::build(&config, &again, &fixed, false, &Silent).unwrap();
     assert!(report.success, "{report:#?}");
     assert_eq!(report.artifacts.len(), 1);
     assert!(!report.artifacts["routes/broken.rs"].fresh);
 
-    let all = dev::build(&config, &again, &again.routes, &Silent).unwrap();
+    let all = pipeline::build(&config, &again, &again.routes, false, &Silent).unwrap();
     assert!(all.success);
     assert!(all.artifacts.values().all(|a| a.fresh), "{all:#?}");
 }
@@ -145,7 +145,7 @@ fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
 #[test]
 fn a_missing_handler_is_reported_before_cargo_runs() {
     let (_tmp, config) = project(&[("routes/nothing.rs", "pub fn other() {}\n")]);
-    let table = dev::scan(&config).unwrap();
+    let table = pipeline::scan(&config).unwrap();
     let generated = codegen::generate(&config, &table).unwrap();
     assert_eq!(
         generated.problems[0].to_string(),
@@ -160,7 +160,7 @@ fn a_missing_handler_is_reported_before_cargo_runs() {
 #[test]
 fn a_route_built_with_panic_abort_is_refused() {
     let (_tmp, config) = project(&[("routes/hello/[name].rs", HELLO)]);
-    let table = dev::scan(&config).unwrap();
+    let table = pipeline::scan(&config).unwrap();
     let generated = codegen::generate(&config, &table).unwrap();
     let route = generated.route("routes/hello/[name].rs").unwrap();
     let output = std::process::Command::new(nitro_cli::project::cargo_build::cargo_program())

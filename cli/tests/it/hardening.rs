@@ -1,12 +1,11 @@
 //! `nitro dev` with the hardening keys of `nitro.toml` (issue #5): `[dev] allowed_hosts`,
 //! `[websocket] allowed_origins` and `[limits]` reach the server, end to end.
 
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use futures_util::SinkExt;
 use crate::support::*;
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 

@@ -2,7 +2,6 @@
 //! file edits, real WebSocket and HTTP clients. Waits are bounded; nothing here asserts on
 //! time (the numbers are in the bench: `cargo run --release -p nitro-bench -- reload`).
 
-
 use std::time::Duration;
 
 use crate::support::*;

@@ -1,10 +1,9 @@
 //! HTTP routes under `nitro dev`: params, catch-alls, method suffixes, JSON, errors, panics,
 //! and a WebSocket route whose hooks panic.
 
-
+use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
-use crate::support::*;
 
 #[test]
 fn http_routes_behave() {

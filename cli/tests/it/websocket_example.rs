@@ -1,8 +1,7 @@
 //! `nitro dev examples/websocket`: the seed chat, frame for frame, plus the page and errors.
 
-
-use std::time::Duration;
 use crate::support::*;
+use std::time::Duration;
 
 const QUIET: Duration = Duration::from_millis(400);
 
