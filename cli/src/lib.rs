@@ -26,6 +26,8 @@ pub(crate) mod serve;
 pub mod ui;
 
 #[cfg(test)]
+mod report_tests;
+#[cfg(test)]
 mod test_util;
 
 use std::fmt::Write as _;

@@ -460,6 +460,28 @@ mod tests {
     }
 
     #[test]
+    fn dev_summary_text() {
+        let table = RouteTable::from_files(
+            [
+                "index.rs",
+                "api/hello.get.rs",
+                "api/users/[id].post.rs",
+                "blog/[...slug].rs",
+                "_ws.rs",
+                "broken.rs",
+            ],
+            &ScanOptions::default(),
+        )
+        .unwrap();
+        let ui = Ui::plain(false);
+        let ok = summary_lines(&table, Duration::from_millis(4321), &BTreeSet::new(), &ui);
+        insta::assert_snapshot!("dev_summary_all_built", ok.join("\n"));
+        let broken = BTreeSet::from(["routes/broken.rs", "routes/_ws.rs"]);
+        let failed = summary_lines(&table, Duration::from_millis(987), &broken, &ui);
+        insta::assert_snapshot!("dev_summary_two_failed", failed.join("\n"));
+    }
+
+    #[test]
     fn scan_errors_list_every_problem() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = std::fs::canonicalize(tmp.path()).unwrap();

@@ -310,6 +310,28 @@ mod tests {
     }
 
     #[test]
+    fn build_size_table_text() {
+        let all = Sizes {
+            server: 9_412_345,
+            libraries: 2_345_678,
+            library_count: 3,
+            public: 123_456,
+            public_files: 7,
+            compressed_files: 2,
+            compressed: 23_456,
+            index_html: 1_234,
+        };
+        insta::assert_snapshot!("build_size_table", all.lines().join("\n"));
+        let bare = Sizes {
+            server: 9_412_345,
+            libraries: 456_789,
+            library_count: 1,
+            ..Sizes::default()
+        };
+        insta::assert_snapshot!("build_size_table_no_public", bare.lines().join("\n"));
+    }
+
+    #[test]
     fn public_copy_follows_the_dev_rules() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("public");

@@ -8,9 +8,8 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::support::*;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -56,125 +55,16 @@ fn build(dir: &Path) -> String {
     stderr
 }
 
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let target = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            // `fs::copy` keeps the permission bits: the server stays executable.
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// Copies `project/.output` to a new place, as a deploy would.
 fn deploy(project: &Path, to: &Path) -> PathBuf {
     let deployed = to.join("srv-app");
-    copy_tree(&project.join(".output"), &deployed);
+    copy_dir(&project.join(".output"), &deployed);
     deployed
-}
-
-/// Spawns `cmd`, whose program may have just been copied. Another test thread that forks
-/// while the copy's file is open for writing leaves a child holding it until that child
-/// `exec`s, and `exec` of the copy fails with `ETXTBSY` meanwhile (rust-lang/rust#114554):
-/// retry a bounded number of times.
-fn spawn_fresh(cmd: &mut Command) -> Child {
-    const ETXTBSY: i32 = 26;
-    let mut tries = 0;
-    loop {
-        match cmd.spawn() {
-            Ok(child) => return child,
-            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot run {cmd:?}: {e}"),
-        }
-    }
-}
-
-/// A running `nitro start` (killed on drop).
-struct Started {
-    child: Child,
-    port: u16,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Started {
-    /// Runs `cmd` (a `start` command) and waits for its URL.
-    fn spawn(mut cmd: Command) -> Started {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = spawn_fresh(&mut cmd);
-        let Listening {
-            child,
-            port,
-            stderr,
-            ..
-        } = wait_for_url(child, "nitro start", Duration::from_secs(60));
-        Started {
-            child,
-            port,
-            stderr,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn wait_stderr(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.stderr().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
-        http(self.port, "GET", path, headers, b"")
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit (at most 60 s).
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nitro start did not exit; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `DEPLOYED/server/nitro start --port 0` in `cwd`, with an environment that has no cargo and
 /// no rustc: only an empty folder on `PATH`.
-fn start_without_cargo(deployed: &Path, cwd: &Path, args: &[&str]) -> Started {
+fn start_without_cargo(deployed: &Path, cwd: &Path, args: &[&str]) -> Server {
     let empty = cwd.join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
     let mut cmd = Command::new(deployed.join("server/nitro"));
@@ -185,7 +75,7 @@ fn start_without_cargo(deployed: &Path, cwd: &Path, args: &[&str]) -> Started {
         .env_clear()
         .env("PATH", &empty)
         .env("NO_COLOR", "1");
-    Started::spawn(cmd)
+    Server::start_output(cmd)
 }
 
 fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
@@ -286,26 +176,26 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
     let port = server.port;
 
     // The page and the assets, as under dev.
-    let page = server.get("/", &[]);
+    let page = server.get_with("/", &[]);
     assert_eq!(page.status, 200);
     assert_eq!(
         page.header("content-type"),
         Some("text/html; charset=utf-8")
     );
     assert!(page.text().contains("_ws"), "the chat page");
-    let icon = server.get("/favicon.svg", &[]);
+    let icon = server.get_with("/favicon.svg", &[]);
     assert_eq!(icon.status, 200);
     assert_eq!(
         icon.header("content-type"),
         Some("image/svg+xml; charset=utf-8")
     );
-    let ws_plain = server.get("/_ws", &[]);
+    let ws_plain = server.get_with("/_ws", &[]);
     assert_eq!(ws_plain.status, 426);
     assert_eq!(ws_plain.text(), "WebSocket upgrade is required.");
 
     // Precompressed assets: the variant the client accepts, with Vary and per-variant ETags.
     for (accept, encoding) in [("gzip, deflate, br", "br"), ("gzip", "gzip")] {
-        let r = server.get("/app.js", &[("Accept-Encoding", accept)]);
+        let r = server.get_with("/app.js", &[("Accept-Encoding", accept)]);
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-encoding"), Some(encoding), "{accept}");
         assert_eq!(r.header("vary"), Some("accept-encoding"));
@@ -323,27 +213,27 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
         let etag = r.header("etag").unwrap().to_owned();
         assert!(etag.starts_with('"'), "a strong ETag: {etag}");
         assert!(r.header("last-modified").is_some());
-        let again = server.get(
+        let again = server.get_with(
             "/app.js",
             &[("Accept-Encoding", accept), ("If-None-Match", &etag)],
         );
         assert_eq!(again.status, 304, "{accept}");
         assert!(again.body.is_empty());
     }
-    let plain = server.get("/app.js", &[]);
+    let plain = server.get_with("/app.js", &[]);
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(plain.header("vary"), Some("accept-encoding"));
     assert_eq!(plain.body, big_js.as_bytes());
-    let map = server.get("/app.js.map", &[("Accept-Encoding", "br")]);
+    let map = server.get_with("/app.js.map", &[("Accept-Encoding", "br")]);
     assert_eq!(map.status, 200);
     assert_eq!(map.header("content-encoding"), None);
 
     // Production error bodies: a panic's message stays in the log.
-    let boom = server.get("/boom", &[]);
+    let boom = server.get_with("/boom", &[]);
     assert_eq!(boom.status, 500);
     assert!(!boom.text().contains("secret"), "{}", boom.text());
     assert_eq!(boom.json()["status"], 500);
-    assert_eq!(server.get("/missing.png", &[]).status, 404);
+    assert_eq!(server.get_with("/missing.png", &[]).status, 404);
 
     // The seed chat, frame for frame.
     let url = format!("ws://127.0.0.1:{port}/_ws");
@@ -372,14 +262,18 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
 
     // The request log.
     assert!(
-        server.wait_stderr("GET /favicon.svg 200"),
+        server.wait_stderr("GET /favicon.svg 200", Duration::from_secs(30)),
         "{}",
         server.stderr()
     );
 
     // SIGTERM with an open WebSocket and a request in flight.
     let slow = std::thread::spawn(move || http(port, "GET", "/slow", &[], b""));
-    assert!(server.wait_stderr("slow: started"), "{}", server.stderr());
+    assert!(
+        server.wait_stderr("slow: started", Duration::from_secs(30)),
+        "{}",
+        server.stderr()
+    );
     server.signal("TERM");
     let response = slow.join().unwrap();
     assert_eq!(response.status, 200);
@@ -394,7 +288,7 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
     assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
     let status = tokio::task::spawn_blocking(move || {
         let mut server = server;
-        let status = server.wait_exit();
+        let status = server.wait_exit(Duration::from_secs(60));
         (status, server.stderr())
     })
     .await
@@ -413,14 +307,18 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
             .env_clear()
             .env("PATH", &empty)
             .env("NITRO_SHUTDOWN_TIMEOUT", "100ms");
-        let mut server = Started::spawn(cmd);
+        let mut server = Server::start_output(cmd);
         let port = server.port;
         let _slow = std::thread::spawn(move || {
             let _ = std::panic::catch_unwind(|| http(port, "GET", "/slow?ms=20000", &[], b""));
         });
-        assert!(server.wait_stderr("slow: started"), "{}", server.stderr());
+        assert!(
+            server.wait_stderr("slow: started", Duration::from_secs(30)),
+            "{}",
+            server.stderr()
+        );
         server.signal("TERM");
-        assert!(server.wait_exit().success());
+        assert!(server.wait_exit(Duration::from_secs(60)).success());
         assert!(
             server.stderr().contains("still busy after 0.1 s"),
             "{}",
@@ -433,16 +331,29 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
             .current_dir(&cwd)
             .env_clear()
             .env("PATH", &empty);
-        let mut server = Started::spawn(cmd);
+        let mut server = Server::start_output(cmd);
         let port = server.port;
         let _slow = std::thread::spawn(move || {
             let _ = std::panic::catch_unwind(|| http(port, "GET", "/slow?ms=20000", &[], b""));
         });
-        assert!(server.wait_stderr("slow: started"), "{}", server.stderr());
+        assert!(
+            server.wait_stderr("slow: started", Duration::from_secs(30)),
+            "{}",
+            server.stderr()
+        );
         server.signal("INT");
-        assert!(server.wait_stderr("shutting down"), "{}", server.stderr());
+        assert!(
+            server.wait_stderr("shutting down", Duration::from_secs(30)),
+            "{}",
+            server.stderr()
+        );
         server.signal("INT");
-        assert_eq!(server.wait_exit().code(), Some(130), "{}", server.stderr());
+        assert_eq!(
+            server.wait_exit(Duration::from_secs(60)).code(),
+            Some(130),
+            "{}",
+            server.stderr()
+        );
         assert!(
             server.stderr().contains("second signal"),
             "{}",
@@ -466,7 +377,7 @@ fn api_template_runs_from_a_copied_output_without_cargo() {
 
     check_api(port);
     assert!(
-        server.wait_stderr("POST /api/users 201"),
+        server.wait_stderr("POST /api/users 201", Duration::from_secs(30)),
         "{}",
         server.stderr()
     );
@@ -510,10 +421,6 @@ fn check_api(port: u16) {
     );
 }
 
-fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    http(port, "GET", path, headers, b"")
-}
-
 #[test]
 fn api_example_answers_the_same_under_dev() {
     let project = Project::example("api");
@@ -531,10 +438,10 @@ fn minimal_template_and_a_broken_build_that_keeps_the_old_output() {
     {
         // `-q`: no request log.
         let server = start_without_cargo(&deployed, work.path(), &["-q"]);
-        let hello = server.get("/", &[]);
+        let hello = server.get_with("/", &[]);
         assert_eq!(hello.status, 200);
         assert_eq!(hello.text(), "Hello from nitro!");
-        assert_eq!(server.get("/other", &[]).status, 404);
+        assert_eq!(server.get_with("/other", &[]).status, 404);
         std::thread::sleep(Duration::from_millis(100));
         assert!(
             !server.stderr().contains("GET / 200"),
@@ -577,8 +484,8 @@ fn minimal_template_and_a_broken_build_that_keeps_the_old_output() {
     // The old output still serves, found from the project folder.
     let mut cmd = nitro();
     cmd.arg("start").arg(&project).args(["--port", "0"]);
-    let server = Started::spawn(cmd);
-    assert_eq!(server.get("/", &[]).text(), "Hello from nitro!");
+    let server = Server::start_output(cmd);
+    assert_eq!(server.get_with("/", &[]).text(), "Hello from nitro!");
 }
 
 /// Runs `nitro start DIR` and returns its stderr, asserting it failed with status 1.

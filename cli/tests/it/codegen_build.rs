@@ -3,33 +3,24 @@
 //! The route crates share `<workspace>/target/nitro-test-routes` (through `NITRO_TARGET_DIR`'s
 //! config layer) so serde and friends compile once for every test run, not once per project.
 
-use std::path::{Path, PathBuf};
-
 use nitro_cli::pipeline;
 use nitro_cli::project::cargo_build::Silent;
 use nitro_cli::project::codegen;
 use nitro_cli::project::config::{Env, Overrides, ResolvedConfig, resolve};
 
-fn shared_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nitro-test-routes")
-}
+use crate::support::{Project, routes_target_dir};
 
-/// A temporary project with the given files.
-fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, ResolvedConfig) {
-    let tmp = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        let path = tmp.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+/// A temporary project with the given files, and its config.
+fn project(files: &[(&str, &str)]) -> (Project, ResolvedConfig) {
+    let project = Project::with_files(files);
+    let dir = std::fs::canonicalize(project.path()).unwrap();
     let text = std::fs::read_to_string(dir.join("nitro.toml")).ok();
     let env = Env {
-        target_dir: Some(shared_target_dir()),
+        target_dir: Some(routes_target_dir()),
         ..Env::default()
     };
     let config = resolve(&dir, &dir, text.as_deref(), &env, &Overrides::default()).unwrap();
-    (tmp, config)
+    (project, config)
 }
 
 const HELLO: &str = r#"
@@ -101,8 +92,8 @@ fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
         assert!(
             artifact
                 .path
-                .starts_with(shared_target_dir().canonicalize().unwrap())
-                || artifact.path.starts_with(shared_target_dir()),
+                .starts_with(routes_target_dir().canonicalize().unwrap())
+                || artifact.path.starts_with(routes_target_dir()),
             "{}",
             artifact.path.display()
         );
@@ -167,8 +158,10 @@ fn a_route_built_with_panic_abort_is_refused() {
         .arg("build")
         .arg("--manifest-path")
         .arg(config.project_dir.join(".nitro/Cargo.toml"))
+        // Its own target dir: dependencies built with `panic = "abort"` would replace the
+        // shared ones under the routes other tests are building at the same time.
         .arg("--target-dir")
-        .arg(shared_target_dir())
+        .arg(routes_target_dir().with_file_name("nitro-test-routes-panic-abort"))
         .args(["-p", &route.crate_name])
         .env("CARGO_PROFILE_DEV_PANIC", "abort")
         .env_remove("RUSTFLAGS")

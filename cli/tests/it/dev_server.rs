@@ -1,7 +1,6 @@
 //! `nitro dev` end to end: the real binary on a temporary project, real HTTP and WebSocket
 //! clients, SIGTERM to stop.
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -9,27 +8,11 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-fn shared_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nitro-test-routes")
-}
-
-fn write_project(dir: &Path, files: &[(&str, &str)]) {
-    for (path, content) in files {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-}
+use crate::support::{self, write_files};
 
 fn nitro(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nitro"));
-    cmd.args(args)
-        .env("NITRO_TARGET_DIR", shared_target_dir())
-        .env("NO_COLOR", "1")
-        .env_remove("PORT")
-        .env_remove("HOST")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
+    let mut cmd = support::nitro();
+    cmd.args(args);
     cmd
 }
 
@@ -63,7 +46,7 @@ async fn get(addr: &str, path: &str, accept: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_builds_serves_and_stops_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
-    write_project(
+    write_files(
         tmp.path(),
         &[
             ("nitro.toml", "[dependencies]\nserde_json = \"1\"\n"),
@@ -169,7 +152,7 @@ async fn dev_builds_serves_and_stops_on_sigterm() {
 #[test]
 fn bad_config_exits_1_with_error_and_hint() {
     let tmp = tempfile::tempdir().unwrap();
-    write_project(tmp.path(), &[("nitro.toml", "[renderer]\nstatik = true\n")]);
+    write_files(tmp.path(), &[("nitro.toml", "[renderer]\nstatik = true\n")]);
     let output = nitro(&["dev", &tmp.path().to_string_lossy()])
         .output()
         .unwrap();
@@ -211,7 +194,7 @@ fn a_port_in_use_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let tmp = tempfile::tempdir().unwrap();
-    write_project(tmp.path(), &[("index.html", "<h1>hi</h1>\n")]);
+    write_files(tmp.path(), &[("index.html", "<h1>hi</h1>\n")]);
     let output = nitro(&["dev", &tmp.path().to_string_lossy(), "--port", &port])
         .output()
         .unwrap();

@@ -8,6 +8,7 @@ mod build_start;
 mod codegen_build;
 mod dev_server;
 mod hardening;
+mod help;
 mod hot_reload;
 mod http_routes;
 mod websocket_example;

@@ -1,4 +1,5 @@
-//! Test support: temp projects, a running `nitro dev`, raw HTTP and WebSocket clients.
+//! The harness of the CLI's integration tests: temp projects, the `nitro` command, a running
+//! `nitro dev` or `nitro start`, raw HTTP and WebSocket clients.
 //!
 //! Everything talks to 127.0.0.1 only. Route builds of every test share one target dir
 //! (`NITRO_TARGET_DIR`), so dependencies such as serde compile once per `cargo test` run.
@@ -55,6 +56,16 @@ impl Project {
         Project { dir }
     }
 
+    /// A project made of `files` (path, content).
+    pub fn with_files(files: &[(&str, &str)]) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("nitro-test-")
+            .tempdir()
+            .unwrap();
+        write_files(dir.path(), files);
+        Project { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -66,7 +77,18 @@ impl Project {
     }
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+/// Writes `files` (path relative to `dir`, content), creating folders.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+/// Copies `src` into `dst` (permission bits kept: a copied server stays executable), without
+/// build caches (`.nitro`, `.output`, `target`).
+pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();
@@ -89,24 +111,48 @@ pub fn nitro() -> Command {
     cmd.env("NITRO_TARGET_DIR", routes_target_dir())
         .env_remove("PORT")
         .env_remove("HOST")
-        .env("NO_COLOR", "1");
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
     cmd
 }
 
-/// A server process that has printed its URL.
-pub struct Listening {
-    pub child: Child,
+/// Spawns `cmd`, whose program may have just been copied. Another test thread that forks
+/// while the copy's file is open for writing leaves a child holding it until that child
+/// `exec`s, and `exec` of the copy fails with `ETXTBSY` meanwhile (rust-lang/rust#114554):
+/// retry a bounded number of times.
+pub fn spawn_fresh(cmd: &mut Command) -> Child {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot run {cmd:?}: {e}"),
+        }
+    }
+}
+
+/// A `nitro dev` or `nitro start` process that has printed its URL (killed on drop).
+pub struct Server {
+    child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
     pub port: u16,
     /// Everything it printed on stderr so far (collected by a thread).
-    pub stderr: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
 }
+
+/// A running `nitro dev`.
+pub type NitroDev = Server;
 
 /// Collects `child`'s stderr and waits up to `timeout` for a line with `http://…` on its stdout
 /// (kept drained afterwards, so the server never blocks on a full pipe). Both pipes must be
 /// piped. Kills the child and panics with what it printed when no URL comes.
-pub fn wait_for_url(mut child: Child, what: &str, timeout: Duration) -> Listening {
+pub fn wait_for_url(mut child: Child, what: &str, timeout: Duration) -> Server {
     let stderr = Arc::new(Mutex::new(String::new()));
     let err_pipe = child.stderr.take().unwrap();
     let sink = stderr.clone();
@@ -136,7 +182,7 @@ pub fn wait_for_url(mut child: Child, what: &str, timeout: Duration) -> Listenin
                     let base = format!("http://{}", url.trim().trim_end_matches('/'));
                     let port = base.rsplit(':').next().unwrap().parse().unwrap();
                     std::thread::spawn(move || while rx.recv().is_ok() {});
-                    return Listening {
+                    return Server {
                         child,
                         base,
                         port,
@@ -156,15 +202,6 @@ pub fn wait_for_url(mut child: Child, what: &str, timeout: Duration) -> Listenin
     }
 }
 
-/// A running `nitro dev` (killed on drop).
-pub struct NitroDev {
-    child: Child,
-    /// `http://127.0.0.1:PORT`
-    pub base: String,
-    pub port: u16,
-    stderr: Arc<Mutex<String>>,
-}
-
 impl NitroDev {
     /// Starts `nitro dev DIR --port 0` and waits until it prints its URL.
     pub fn start(dir: &Path) -> NitroDev {
@@ -182,18 +219,14 @@ impl NitroDev {
             .spawn()
             .expect("spawn nitro dev");
         // A cold first build compiles serde and friends: allow minutes, not seconds.
-        let Listening {
-            child,
-            base,
-            port,
-            stderr,
-        } = wait_for_url(child, "nitro dev", Duration::from_secs(600));
-        NitroDev {
-            child,
-            base,
-            port,
-            stderr,
-        }
+        wait_for_url(child, "nitro dev", Duration::from_secs(600))
+    }
+
+    /// Runs `cmd` (a `nitro start`, maybe of a just-copied binary) and waits for its URL.
+    pub fn start_output(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = spawn_fresh(&mut cmd);
+        wait_for_url(child, "nitro start", Duration::from_secs(60))
     }
 
     /// [`NitroDev::start`] from async code: the wait blocks, so it runs on the blocking pool.
@@ -229,12 +262,22 @@ impl NitroDev {
         http(self.port, "GET", path, &[], b"")
     }
 
-    /// Sends SIGTERM and waits at most `timeout` for the exit.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        http(self.port, "GET", path, headers, b"")
+    }
+
+    /// Sends a signal (`TERM`, `INT`) to the process.
     #[cfg(unix)]
-    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits at most `timeout` for the process to exit.
+    pub fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -244,9 +287,22 @@ impl NitroDev {
         }
         None
     }
+
+    /// Waits at most `timeout` for the exit; panics with stderr when it does not come.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        self.exit_within(timeout)
+            .unwrap_or_else(|| panic!("the server did not exit; stderr:\n{}", self.stderr()))
+    }
+
+    /// Sends SIGTERM and waits at most `timeout` for the exit.
+    #[cfg(unix)]
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.signal("TERM");
+        self.exit_within(timeout)
+    }
 }
 
-impl Drop for NitroDev {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -275,6 +331,11 @@ impl HttpResponse {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
+}
+
+/// `GET path` over a fresh connection.
+pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    http(port, "GET", path, headers, b"")
 }
 
 /// Sends one request over a fresh connection (`Connection: close`) and reads the response.
