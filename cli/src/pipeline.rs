@@ -12,7 +12,7 @@
 //!    them into [`entries`] and [`failures`]; the dev loop merges them with its last good build;
 //! 7. [`summary`] and [`show_diagnostics`] tell the terminal.
 //!
-//! Serving (runtime, bind, the URL, signals) is [`crate::serve`]'s.
+//! Serving (runtime, bind, the URL, signals) is `serve.rs`'s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //!   public/                    `public/`, plus `.br` and `.gz` of compressible files ≥ 1 KiB
 //! ```
 //!
-//! `nitro build` writes it ([`crate::commands::build`]); `nitro start` reads it back with [`load`], which
+//! `nitro build` writes it (`output/write.rs`); `nitro start` reads it back with [`load`], which
 //! checks everything it can before serving: the manifest parses and was written for this ABI,
 //! every library is where it says, inside the folder, with the SHA-256 it recorded. A problem is
 //! an [`OutputError`] naming the file, never a failure later.
