@@ -1,7 +1,13 @@
 //! Generates `.nitro/` for a temporary project and builds it with the real cargo.
 //!
-//! The route crates share `<workspace>/target/nitro-test-routes` (through `NITRO_TARGET_DIR`'s
-//! config layer) so serde and friends compile once for every test run, not once per project.
+//! The route crates build in `<workspace>/target/nitro-test-routes-codegen`, not in the
+//! `nitro-test-routes` that the other tests share: this test checks which artifacts cargo
+//! reports `fresh`, and in one test binary the other tests' builds run at the same time (before
+//! the binaries were merged they ran one binary after the other). Dependencies compile once
+//! per target dir, not once per project.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use nitro_cli::pipeline;
 use nitro_cli::project::cargo_build::Silent;
@@ -10,13 +16,22 @@ use nitro_cli::project::config::{Env, Overrides, ResolvedConfig, resolve};
 
 use crate::support::{Project, routes_target_dir};
 
+/// Held by the tests of this module that run cargo: the `panic = "abort"` build would replace
+/// dependencies under the other's routes.
+static CARGO: Mutex<()> = Mutex::new(());
+
+/// Where this module's route crates build (see the module docs).
+fn target_dir() -> PathBuf {
+    routes_target_dir().with_file_name("nitro-test-routes-codegen")
+}
+
 /// A temporary project with the given files, and its config.
 fn project(files: &[(&str, &str)]) -> (Project, ResolvedConfig) {
     let project = Project::with_files(files);
     let dir = std::fs::canonicalize(project.path()).unwrap();
     let text = std::fs::read_to_string(dir.join("nitro.toml")).ok();
     let env = Env {
-        target_dir: Some(routes_target_dir()),
+        target_dir: Some(target_dir()),
         ..Env::default()
     };
     let config = resolve(&dir, &dir, text.as_deref(), &env, &Overrides::default()).unwrap();
@@ -51,6 +66,7 @@ const BROKEN: &str = r#"pub fn handler() -> String {
 
 #[test]
 fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
+    let _cargo = CARGO.lock().unwrap_or_else(|e| e.into_inner());
     let (_tmp, config) = project(&[
         ("nitro.toml", "[dependencies]\nserde_json = \"1\"\n"),
         ("routes/hello/[name].rs", HELLO),
@@ -92,8 +108,8 @@ fn builds_http_and_websocket_routes_and_reports_errors_in_user_terms() {
         assert!(
             artifact
                 .path
-                .starts_with(routes_target_dir().canonicalize().unwrap())
-                || artifact.path.starts_with(routes_target_dir()),
+                .starts_with(target_dir().canonicalize().unwrap())
+                || artifact.path.starts_with(target_dir()),
             "{}",
             artifact.path.display()
         );
@@ -150,6 +166,7 @@ fn a_missing_handler_is_reported_before_cargo_runs() {
 /// environment, which cargo lets override the generated profile).
 #[test]
 fn a_route_built_with_panic_abort_is_refused() {
+    let _cargo = CARGO.lock().unwrap_or_else(|e| e.into_inner());
     let (_tmp, config) = project(&[("routes/hello/[name].rs", HELLO)]);
     let table = pipeline::scan(&config).unwrap();
     let generated = codegen::generate(&config, &table).unwrap();
@@ -158,10 +175,8 @@ fn a_route_built_with_panic_abort_is_refused() {
         .arg("build")
         .arg("--manifest-path")
         .arg(config.project_dir.join(".nitro/Cargo.toml"))
-        // Its own target dir: dependencies built with `panic = "abort"` would replace the
-        // shared ones under the routes other tests are building at the same time.
         .arg("--target-dir")
-        .arg(routes_target_dir().with_file_name("nitro-test-routes-panic-abort"))
+        .arg(target_dir())
         .args(["-p", &route.crate_name])
         .env("CARGO_PROFILE_DEV_PANIC", "abort")
         .env_remove("RUSTFLAGS")
