@@ -74,12 +74,12 @@ pub mod ws;
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use ffi::__private;
-pub use ffi::HookOutput;
 pub use http::{Html, IntoResponse, Json, Request, RequestBuilder, Response};
 /// A JSON value (`serde_json::Value`), as built by [`json!`].
 pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.
 pub use serde_json::json;
+pub use ws::HookOutput;
 
 /// Logs on the server's terminal, attributed to this route.
 pub mod log {

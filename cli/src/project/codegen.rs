@@ -916,7 +916,15 @@ mod tests {
             "crates/nitro-abi/src/lib.rs".to_owned(),
             "crates/nitro/Cargo.toml".to_owned(),
         ];
-        for f in ["error", "ffi", "http", "lib", "ws"] {
+        for f in [
+            "error",
+            "ffi/export",
+            "ffi/host",
+            "ffi/mod",
+            "http",
+            "lib",
+            "ws",
+        ] {
             expected.push(format!("crates/nitro/src/{f}.rs"));
         }
         for n in [&index, &ws] {

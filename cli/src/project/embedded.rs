@@ -30,7 +30,18 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
     sources: &[
         ("src/lib.rs", include_str!("../../../nitro/src/lib.rs")),
         ("src/error.rs", include_str!("../../../nitro/src/error.rs")),
-        ("src/ffi.rs", include_str!("../../../nitro/src/ffi.rs")),
+        (
+            "src/ffi/mod.rs",
+            include_str!("../../../nitro/src/ffi/mod.rs"),
+        ),
+        (
+            "src/ffi/export.rs",
+            include_str!("../../../nitro/src/ffi/export.rs"),
+        ),
+        (
+            "src/ffi/host.rs",
+            include_str!("../../../nitro/src/ffi/host.rs"),
+        ),
         ("src/http.rs", include_str!("../../../nitro/src/http.rs")),
         ("src/ws.rs", include_str!("../../../nitro/src/ws.rs")),
     ],
