@@ -135,15 +135,16 @@ pub enum PubSubError {
     Client { url: String, reason: String },
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`. Anything between `://` and the last
-/// `@` before the path is user info; only the part after its first `:` is secret.
+/// `redis://user:secret@host` → `redis://user:***@host`, also in a malformed URL: the user
+/// info runs from `://` (else from the last `/`) to the last `@`, and only the part after its
+/// first `:` is secret. Errs on the side of hiding too much.
 pub(crate) fn redact(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
+    let Some(at) = url.rfind('@') else {
         return url.to_owned();
     };
-    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
-    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else {
-        return url.to_owned();
+    let start = match url.find("://") {
+        Some(i) if i + 3 <= at => i + 3,
+        _ => url[..at].rfind('/').map_or(0, |i| i + 1),
     };
     match url[start..at].find(':') {
         Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
@@ -502,6 +503,12 @@ mod tests {
         assert_eq!(redact("redis://app@db"), "redis://app@db");
         assert_eq!(redact("redis://db:6379/1"), "redis://db:6379/1");
         assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(
+            redact("redis//:secret@127.0.0.1:6379"),
+            "redis//:***@127.0.0.1:6379"
+        );
+        assert_eq!(redact("redis://:a/b@host"), "redis://:***@host");
+        assert_eq!(redact(":pw@host"), ":***@host");
     }
 
     #[test]
