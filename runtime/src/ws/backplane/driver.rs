@@ -378,6 +378,13 @@ async fn supervise(
                         shared.display_url,
                         shared.channel
                     );
+                } else if failures == 0 {
+                    tracing::info!(
+                        target: "nitro::pubsub",
+                        "connected to Redis `{}` again: relaying on channel `{}`",
+                        shared.display_url,
+                        shared.channel
+                    );
                 } else {
                     tracing::info!(
                         target: "nitro::pubsub",
