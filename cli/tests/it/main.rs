@@ -1,6 +1,9 @@
 //! The CLI's integration tests: one binary, so the stack links once. Each module is one area;
 //! `support` is the harness they share.
 
+/// A real `redis-server`, shared with the runtime's pub/sub tests.
+#[path = "../../../runtime/tests/support/redis.rs"]
+mod redis_server;
 mod support;
 
 mod browser;
@@ -11,4 +14,5 @@ mod hardening;
 mod help;
 mod hot_reload;
 mod http_routes;
+mod pubsub;
 mod websocket_example;
