@@ -244,6 +244,40 @@ fn options(args: &[String]) -> Result<Options> {
     })
 }
 
+/// `nitro-bench load WORKLOAD PORT PID [--secs S] [--idle-peers N] [--client-threads N]`:
+/// one workload against a server that is already running (to profile it), as one line.
+pub(crate) fn load(args: &[String]) -> Result<()> {
+    let usage = "usage: nitro-bench load ping1|ping50|broadcast|get|idle PORT PID [--secs S]";
+    let workload = args
+        .first()
+        .and_then(|key| Workload::ALL.into_iter().find(|w| w.key() == key))
+        .ok_or(usage)?;
+    let port: u16 = args.get(1).and_then(|v| v.parse().ok()).ok_or(usage)?;
+    let pid: u32 = args.get(2).and_then(|v| v.parse().ok()).ok_or(usage)?;
+    let options = options(args)?;
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.client_threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let measured = client.block_on(measure(workload, port, pid, &options))?;
+    println!("{} {:.0} {measured:?}", workload.key(), measured.value);
+    client.shutdown_background();
+    Ok(())
+}
+
+/// Runs `workload` against the server on `port` (process `pid`).
+async fn measure(workload: Workload, port: u16, pid: u32, options: &Options) -> Result<Measured> {
+    let secs = options.secs;
+    match workload {
+        Workload::PingPong1 => client::ping_pong(port, pid, 1, secs).await,
+        Workload::PingPong50 => client::ping_pong(port, pid, 50, secs).await,
+        Workload::Broadcast100 => client::broadcast(port, pid, 100, 256, secs).await,
+        Workload::GetPage50 => client::get_page(port, pid, 50, secs).await,
+        Workload::Idle => client::idle(port, pid, options.idle_peers).await,
+    }
+}
+
 /// Runs `compare` and prints its tables.
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let options = options(args)?;
@@ -291,18 +325,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 let server = &servers[s];
                 let running = Running::start(server, workload, options.quiet)?;
                 let (port, pid) = (running.port, running.pid());
-                let secs = options.secs;
-                let measured = client.block_on(async move {
-                    match workload {
-                        Workload::PingPong1 => client::ping_pong(port, pid, 1, secs).await,
-                        Workload::PingPong50 => client::ping_pong(port, pid, 50, secs).await,
-                        Workload::Broadcast100 => {
-                            client::broadcast(port, pid, 100, 256, secs).await
-                        }
-                        Workload::GetPage50 => client::get_page(port, pid, 50, secs).await,
-                        Workload::Idle => client::idle(port, pid, options.idle_peers).await,
-                    }
-                });
+                let measured = client.block_on(measure(workload, port, pid, &options));
                 drop(running);
                 let measured = measured
                     .map_err(|e| format!("{} on {}: {e}", workload.key(), server.name()))?;

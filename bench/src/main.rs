@@ -4,11 +4,16 @@
 //! cargo run --release -p nitro-bench -- reload [--reloads N] [--restarts N] [--nitro PATH]
 //! cargo run --release -p nitro-bench -- compare [--secs S] [--repeats N] [--only LIST]
 //!     [--idle-peers N] [--client-threads N] [--baseline NITRO] [--node-output DIR] [-q] [--nitro PATH]
+//! cargo run --release -p nitro-bench -- load WORKLOAD PORT PID [--secs S]
+//! cargo run --release -p nitro-bench -- pubsub [--rounds N] [--messages N] [--nitro PATH]
 //! ```
 //!
 //! `compare` measures `nitro start` (on a `nitro build` of `examples/websocket`) against bare
 //! tokio-tungstenite and hyper servers built into this binary ([`reference`]), with one client
 //! ([`client`]), in one run; see [`compare`] and `docs/benchmarks.md`.
+//!
+//! `pubsub` (`pubsub.rs`) measures WebSocket publishes relayed between three `nitro start`
+//! instances through a real `redis-server`: latency and throughput.
 //!
 //! `reload` runs `nitro dev` on a temporary copy of `examples/websocket`, keeps one WebSocket
 //! open, and edits one line of `routes/_ws.rs` (the `pong` text) N times (default 200). For
@@ -33,6 +38,7 @@ use tungstenite::Message;
 mod client;
 mod compare;
 mod procfs;
+mod pubsub;
 mod reference;
 
 /// A bound for any one wait (a reload, a start).
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("reload") => reload(rest),
         Some("compare") => compare::run(rest),
+        Some("load") => compare::load(rest),
         // The bare servers `compare` starts as child processes.
         Some("ref-ws") => reference::websocket(port()).map_err(|e| e.to_string()),
         Some("ref-http") => match rest.get(1).map(std::fs::read) {
@@ -52,11 +59,14 @@ fn main() -> ExitCode {
             Some(Err(e)) => Err(format!("cannot read the page: {e}")),
             None => Err("usage: nitro-bench ref-http PORT FILE".into()),
         },
+        Some("pubsub") => pubsub::run(rest),
         _ => {
             eprintln!(
                 "usage: nitro-bench reload [--reloads N] [--restarts N] [--nitro PATH]\n\
                  \x20      nitro-bench compare [--secs S] [--repeats N] [--only ping1,ping50,broadcast,get,idle]\n\
                  \x20          [--idle-peers N] [--client-threads N] [--baseline NITRO] [--node-output DIR] [-q] [--nitro PATH]\n\
+                 \x20      nitro-bench load ping1|ping50|broadcast|get|idle PORT PID [--secs S]\n\
+                 \x20      nitro-bench pubsub [--rounds N] [--messages N] [--nitro PATH]\n\
                  (cargo run --release -p nitro-bench -- compare; see docs/benchmarks.md)"
             );
             return ExitCode::from(2);

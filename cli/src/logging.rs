@@ -23,15 +23,15 @@ use tracing_subscriber::fmt::writer::EitherWriter;
 /// The target of the request log's events.
 const REQUEST_TARGET: &str = "nitro::request";
 /// How long a request-log line may wait before it is written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Past this many buffered bytes the writer thread is woken at once.
-pub const FLUSH_AT: usize = 64 * 1024;
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
 /// Past this many buffered bytes the logging thread writes them itself.
-pub const MAX_BUFFERED: usize = 1024 * 1024;
+pub(crate) const MAX_BUFFERED: usize = 1024 * 1024;
 
 /// The filter for a verbosity: `-q` → warnings and errors, default → info, `-v` → debug for
 /// nitro's crates, `-vv` → debug everywhere, `-vvv` → trace.
-pub fn default_directives(verbose: u8, quiet: bool) -> &'static str {
+pub(crate) fn default_directives(verbose: u8, quiet: bool) -> &'static str {
     if quiet {
         return "warn";
     }
@@ -45,7 +45,7 @@ pub fn default_directives(verbose: u8, quiet: bool) -> &'static str {
 
 /// Installs the subscriber. Call once, from the binary; later calls are ignored (a test may
 /// have installed one).
-pub fn init(verbose: u8, quiet: bool) {
+pub(crate) fn init(verbose: u8, quiet: bool) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value).unwrap_or_else(|e| {
             eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
@@ -182,7 +182,7 @@ fn buffer() -> &'static Buffer {
 }
 
 /// Writes the request-log lines still waiting. Call before the process exits.
-pub fn flush() {
+pub(crate) fn flush() {
     buffer().write_out(&mut Vec::new());
 }
 

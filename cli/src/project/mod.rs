@@ -1,0 +1,8 @@
+//! A project on disk: its config, the generated cargo workspace and the cargo runs over it.
+
+pub mod cargo_build;
+pub mod codegen;
+pub mod config;
+pub mod config_limits;
+pub mod config_pubsub;
+pub(crate) mod embedded;

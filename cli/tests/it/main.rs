@@ -1,0 +1,18 @@
+//! The CLI's integration tests: one binary, so the stack links once. Each module is one area;
+//! `support` is the harness they share.
+
+/// A real `redis-server`, shared with the runtime's pub/sub tests.
+#[path = "../../../runtime/tests/support/redis.rs"]
+mod redis_server;
+mod support;
+
+mod browser;
+mod build_start;
+mod codegen_build;
+mod dev_server;
+mod hardening;
+mod help;
+mod hot_reload;
+mod http_routes;
+mod pubsub;
+mod websocket_example;
