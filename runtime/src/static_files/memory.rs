@@ -97,7 +97,8 @@ impl FileCache {
     }
 
     /// `None`: `public/` is not indexed; ask the file system. `Some(None)`: no file for this
-    /// URL (a miss goes on to routing). `Some(Some(response))`: the file.
+    /// URL (a miss goes on to routing). `Some(Some(response))`: the file, as tower-http
+    /// answers it (the caller adds the charset, as for the disk's answers).
     pub(crate) async fn serve_public(
         &self,
         method: &Method,
@@ -255,9 +256,7 @@ impl PublicIndex {
         if response.status() == StatusCode::NOT_FOUND {
             return None;
         }
-        let mut response = response.map(|body| body.map_err(Into::into).boxed_unsync());
-        super::add_charset(response.headers_mut());
-        Some(response)
+        Some(response.map(|body| body.map_err(Into::into).boxed_unsync()))
     }
 }
 

@@ -75,7 +75,10 @@ impl StaticFiles {
     ) -> Option<Response<Body>> {
         let public_dir = self.public_dir.as_ref()?;
         if let Some(answer) = self.cache.serve_public(method, uri, headers).await {
-            return answer;
+            return answer.map(|mut response| {
+                add_charset(response.headers_mut());
+                response
+            });
         }
         serve_public(public_dir, self.precompressed, method, uri, headers).await
     }
