@@ -29,9 +29,15 @@ pub const NITRO: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro",
     sources: &[
         ("src/lib.rs", include_str!("../../nitro/src/lib.rs")),
+        (
+            "src/async_hooks.rs",
+            include_str!("../../nitro/src/async_hooks.rs"),
+        ),
         ("src/error.rs", include_str!("../../nitro/src/error.rs")),
         ("src/ffi.rs", include_str!("../../nitro/src/ffi.rs")),
         ("src/http.rs", include_str!("../../nitro/src/http.rs")),
+        ("src/rt.rs", include_str!("../../nitro/src/rt.rs")),
+        ("src/task.rs", include_str!("../../nitro/src/task.rs")),
         ("src/ws.rs", include_str!("../../nitro/src/ws.rs")),
     ],
 };
@@ -66,6 +72,10 @@ publish = false
 nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
+tokio = {{ version = "1", features = ["rt-multi-thread", "sync", "time"], optional = true }}
+
+[features]
+tokio = ["dep:tokio"]
 "#
     )
 }
@@ -133,6 +143,16 @@ mod tests {
             dependencies(&nitro_manifest()),
             dependencies(&real),
             "the dependencies of nitro/Cargo.toml changed: update `nitro_manifest` in cli/src/embedded.rs"
+        );
+        let features = |manifest: &str| {
+            toml::from_str::<toml::Table>(manifest)
+                .unwrap()
+                .remove("features")
+        };
+        assert_eq!(
+            features(&nitro_manifest()),
+            features(&real),
+            "the features of nitro/Cargo.toml changed: update `nitro_manifest` in cli/src/embedded.rs"
         );
     }
 

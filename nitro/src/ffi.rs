@@ -118,7 +118,7 @@ impl RawPeer {
         unsafe { &*self.peer.vt }
     }
 
-    fn borrowed(peer: abi::Peer) -> RawPeer {
+    pub(crate) fn borrowed(peer: abi::Peer) -> RawPeer {
         RawPeer { peer, owned: false }
     }
 
@@ -258,7 +258,7 @@ fn pairs_to_vec(pairs: abi::Pairs) -> Vec<(String, String)> {
 ///
 /// # Safety
 /// `req` and everything it points to must be valid for the duration of the call.
-unsafe fn copy_request(req: &abi::HttpRequest) -> Request {
+pub(crate) unsafe fn copy_request(req: &abi::HttpRequest) -> Request {
     let s = |b: abi::Bytes| {
         // SAFETY: guaranteed by the caller.
         String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
@@ -275,34 +275,134 @@ unsafe fn copy_request(req: &abi::HttpRequest) -> Request {
     }
 }
 
+/// Sends `message` to the call's [`abi::Outcome::fail`].
+///
+/// # Safety
+/// `out` must be a valid `Outcome` (for the call; for an async call, until the task is dropped).
+pub(crate) unsafe fn report(out: *const abi::Outcome, message: &str) {
+    // SAFETY: caller contract; the message is borrowed for the callback.
+    unsafe { ((*out).fail)((*out).ctx, abi::Bytes::new(message.as_bytes())) }
+}
+
+/// The report of a panic just caught on this thread: the message the panic hook recorded (with
+/// its location), or the payload's text.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    LAST_PANIC
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_else(|| {
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "Box<dyn Any>".to_string());
+            format!("panicked: {text}")
+        })
+}
+
 /// Runs `f`, turning a panic into [`abi::Status::PANICKED`] reported through `out`.
 ///
 /// # Safety
 /// `out` must be a valid `Outcome` for the call.
-unsafe fn guarded(out: *const abi::Outcome, f: impl FnOnce() -> Result<(), String>) -> abi::Status {
-    let report = |message: &str| {
-        // SAFETY: `out` is valid for the call (caller's contract); the message is borrowed.
-        unsafe { ((*out).fail)((*out).ctx, abi::Bytes::new(message.as_bytes())) }
-    };
+pub(crate) unsafe fn guarded(
+    out: *const abi::Outcome,
+    f: impl FnOnce() -> Result<(), String>,
+) -> abi::Status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => abi::Status::OK,
         Ok(Err(message)) => {
-            report(&message);
+            // SAFETY: caller contract.
+            unsafe { report(out, &message) };
             abi::Status::FAILED
         }
         Err(payload) => {
-            let message = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| {
-                    let text = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "Box<dyn Any>".to_string());
-                    format!("panicked: {text}")
-                });
-            report(&message);
+            // SAFETY: caller contract.
+            unsafe { report(out, &panic_text(&*payload)) };
             abi::Status::PANICKED
+        }
+    }
+}
+
+/// [`guarded`] with the route's runtime entered (when it has one: feature `tokio`), so that
+/// `tokio::spawn` and `Handle::current()` work in sync handlers and hooks too.
+///
+/// # Safety
+/// As [`guarded`].
+unsafe fn entered(out: *const abi::Outcome, f: impl FnOnce() -> Result<(), String>) -> abi::Status {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        guarded(out, || {
+            let _runtime = crate::rt::enter();
+            f()
+        })
+    }
+}
+
+/// Answers through the host's HTTP responder.
+///
+/// # Safety
+/// `res` must be valid for the call (for an async call: inside the task's poll).
+pub(crate) unsafe fn write_response(res: &abi::HttpResponder, response: &crate::Response) {
+    // SAFETY: caller contract; every argument is borrowed for its callback.
+    unsafe {
+        if let Some(err) = &response.error {
+            let data = err.data().map(|d| d.to_string()).unwrap_or_default();
+            (res.error)(
+                res.ctx,
+                err.status(),
+                abi::Bytes::new(err.message().as_bytes()),
+                abi::Bytes::new(data.as_bytes()),
+            );
+            return;
+        }
+        (res.status)(res.ctx, response.status);
+        for (name, value) in &response.headers {
+            (res.header)(
+                res.ctx,
+                abi::Bytes::new(name.as_bytes()),
+                abi::Bytes::new(value.as_bytes()),
+            );
+        }
+        (res.body)(res.ctx, abi::Bytes::new(&response.body));
+    }
+}
+
+/// Answers an upgrade through the host's upgrade responder.
+///
+/// # Safety
+/// `res` must be valid for the call (for an async call: inside the task's poll).
+pub(crate) unsafe fn write_upgrade(res: &abi::UpgradeResponder, upgrade: &crate::ws::Upgrade) {
+    let b = |s: &str| abi::Bytes::new(s.as_bytes());
+    // SAFETY: caller contract; every argument is borrowed for its callback.
+    unsafe {
+        if let Some(rejection) = &upgrade.rejection {
+            (res.reject)(res.ctx, rejection.status());
+            let (headers, body) = match &rejection.error {
+                Some(err) => (
+                    vec![(
+                        "content-type".to_string(),
+                        "application/json; charset=utf-8".to_string(),
+                    )],
+                    err.to_json().to_string().into_bytes(),
+                ),
+                None => (rejection.headers.clone(), rejection.body.clone()),
+            };
+            for (name, value) in &headers {
+                (res.header)(res.ctx, b(name), b(value));
+            }
+            (res.body)(res.ctx, abi::Bytes::new(&body));
+            return;
+        }
+        for (name, value) in &upgrade.headers {
+            (res.header)(res.ctx, b(name), b(value));
+        }
+        if let Some(p) = &upgrade.protocol {
+            (res.protocol)(res.ctx, b(p));
+        }
+        if let Some(ns) = &upgrade.namespace {
+            (res.namespace)(res.ctx, b(ns));
+        }
+        for (key, json) in &upgrade.context {
+            (res.context)(res.ctx, b(key), b(json));
         }
     }
 }
@@ -336,8 +436,30 @@ pub mod __private {
     use super::*;
     pub use nitro_abi as abi;
 
+    pub use crate::async_hooks::{
+        AsyncHandler, AsyncHook, AsyncWithRequest, AsyncWithoutRequest, http_async, ws_close_async,
+        ws_error_async, ws_message_async, ws_open_async, ws_upgrade_async,
+    };
+
     /// The version of this crate, reported in the route table.
     pub const NITRO_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+    /// The `shutdown` entry: drops per-generation state and stops the route's runtime. A panic
+    /// (from a value's `Drop`) is logged and ends the shutdown early; it never unwinds.
+    pub fn shutdown(timeout_ms: u64) {
+        let stopped = catch_unwind(|| {
+            crate::rt::shutdown(std::time::Duration::from_millis(timeout_ms));
+        });
+        if let Err(payload) = stopped {
+            host_log(
+                abi::level::ERROR,
+                &format!(
+                    "shutting down the route's runtime failed: {}",
+                    panic_text(&*payload)
+                ),
+            );
+        }
+    }
 
     /// A handler function: `fn(&Request) -> impl IntoResponse` or `fn() -> impl IntoResponse`.
     #[diagnostic::on_unimplemented(
@@ -378,6 +500,7 @@ pub mod __private {
         unsafe {
             guarded(out, || {
                 HOST.store(host as *mut abi::HostApi, Ordering::Release);
+                crate::rt::configure(route_file, (*host).generation);
                 std::panic::set_hook(Box::new(move |info| {
                     let location = info
                         .location()
@@ -417,29 +540,10 @@ pub mod __private {
     ) -> abi::Status {
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let request = copy_request(&*req);
                 let response = handler.call(&request);
-                let res = &*res;
-                if let Some(err) = &response.error {
-                    let data = err.data().map(|d| d.to_string()).unwrap_or_default();
-                    (res.error)(
-                        res.ctx,
-                        err.status(),
-                        abi::Bytes::new(err.message().as_bytes()),
-                        abi::Bytes::new(data.as_bytes()),
-                    );
-                    return Ok(());
-                }
-                (res.status)(res.ctx, response.status);
-                for (name, value) in &response.headers {
-                    (res.header)(
-                        res.ctx,
-                        abi::Bytes::new(name.as_bytes()),
-                        abi::Bytes::new(value.as_bytes()),
-                    );
-                }
-                (res.body)(res.ctx, abi::Bytes::new(&response.body));
+                write_response(&*res, &response);
                 Ok(())
             })
         }
@@ -455,41 +559,10 @@ pub mod __private {
     ) -> abi::Status {
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let request = copy_request(&*req);
                 let upgrade = hook(&request).into_upgrade();
-                let res = &*res;
-                let b = |s: &str| abi::Bytes::new(s.as_bytes());
-                if let Some(rejection) = upgrade.rejection {
-                    (res.reject)(res.ctx, rejection.status());
-                    let (headers, body) = match &rejection.error {
-                        Some(err) => (
-                            vec![(
-                                "content-type".to_string(),
-                                "application/json; charset=utf-8".to_string(),
-                            )],
-                            err.to_json().to_string().into_bytes(),
-                        ),
-                        None => (rejection.headers.clone(), rejection.body.clone()),
-                    };
-                    for (name, value) in &headers {
-                        (res.header)(res.ctx, b(name), b(value));
-                    }
-                    (res.body)(res.ctx, abi::Bytes::new(&body));
-                    return Ok(());
-                }
-                for (name, value) in &upgrade.headers {
-                    (res.header)(res.ctx, b(name), b(value));
-                }
-                if let Some(p) = &upgrade.protocol {
-                    (res.protocol)(res.ctx, b(p));
-                }
-                if let Some(ns) = &upgrade.namespace {
-                    (res.namespace)(res.ctx, b(ns));
-                }
-                for (key, json) in &upgrade.context {
-                    (res.context)(res.ctx, b(key), b(json));
-                }
+                write_upgrade(&*res, &upgrade);
                 Ok(())
             })
         }
@@ -506,7 +579,7 @@ pub mod __private {
             raw: RawPeer::borrowed(peer),
         };
         // SAFETY: forwarded caller contract.
-        unsafe { guarded(out, || hook(&peer).into_outcome()) }
+        unsafe { entered(out, || hook(&peer).into_outcome()) }
     }
 
     /// # Safety
@@ -523,7 +596,7 @@ pub mod __private {
         };
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let message = Message {
                     data: data.as_slice().to_vec(),
                     binary,
@@ -547,7 +620,7 @@ pub mod __private {
         };
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let details = Close {
                     code,
                     reason: String::from_utf8_lossy(reason.as_slice()).into_owned(),
@@ -570,7 +643,7 @@ pub mod __private {
         };
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let error = WsError {
                     message: String::from_utf8_lossy(error.as_slice()).into_owned(),
                 };
@@ -608,9 +681,9 @@ macro_rules! __export_route {
         #[unsafe(no_mangle)]
         pub static NITRO_ROUTE_ABI: u32 = $crate::__private::abi::NITRO_ABI_VERSION;
 
-        static __NITRO_ROUTE: $crate::__private::abi::RouteV1 = $crate::__private::abi::RouteV1 {
+        static __NITRO_ROUTE: $crate::__private::abi::RouteV2 = $crate::__private::abi::RouteV2 {
             abi_version: $crate::__private::abi::NITRO_ABI_VERSION,
-            struct_size: ::core::mem::size_of::<$crate::__private::abi::RouteV1>() as u32,
+            struct_size: ::core::mem::size_of::<$crate::__private::abi::RouteV2>() as u32,
             nitro_version: $crate::__private::abi::Bytes::new(
                 $crate::__private::NITRO_VERSION.as_bytes(),
             ),
@@ -630,14 +703,29 @@ macro_rules! __export_route {
     ws_message: $crate::__export_route!(@message $module $message),
     ws_close: $crate::__export_route!(@close $module $close),
     ws_error: $crate::__export_route!(@error $module $error),
+    http_async: $crate::__export_route!(@http_async $module $http),
+    ws_upgrade_async: $crate::__export_route!(@upgrade_async $module $upgrade),
+    ws_open_async: $crate::__export_route!(@open_async $module $open),
+    ws_message_async: $crate::__export_route!(@message_async $module $message),
+    ws_close_async: $crate::__export_route!(@close_async $module $close),
+    ws_error_async: $crate::__export_route!(@error_async $module $error),
+            shutdown: {
+                unsafe extern "C" fn shutdown(timeout_ms: u64) {
+                    $crate::__private::shutdown(timeout_ms)
+                }
+                Some(shutdown)
+            },
         };
 
         #[unsafe(no_mangle)]
-        pub extern "C" fn nitro_route_v1() -> *const $crate::__private::abi::RouteV1 {
+        pub extern "C" fn nitro_route_v2() -> *const $crate::__private::abi::RouteV2 {
             &__NITRO_ROUTE
         }
     };
     (@http $m:ident _) => {
+        None
+    };
+    (@http $m:ident (async $f:ident)) => {
         None
     };
     (@http $m:ident $f:ident) => {{
@@ -654,6 +742,9 @@ macro_rules! __export_route {
     (@upgrade $m:ident _) => {
         None
     };
+    (@upgrade $m:ident (async $f:ident)) => {
+        None
+    };
     (@upgrade $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -668,6 +759,9 @@ macro_rules! __export_route {
     (@open $m:ident _) => {
         None
     };
+    (@open $m:ident (async $f:ident)) => {
+        None
+    };
     (@open $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -679,6 +773,9 @@ macro_rules! __export_route {
         Some(shim)
     }};
     (@message $m:ident _) => {
+        None
+    };
+    (@message $m:ident (async $f:ident)) => {
         None
     };
     (@message $m:ident $f:ident) => {{
@@ -696,6 +793,9 @@ macro_rules! __export_route {
     (@close $m:ident _) => {
         None
     };
+    (@close $m:ident (async $f:ident)) => {
+        None
+    };
     (@close $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -711,6 +811,9 @@ macro_rules! __export_route {
     (@error $m:ident _) => {
         None
     };
+    (@error $m:ident (async $f:ident)) => {
+        None
+    };
     (@error $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -722,4 +825,81 @@ macro_rules! __export_route {
         }
         Some(shim)
     }};
+    (@http_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            req: *const $crate::__private::abi::HttpRequest,
+            res: *const $crate::__private::abi::HttpResponder,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::http_async(out, req, res, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@upgrade_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            req: *const $crate::__private::abi::HttpRequest,
+            res: *const $crate::__private::abi::UpgradeResponder,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_upgrade_async(out, req, res, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@open_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_open_async(out, peer, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@message_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            data: $crate::__private::abi::Bytes,
+            binary: bool,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_message_async(out, peer, data, binary, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@close_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            code: u16,
+            reason: $crate::__private::abi::Bytes,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_close_async(out, peer, code, reason, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@error_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            error: $crate::__private::abi::Bytes,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_error_async(out, peer, error, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    // A sync hook or none: no async entry point.
+    (@$async_hook:ident $m:ident $f:tt) => {
+        None
+    };
 }

@@ -124,8 +124,15 @@ impl From<&Message> for Payload {
     }
 }
 impl From<Message> for Payload {
+    /// Moves the bytes (an `async fn` hook owns its message): no copy for an echo.
     fn from(m: Message) -> Self {
-        Payload::from(&m)
+        if m.binary {
+            return Payload::Binary(m.data);
+        }
+        match String::from_utf8(m.data) {
+            Ok(text) => Payload::Text(text),
+            Err(e) => Payload::Text(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
     }
 }
 macro_rules! payload_display {

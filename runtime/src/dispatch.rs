@@ -181,11 +181,12 @@ async fn http_route(
         Err(error) => return error.render(&parts.headers, dev),
     };
     let info = request_info(&parts, params, remote, body);
-    let outcome = match shared
-        .route_pool
-        .call(file, move || module.http(&info))
-        .await
-    {
+    let pool = &shared.route_pool;
+    let outcome = match module.http_async(&info) {
+        Some(call) => pool.run_async(file, call).await,
+        None => pool.call(file, move || module.http(&info)).await,
+    };
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(overrun) => return overrun.http_error().render(&parts.headers, dev),
     };
@@ -397,11 +398,18 @@ async fn websocket(
     req = Request::from_parts(parts, body);
 
     // The request goes into the hook and comes back for the peer.
-    let decision = match shared
-        .route_pool
-        .call(file, move || Ok((module.ws_upgrade(&info), info)))
-        .await
-    {
+    let pool = &shared.route_pool;
+    let decision = match module.ws_upgrade_async(&info) {
+        Some(call) => pool
+            .run_async(file, call)
+            .await
+            .map(|decision| Ok((decision, info))),
+        None => {
+            pool.call(file, move || Ok((module.ws_upgrade(&info), info)))
+                .await
+        }
+    };
+    let decision = match decision {
         Ok(decision) => decision,
         Err(overrun) => return overrun.http_error().render(req.headers(), dev),
     };

@@ -99,6 +99,7 @@ mod request_log;
 mod route_pool;
 mod server;
 mod static_files;
+mod task;
 pub mod ws;
 
 pub use app::{App, RouteEntry};
