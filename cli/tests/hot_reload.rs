@@ -117,17 +117,17 @@ async fn a_broken_edit_keeps_the_last_good_build_and_reports_the_error() {
 
     let good = ws_source(&project);
     let broken = good.replace(
-        "pub fn message(peer: &Peer, message: &Message) {\n",
-        "pub fn message(peer: &Peer, message: &Message) {\n    let oops: u32 = \"not a number\";\n",
+        "pub async fn message(peer: Peer, message: Message) {\n",
+        "pub async fn message(peer: Peer, message: Message) {\n    let oops: u32 = \"not a number\";\n",
     );
     assert_ne!(good, broken);
     save_by_rename(&project, "routes/_ws.rs", &broken);
     wait_count(&dev, "route `routes/_ws.rs` failed to build", 1).await;
 
-    // Terminal: rustc's diagnostic, pointing at the user's file (line 16: the inserted one).
+    // Terminal: rustc's diagnostic, pointing at the user's file (line 19: the inserted one).
     let stderr = dev.stderr();
     assert!(stderr.contains("error[E0308]"), "{stderr}");
-    assert!(stderr.contains("--> routes/_ws.rs:16:"), "{stderr}");
+    assert!(stderr.contains("--> routes/_ws.rs:19:"), "{stderr}");
     assert!(
         stderr.contains("still serving its last good build"),
         "{stderr}"
@@ -137,15 +137,15 @@ async fn a_broken_edit_keeps_the_last_good_build_and_reports_the_error() {
     let error = next_dev_message(&mut dev_socket).await;
     assert_eq!(error["type"], "error", "{error}");
     let text = error["text"].as_str().unwrap();
-    assert!(text.contains("routes/_ws.rs:16:"), "{text}");
+    assert!(text.contains("routes/_ws.rs:19:"), "{text}");
     assert!(!text.contains('\x1b'));
     assert!(
         error["html"]
             .as_str()
             .unwrap()
-            .contains("routes/_ws.rs:16:")
+            .contains("routes/_ws.rs:19:")
     );
-    assert_eq!(error["locations"][0], "routes/_ws.rs:16:21");
+    assert_eq!(error["locations"][0], "routes/_ws.rs:19:21");
     // The old code still serves the open connection.
     assert_eq!(ping(&mut a).await, "pong");
     // A page opened now gets the overlay at once.

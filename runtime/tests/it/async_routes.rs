@@ -324,6 +324,92 @@ async fn requests_in_flight_across_a_reload_finish_on_the_old_code_whose_runtime
 }
 
 #[tokio::test]
+async fn state_is_built_once_per_generation_and_dropped_before_its_runtime_stops() {
+    let lib = build_route(
+        "nitro_async_test_state",
+        "routes/st.rs",
+        &format!("http: (async handler), {HTTP_ONLY}"),
+        r#"
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static BUILT: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Counter {
+    hits: AtomicUsize,
+    marker: String,
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        // A pool closing its connections needs its runtime: it is still current here.
+        let current = tokio::runtime::Handle::try_current().is_ok();
+        std::fs::write(&self.marker, format!("dropped, runtime current: {current}")).unwrap();
+    }
+}
+
+pub async fn handler(req: nitro::Request) -> String {
+    let marker = req.query("marker").unwrap_or_default();
+    let counter = nitro::state(|| async move {
+        BUILT.fetch_add(1, Ordering::SeqCst);
+        // Concurrent first calls wait for this one.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Counter { hits: AtomicUsize::new(0), marker }
+    })
+    .await;
+    let hits = counter.hits.fetch_add(1, Ordering::SeqCst) + 1;
+    format!("built {} hit {hits}", BUILT.load(Ordering::SeqCst))
+}
+"#,
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
+    let marker = dir.path().join("dropped.txt");
+    let generation = load(&lib, "routes/st.rs", cache.path());
+    let threads = format!("nitro-st-g{}", generation.generation());
+    let server = TestServer::start(app(&["st.rs"], vec![generation])).await;
+    let addr = server.addr;
+    let path = format!("/st?marker={}", marker.display());
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { get(addr, &path).await.text() })
+        })
+        .collect();
+    let mut hits = Vec::new();
+    for call in calls {
+        let text = call.await.unwrap();
+        let hit = text
+            .strip_prefix("built 1 hit ")
+            .unwrap_or_else(|| panic!("{text}"));
+        hits.push(hit.parse::<u32>().unwrap());
+    }
+    hits.sort();
+    assert_eq!(hits, (1..=10).collect::<Vec<_>>());
+    assert!(!marker.exists());
+
+    // A new build of the route (a new file, as cargo writes: `dlopen` would hand back the
+    // loaded image for the same inode) gets a value of its own ...
+    let rebuilt = dir.path().join("rebuilt.so");
+    std::fs::copy(&lib, &rebuilt).unwrap();
+    let next = load(&rebuilt, "routes/st.rs", cache.path());
+    server.handle.set_app(app(&["st.rs"], vec![next]));
+    assert_eq!(get(addr, &path).await.text(), "built 1 hit 1");
+    // ... and the old one is dropped with its runtime current, then the runtime stops.
+    eventually("the old generation's state to be dropped", || {
+        marker.exists()
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "dropped, runtime current: true"
+    );
+    eventually("the old generation's threads to exit", || {
+        !thread_names().contains(&threads)
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn async_websocket_hooks_keep_each_peers_order_under_load() {
     let lib = build_route(
         "nitro_async_test_ws_order",
