@@ -15,6 +15,8 @@ use nitro_runtime::loader::LoadedRoute;
 use nitro_runtime::module::RouteModule;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -414,9 +416,11 @@ async fn async_websocket_hooks_keep_each_peers_order_under_load() {
     let lib = build_route(
         "nitro_async_test_ws_order",
         "routes/_ws.rs",
-        "http: _, upgrade: (async upgrade), open: (async open), message: (async message), close: _, error: _",
+        "http: _, upgrade: (async upgrade), open: (async open), message: (async message), close: (async close), error: (async error)",
         r#"
-use nitro::ws::{Message, Peer, Upgrade};
+use nitro::ws::{Close, Message, Peer, Upgrade, WsError};
+
+static CLOSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub async fn upgrade(req: nitro::Request) -> Upgrade {
     // An auth lookup would await here, before the 101.
@@ -429,10 +433,14 @@ pub async fn upgrade(req: nitro::Request) -> Upgrade {
 
 pub async fn open(peer: Peer) {
     tokio::task::yield_now().await;
-    peer.send("ready");
+    peer.send(format!("ready, {} closed", CLOSED.load(std::sync::atomic::Ordering::SeqCst)));
 }
 
-pub async fn message(peer: Peer, message: Message) {
+pub async fn message(peer: Peer, message: Message) -> Result<(), String> {
+    if message.text() == "fail" {
+        tokio::task::yield_now().await;
+        return Err("failed on purpose".to_owned());
+    }
     let n: u64 = message.text().parse().unwrap_or(0);
     // Hooks that take different times: order must still hold per peer.
     if n % 7 == 0 {
@@ -441,6 +449,17 @@ pub async fn message(peer: Peer, message: Message) {
         tokio::task::yield_now().await;
     }
     peer.send(message.text());
+    Ok(())
+}
+
+pub async fn error(peer: Peer, error: WsError) {
+    tokio::task::yield_now().await;
+    peer.send(format!("error: {error}"));
+}
+
+pub async fn close(_peer: Peer, details: Close) {
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    CLOSED.fetch_add(u64::from(details.code == 1000), std::sync::atomic::Ordering::SeqCst);
 }
 "#,
     );
@@ -456,7 +475,7 @@ pub async fn message(peer: Peer, message: Message) {
             let url = server.ws_url("/_ws?token=secret");
             tokio::spawn(async move {
                 let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-                assert_eq!(next_text(&mut client).await, "ready");
+                assert_eq!(next_text(&mut client).await, "ready, 0 closed");
                 for n in 0..1000u32 {
                     client.feed(Message::text(n.to_string())).await.unwrap();
                 }
@@ -464,11 +483,33 @@ pub async fn message(peer: Peer, message: Message) {
                 for n in 0..1000u32 {
                     assert_eq!(next_text(&mut client).await, n.to_string());
                 }
+                // A failing async hook reaches the async `error` hook, in order.
+                send(&mut client, "fail").await;
+                send(&mut client, "1001").await;
+                assert_eq!(next_text(&mut client).await, "error: failed on purpose");
+                assert_eq!(next_text(&mut client).await, "1001");
+                client
+                    .close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "bye".into(),
+                    }))
+                    .await
+                    .unwrap();
             })
         })
         .collect();
     for client in clients {
         client.await.unwrap();
+    }
+    // Each `close` hook ran (awaiting before it counted).
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut late = connect(&server, "/_ws?token=secret").await;
+        if next_text(&mut late).await == "ready, 4 closed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the close hooks did not all run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
