@@ -305,7 +305,8 @@ pub struct PeerVTable {
     pub remote_addr: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
     /// The pub/sub namespace, valid as long as the handle.
     pub namespace: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
-    /// The upgrade request, valid as long as the handle.
+    /// The upgrade request, valid as long as the handle; null when the host could not
+    /// provide it.
     pub request: unsafe extern "C" fn(peer: *const c_void) -> *const HttpRequest,
     pub send: unsafe extern "C" fn(peer: *const c_void, data: Bytes, binary: bool) -> i32,
     /// Sends to every subscriber of `topic` in the peer's namespace, except the peer itself
@@ -481,3 +482,17 @@ unsafe impl Sync for PeerVTable {}
 unsafe impl Sync for HostApi {}
 #[allow(unsafe_code)]
 unsafe impl Send for HostApi {}
+
+// SAFETY (for the four impls below): `Bytes` and `Pairs` are borrowed views. Sending or sharing
+// the pointer between threads reads nothing; every read goes through `as_slice`, which is
+// `unsafe` and whose caller guarantees the data is valid and unchanged for the borrow, from
+// whichever thread. This lets the host keep a view (a peer's upgrade request as an
+// `HttpRequest`) inside the object that owns the data it points into.
+#[allow(unsafe_code)]
+unsafe impl Send for Bytes {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Bytes {}
+#[allow(unsafe_code)]
+unsafe impl Send for Pairs {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Pairs {}

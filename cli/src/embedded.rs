@@ -29,15 +29,30 @@ pub const NITRO: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro",
     sources: &[
         ("src/lib.rs", include_str!("../../nitro/src/lib.rs")),
-        (
-            "src/async_hooks.rs",
-            include_str!("../../nitro/src/async_hooks.rs"),
-        ),
         ("src/error.rs", include_str!("../../nitro/src/error.rs")),
-        ("src/ffi.rs", include_str!("../../nitro/src/ffi.rs")),
+        ("src/ffi/mod.rs", include_str!("../../nitro/src/ffi/mod.rs")),
+        (
+            "src/ffi/async_export.rs",
+            include_str!("../../nitro/src/ffi/async_export.rs"),
+        ),
+        (
+            "src/ffi/export.rs",
+            include_str!("../../nitro/src/ffi/export.rs"),
+        ),
+        (
+            "src/ffi/guard.rs",
+            include_str!("../../nitro/src/ffi/guard.rs"),
+        ),
+        (
+            "src/ffi/host.rs",
+            include_str!("../../nitro/src/ffi/host.rs"),
+        ),
+        (
+            "src/ffi/task.rs",
+            include_str!("../../nitro/src/ffi/task.rs"),
+        ),
         ("src/http.rs", include_str!("../../nitro/src/http.rs")),
         ("src/rt.rs", include_str!("../../nitro/src/rt.rs")),
-        ("src/task.rs", include_str!("../../nitro/src/task.rs")),
         ("src/ws.rs", include_str!("../../nitro/src/ws.rs")),
     ],
 };

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../runtime/src/public_path.rs"]
+#[path = "../../runtime/src/static_files/public_path.rs"]
 mod public_path;
 
 use public_path::{Resolved, resolve, url_to_relative};

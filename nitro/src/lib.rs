@@ -85,18 +85,15 @@
 //! context or outside the process. A panic in a handler, before or after an `.await`, answers
 //! `500` and is logged with the route file; the server carries on.
 
-mod async_hooks;
 mod error;
 mod ffi;
 mod http;
 mod rt;
-mod task;
 pub mod ws;
 
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use ffi::__private;
-pub use ffi::HookOutput;
 pub use http::{Html, IntoResponse, Json, Request, RequestBuilder, Response};
 #[cfg(feature = "tokio")]
 pub use rt::state;
@@ -104,6 +101,7 @@ pub use rt::state;
 pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.
 pub use serde_json::json;
+pub use ws::HookOutput;
 
 /// Logs on the server's terminal, attributed to this route.
 pub mod log {

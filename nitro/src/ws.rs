@@ -53,9 +53,9 @@
 //! code.
 
 use crate::ffi::RawPeer;
-use crate::{Error, IntoResponse, Json, Response};
+use crate::{Error, IntoResponse, Json, Request, Response};
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Display};
 
 /// What `send` and `publish` accept: text, bytes, or JSON.
 ///
@@ -343,16 +343,43 @@ impl<E: IntoResponse> IntoUpgrade for Result<(), E> {
     }
 }
 
+/// What a hook may return: `()` or `Result<(), E: Display>` (an `Err` goes to the `error` hook
+/// and the log).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from a WebSocket hook",
+    note = "return nothing (`()`) or a `Result<(), E>` whose error implements `Display`"
+)]
+pub trait HookOutput {
+    /// Converts into `Ok(())` or the error's text.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl HookOutput for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display> HookOutput for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
 /// A connected WebSocket client.
 ///
 /// `Display` shows its id, so `format!("{peer} joined")` reads as in crossws. Cloning a peer
 /// keeps a handle that stays usable after the hook returns (sending to a closed peer does
 /// nothing).
 pub struct Peer {
-    pub(crate) raw: RawPeer,
+    raw: RawPeer,
 }
 
 impl Peer {
+    pub(crate) fn from_raw(raw: RawPeer) -> Peer {
+        Peer { raw }
+    }
+
     /// A random UUID v4 identifying this connection.
     pub fn id(&self) -> &str {
         self.raw.id()
@@ -402,7 +429,8 @@ impl Peer {
         self.raw.namespace()
     }
 
-    /// The upgrade request: path, query, headers and route params.
+    /// The upgrade request: path, query, headers and route params (empty if the server could
+    /// not provide it, which it logs).
     pub fn request(&self) -> Request {
         self.raw.request()
     }
@@ -433,11 +461,9 @@ impl Peer {
 
     /// Every open peer in this peer's namespace, this one included.
     pub fn peers(&self) -> Vec<Peer> {
-        self.raw.peers()
+        self.raw.peers().into_iter().map(Peer::from_raw).collect()
     }
 }
-
-use crate::Request;
 
 impl Clone for Peer {
     fn clone(&self) -> Self {

@@ -99,8 +99,22 @@ use std::fmt;
 
 pub use error::{Problem, ScanError};
 pub use method::{Method, UnknownMethod};
-pub use scan::{ScanOptions, scan};
+pub use scan::scan;
 pub use table::{Match, RouteTable};
+
+/// What `nitro.toml` says about routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// `[features] websocket`: whether `_ws.rs` files are allowed.
+    /// Default `true`.
+    pub websocket: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions { websocket: true }
+    }
+}
 
 /// One route file, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,21 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::{Problem, RouteTable, ScanError};
-
-/// What `nitro.toml` says about routing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScanOptions {
-    /// `[features] websocket`: whether `_ws.rs` files are allowed.
-    /// Default `true`.
-    pub websocket: bool,
-}
-
-impl Default for ScanOptions {
-    fn default() -> Self {
-        ScanOptions { websocket: true }
-    }
-}
+use crate::{Problem, RouteTable, ScanError, ScanOptions};
 
 /// Scans `project_dir/routes` into a route table.
 ///

@@ -39,9 +39,10 @@ use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::body::{Body, full};
-use crate::server::{ServerHandle, Shared};
 use crate::ws::handshake::{self, Refusal};
 
 /// The path of the dev socket.
@@ -334,13 +335,16 @@ fn allowed_host(host: &str, local: SocketAddr) -> bool {
     }
 }
 
-/// Answers a request to [`DEV_PATH`].
+/// Answers a request to [`DEV_PATH`] on a server configured to listen on `configured`; the
+/// socket's task is tracked by `tracker` and ends at `shutdown`.
 pub(crate) fn serve(
-    shared: &Arc<Shared>,
     dev: &Arc<DevClient>,
     req: Request<Incoming>,
+    configured: SocketAddr,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
 ) -> Response<Body> {
-    let local = dev.local_addr.get().copied().unwrap_or(shared.config.addr);
+    let local = dev.local_addr.get().copied().unwrap_or(configured);
     if let Err(refused) = check_request(req.uri().query(), req.headers(), &dev.token, local) {
         tracing::warn!(target: "nitro::dev", "refused a dev socket request: {}", refused.message());
         let mut response = Response::new(full(refused.message()));
@@ -360,8 +364,8 @@ pub(crate) fn serve(
     let mut req = req;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let dev = dev.clone();
-    let shutdown = shared.shutdown.clone();
-    shared.tracker.spawn(async move {
+    let shutdown = shutdown.clone();
+    tracker.spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
@@ -371,11 +375,8 @@ pub(crate) fn serve(
     response
 }
 
-async fn run_socket<S>(
-    dev: &DevClient,
-    shutdown: tokio_util::sync::CancellationToken,
-    ws: WebSocketStream<S>,
-) where
+async fn run_socket<S>(dev: &DevClient, shutdown: CancellationToken, ws: WebSocketStream<S>)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut state = dev.state.subscribe();
@@ -420,31 +421,6 @@ where
 {
     let text = serde_json::to_string(message).map_err(|_| ())?;
     sink.send(Message::text(text)).await.map_err(|_| ())
-}
-
-impl ServerHandle {
-    /// Closes the open WebSocket peers of the given route files with `code` (`1012`, service
-    /// restart, when their code was reloaded), so clients reconnect to the new code. The route
-    /// of a peer is found again from its upgrade request's path. Returns how many were closed.
-    pub fn close_route_peers(&self, files: &[String], code: u16, reason: &str) -> usize {
-        let app = self.app();
-        let mut closed = 0;
-        for peer in self.hub().peers(None) {
-            if let nitro_router::Match::Found { route, .. } =
-                app.table.find("GET", &peer.request().path)
-                && files.contains(&route.file)
-                && peer.close_with(code, reason)
-            {
-                closed += 1;
-            }
-        }
-        closed
-    }
-
-    /// The dev client, if the server has one.
-    pub fn dev_client(&self) -> Option<&Arc<DevClient>> {
-        self.shared.dev_client.get()
-    }
 }
 
 #[cfg(test)]

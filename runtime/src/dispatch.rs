@@ -47,7 +47,7 @@ use crate::limits::Limits;
 use crate::module::{
     CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
 };
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::static_files;
 use crate::ws::handshake::{self, Refusal};
 use crate::ws::{self, Peer, PeerTask};
@@ -77,9 +77,9 @@ pub(crate) async fn handle(
     if get_or_head
         && !wants_websocket
         && let Some(public) = &shared.config.public_dir
-        && let Some(response) = crate::precompressed::serve_public(
-            &shared.config,
+        && let Some(response) = static_files::serve_public(
             public,
+            shared.config.precompressed,
             req.method(),
             req.uri(),
             req.headers(),

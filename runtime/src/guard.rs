@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap};
 use http::{Request, StatusCode, Uri};
 
-use crate::ServerConfig;
+use crate::config::ServerConfig;
 use crate::http_error::HttpError;
 
 /// Checks the request's authority against the allowed hosts. `Err` is the `403` (or `400`).

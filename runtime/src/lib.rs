@@ -85,7 +85,7 @@
 
 mod app;
 mod body;
-mod call;
+mod config;
 pub mod devclient;
 mod dispatch;
 mod guard;
@@ -93,17 +93,18 @@ mod http_error;
 mod limits;
 pub mod loader;
 pub mod module;
-mod precompressed;
-mod public_path;
+mod request_info;
 mod request_log;
 mod route_pool;
 mod server;
+mod shared;
 mod static_files;
 mod task;
 pub mod ws;
 
 pub use app::{App, RouteEntry};
+pub use config::ServerConfig;
 pub use devclient::DevClient;
 pub use limits::Limits;
-pub use server::{Server, ServerConfig, ServerError, ServerHandle};
+pub use server::{Server, ServerError, ServerHandle};
 pub use ws::Hub;

@@ -26,6 +26,7 @@ use crate::Hub;
 use crate::module::{
     CallError, HttpOutcome, RequestInfo, RouteFuture, RouteModule, RouteResponse, UpgradeDecision,
 };
+use crate::request_info::AbiRequest;
 use crate::task::{Generation, RouteTask};
 use crate::ws::{Peer, PeerRef};
 use nitro_abi as abi;
@@ -373,50 +374,6 @@ unsafe extern "C" fn host_publish(
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-/// An ABI view of a [`RequestInfo`]: the pair arrays and the struct pointing into them.
-struct AbiRequest {
-    _headers: Vec<abi::Pair>,
-    _params: Vec<abi::Pair>,
-    req: abi::HttpRequest,
-}
-
-// SAFETY: the raw pointers point into a `RequestInfo` that the owner of this view keeps alive
-// and never mutates (a peer's upgrade request, or a request borrowed for one call), and into
-// this value's own vectors, which are never mutated after construction. Reading them from
-// several threads is fine.
-unsafe impl Send for AbiRequest {}
-unsafe impl Sync for AbiRequest {}
-
-impl AbiRequest {
-    /// Builds the view. The result borrows `info`: it must not outlive it or see it mutated.
-    fn new(info: &RequestInfo) -> AbiRequest {
-        let pairs = |list: &[(String, String)]| -> Vec<abi::Pair> {
-            list.iter()
-                .map(|(n, v)| abi::Pair {
-                    name: abi::Bytes::new(n.as_bytes()),
-                    value: abi::Bytes::new(v.as_bytes()),
-                })
-                .collect()
-        };
-        let headers = pairs(&info.headers);
-        let params = pairs(&info.params);
-        let req = abi::HttpRequest {
-            method: abi::Bytes::new(info.method.as_bytes()),
-            path: abi::Bytes::new(info.path.as_bytes()),
-            query: abi::Bytes::new(info.query.as_bytes()),
-            headers: abi::Pairs::new(&headers),
-            params: abi::Pairs::new(&params),
-            body: abi::Bytes::new(&info.body),
-            remote_addr: abi::Bytes::new(info.remote_addr.as_bytes()),
-        };
-        AbiRequest {
-            _headers: headers,
-            _params: params,
-            req,
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP responder
 
@@ -692,14 +649,8 @@ unsafe extern "C" fn peer_request(handle: *const c_void) -> *const abi::HttpRequ
     no_unwind(std::ptr::null(), || {
         // SAFETY: peer contract.
         let peer = unsafe { peer(handle) };
-        let view = peer
-            .loader_slot()
-            .get_or_init(|| Box::new(AbiRequest::new(peer.request())));
-        match view.downcast_ref::<AbiRequest>() {
-            // The view lives in the peer and points into the peer's own request.
-            Some(v) => &v.req as *const abi::HttpRequest,
-            None => std::ptr::null(),
-        }
+        // The view lives in the peer and points into the peer's own request.
+        peer.abi_request().as_abi() as *const abi::HttpRequest
     })
 }
 
@@ -850,7 +801,7 @@ impl RouteModule for LoadedRoute {
         let responder = ResponseSlot::responder(&mut slot);
         // SAFETY: `http` has the ABI signature; the request view, responder and outcome live
         // for the call.
-        self.call(|out| unsafe { http(out, &view.req, &responder) })?;
+        self.call(|out| unsafe { http(out, view.as_abi(), &responder) })?;
         Ok(slot.into_outcome())
     }
 
@@ -862,7 +813,7 @@ impl RouteModule for LoadedRoute {
         let mut slot = UpgradeSlot::default();
         let responder = UpgradeSlot::responder(&mut slot);
         // SAFETY: `upgrade` has the ABI signature; everything passed lives for the call.
-        self.call(|out| unsafe { upgrade(out, &view.req, &responder) })?;
+        self.call(|out| unsafe { upgrade(out, view.as_abi(), &responder) })?;
         Ok(slot.into_decision())
     }
 
@@ -913,7 +864,7 @@ impl RouteModule for LoadedRoute {
             ResponseSlot::responder,
             // SAFETY: `http_async` has the ABI signature; the request view lives for the start
             // call, the outcome and responder until the task is dropped (`start_task`).
-            |out, res, task| unsafe { start(out, &view.req, res, task) },
+            |out, res, task| unsafe { start(out, view.as_abi(), res, task) },
             ResponseSlot::into_outcome,
         ))
     }
@@ -925,7 +876,7 @@ impl RouteModule for LoadedRoute {
             UpgradeSlot::default(),
             UpgradeSlot::responder,
             // SAFETY: as in `http_async`.
-            |out, res, task| unsafe { start(out, &view.req, res, task) },
+            |out, res, task| unsafe { start(out, view.as_abi(), res, task) },
             UpgradeSlot::into_decision,
         ))
     }

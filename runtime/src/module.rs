@@ -11,30 +11,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub use crate::request_info::RequestInfo;
 use crate::ws::PeerRef;
-use bytes::Bytes;
 
 /// An async call into a route, started: polled inline by the server, dropped to cancel it.
 pub type RouteFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>> + Send + 'static>>;
-
-/// An HTTP request (or WebSocket upgrade request) as handed to a route.
-#[derive(Debug, Clone, Default)]
-pub struct RequestInfo {
-    /// Upper-case method.
-    pub method: String,
-    /// URL path as received (percent-encoded).
-    pub path: String,
-    /// Raw query string without `?`.
-    pub query: String,
-    /// Header names in lower case, in order; values lossily decoded as UTF-8.
-    pub headers: Vec<(String, String)>,
-    /// Route params, decoded.
-    pub params: Vec<(String, String)>,
-    /// The whole body.
-    pub body: Bytes,
-    /// `ip:port` of the client.
-    pub remote_addr: String,
-}
 
 /// A successful answer of an HTTP handler.
 #[derive(Debug, Clone, PartialEq, Eq)]

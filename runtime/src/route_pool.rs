@@ -17,6 +17,7 @@
 //! [`Limits::route_threads`]: crate::Limits::route_threads
 //! [`Limits::handler_timeout`]: crate::Limits::handler_timeout
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +25,6 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use tokio::sync::Semaphore;
 
-use crate::call;
 use crate::http_error::HttpError;
 use crate::module::{CallError, RouteFuture};
 
@@ -146,7 +146,7 @@ impl RoutePool {
             }
         };
         let remaining = self.timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(remaining, call::blocking(run)).await {
+        match tokio::time::timeout(remaining, blocking(run)).await {
             Ok(result) => Ok(result),
             Err(_) => {
                 // Counted before the call can see it abandoned, so the count never underflows.
@@ -174,5 +174,33 @@ impl RoutePool {
                 })
             }
         }
+    }
+}
+
+/// Runs `f` (a call into a route) on tokio's blocking pool, so a slow or blocking route never
+/// stalls the async workers. A panic that escapes `f` (an in-process [`RouteModule`] that
+/// panics instead of returning [`CallError::Panicked`]) becomes `CallError::Panicked`.
+///
+/// [`RouteModule`]: crate::module::RouteModule
+async fn blocking<T, F>(f: F) -> Result<T, CallError>
+where
+    F: FnOnce() -> Result<T, CallError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => Err(CallError::Panicked(panic_message(&*err.into_panic()))),
+        Err(err) => Err(CallError::Failed(format!("the call was cancelled: {err}"))),
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`, as `panic!` produces).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
     }
 }

@@ -5,11 +5,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::FutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -17,72 +15,18 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::body::Body;
+use crate::config::ServerConfig;
 use crate::devclient::{self, DevClient};
 use crate::http_error::HttpError;
-use crate::route_pool::RoutePool;
+use crate::route_pool::panic_message;
+use crate::shared::Shared;
 use crate::ws::Hub;
-use crate::{App, Limits, dispatch, request_log};
+use crate::{App, dispatch, request_log};
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// How long shutdown waits for in-flight requests and closing WebSockets, unless the config
-/// says otherwise ([`ServerConfig::shutdown_timeout`]).
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How to serve.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The address to listen on; port 0 picks a free port (see [`Server::local_addr`]).
-    pub addr: SocketAddr,
-    /// The project's `public/` folder. `None`, or a folder that does not exist: no static files.
-    pub public_dir: Option<PathBuf>,
-    /// The renderer's `index.html` (`[renderer] static = true`): served for `GET`/`HEAD`
-    /// requests no route matches, read from disk on each request.
-    pub index_html: Option<PathBuf>,
-    /// Dev mode: error bodies include the messages of unhandled errors (panics, build errors).
-    pub dev: bool,
-    /// Sizes and timeouts (`[limits]` in nitro.toml).
-    pub limits: Limits,
-    /// `Some`: every request (upgrades included) must name one of these hosts, or
-    /// `localhost`, `*.localhost` or an IP literal, else `403` (DNS rebinding; `nitro dev`
-    /// turns it on). `None`: no check.
-    pub allowed_hosts: Option<Vec<String>>,
-    /// `Some`: a WebSocket upgrade with an `Origin` header must come from one of these
-    /// origins (`scheme://host:port`; `*` allows any), else `403`. `None`: in dev (with
-    /// `allowed_hosts`), any local origin; otherwise any origin.
-    pub allowed_origins: Option<Vec<String>>,
-    /// Serve the `.br`/`.gz` sibling of a `public/` file to clients that accept it (what
-    /// `nitro build` writes), always with `Vary: Accept-Encoding`.
-    pub precompressed: bool,
-    /// Log one line per request (method, path, status, time) at info level, target
-    /// `nitro::request`.
-    pub request_log: bool,
-    /// How long shutdown waits for in-flight requests and closing WebSockets.
-    pub shutdown_timeout: Duration,
-}
-
-impl ServerConfig {
-    /// A config for `addr` without static files or renderer, in production mode.
-    pub fn new(addr: SocketAddr) -> ServerConfig {
-        ServerConfig {
-            addr,
-            public_dir: None,
-            index_html: None,
-            dev: false,
-            limits: Limits::default(),
-            allowed_hosts: None,
-            allowed_origins: None,
-            precompressed: false,
-            request_log: false,
-            shutdown_timeout: SHUTDOWN_TIMEOUT,
-        }
-    }
-}
-
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -97,29 +41,6 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
-}
-
-/// State shared by the listener, the connections and the handles.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: ServerConfig,
-    app: ArcSwap<App>,
-    pub(crate) hub: Arc<Hub>,
-    /// Cancelled when the server stops: connections finish, peers close with 1001.
-    pub(crate) shutdown: CancellationToken,
-    /// Every connection and WebSocket task.
-    pub(crate) tracker: TaskTracker,
-    /// Where route code runs.
-    pub(crate) route_pool: RoutePool,
-    /// `nitro dev`'s client: injected into HTML responses, with its dev socket.
-    pub(crate) dev_client: OnceLock<Arc<DevClient>>,
-}
-
-impl Shared {
-    /// The current app.
-    pub(crate) fn app(&self) -> Arc<App> {
-        self.app.load_full()
-    }
 }
 
 /// A bound server, ready to [`run_until`](Server::run_until).
@@ -149,16 +70,7 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let route_pool = RoutePool::new(config.limits.route_threads, config.limits.handler_timeout);
-        let shared = Arc::new(Shared {
-            route_pool,
-            config,
-            app: ArcSwap::from_pointee(app),
-            hub,
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            dev_client: OnceLock::new(),
-        });
+        let shared = Arc::new(Shared::new(config, hub, app));
         Ok(Server {
             listener,
             local_addr,
@@ -292,7 +204,13 @@ async fn handle_guarded(
     if let Some(client) = &dev_client
         && req.uri().path() == devclient::DEV_PATH
     {
-        return devclient::serve(&shared, client, req);
+        return devclient::serve(
+            client,
+            req,
+            shared.config.addr,
+            &shared.shutdown,
+            &shared.tracker,
+        );
     }
     let method = req.method().clone();
     match AssertUnwindSafe(dispatch::handle(shared, remote, req))
@@ -304,7 +222,7 @@ async fn handle_guarded(
             None => response,
         },
         Err(payload) => {
-            let message = crate::call::panic_message(&*payload);
+            let message = panic_message(&*payload);
             tracing::error!(target: "nitro::server", "the server panicked while handling a request: {message}");
             HttpError::unhandled("the server panicked while handling the request")
                 .detail(message)
@@ -323,7 +241,7 @@ impl ServerHandle {
     /// Swaps in a new app atomically. Requests in flight finish on the app they started with;
     /// the next request, and the next event of every open WebSocket, use the new one.
     pub fn set_app(&self, app: App) {
-        self.shared.app.store(Arc::new(app));
+        self.shared.set_app(app);
     }
 
     /// The current app.
@@ -334,5 +252,18 @@ impl ServerHandle {
     /// The server's peers and topics.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.shared.hub
+    }
+
+    /// Closes the open WebSocket peers of the given route files with `code` (`1012`, service
+    /// restart, when their code was reloaded), so clients reconnect to the new code. Returns
+    /// how many were closed; see [`Hub::close_route_peers`].
+    pub fn close_route_peers(&self, files: &[String], code: u16, reason: &str) -> usize {
+        self.hub()
+            .close_route_peers(&self.app().table, files, code, reason)
+    }
+
+    /// The dev client, if the server has one.
+    pub fn dev_client(&self) -> Option<&Arc<DevClient>> {
+        self.shared.dev_client.get()
     }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::peer::{Outbound, PeerRef};
 use super::queue::{self, Receiver, Sender};
 use crate::module::{CallError, RouteModule};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::{App, RouteEntry};
 
 /// How long the server waits for the client's reply to its close frame, and for the last

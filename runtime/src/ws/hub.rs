@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
+use nitro_router::{Match, RouteTable};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::peer::{Peer, PeerRef, frame};
@@ -78,6 +79,29 @@ impl Hub {
             Some(name) => state.namespaces.get(name).map(open).unwrap_or_default(),
             None => state.namespaces.values().flat_map(open).collect(),
         }
+    }
+
+    /// Closes the open peers of the given route files with `code` (`1012`, service restart,
+    /// when their code was reloaded), so clients reconnect to the new code. A peer's route is
+    /// found again by matching its upgrade request's path in `table`. Returns how many were
+    /// closed.
+    pub fn close_route_peers(
+        &self,
+        table: &RouteTable,
+        files: &[String],
+        code: u16,
+        reason: &str,
+    ) -> usize {
+        let mut closed = 0;
+        for peer in self.peers(None) {
+            if let Match::Found { route, .. } = table.find("GET", &peer.request().path)
+                && files.contains(&route.file)
+                && peer.close_with(code, reason)
+            {
+                closed += 1;
+            }
+        }
+        closed
     }
 
     pub(crate) fn next_key(&self) -> u64 {
@@ -214,7 +238,7 @@ impl fmt::Debug for Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::RequestInfo;
+    use crate::request_info::RequestInfo;
     use crate::ws::peer::Outbound;
     use crate::ws::queue::Receiver;
 
@@ -287,5 +311,45 @@ mod tests {
         a.subscribe("z");
         assert!(a.topics().is_empty(), "a peer that left cannot subscribe");
         assert_eq!(hub.publish(None, "y", Bytes::new(), true), 0);
+    }
+
+    #[test]
+    fn close_route_peers_closes_only_the_peers_of_those_routes() {
+        let table =
+            RouteTable::from_files(["_ws.rs", "rooms/[room]/_ws.rs"], &Default::default()).unwrap();
+        let hub = Hub::new();
+        let at = |path: &str| {
+            let request = RequestInfo {
+                path: path.to_owned(),
+                ..RequestInfo::default()
+            };
+            let (peer, rx) = Peer::new(
+                &hub,
+                "127.0.0.1:1".into(),
+                path.into(),
+                request,
+                Vec::new(),
+                1 << 20,
+            );
+            hub.register(&peer);
+            (peer, rx)
+        };
+        let (root, _r1) = at("/_ws");
+        let (lobby, mut rx) = at("/rooms/lobby/_ws");
+        let (attic, _r3) = at("/rooms/attic/_ws");
+        let files = ["routes/rooms/[room]/_ws.rs".to_owned()];
+
+        assert_eq!(hub.close_route_peers(&table, &files, 1012, "reloaded"), 2);
+        assert!(root.is_open());
+        assert!(!lobby.is_open() && !attic.is_open());
+        assert!(matches!(
+            rx.try_recv(),
+            Some(Outbound::Close { code: 1012, ref reason }) if reason == "reloaded"
+        ));
+        assert_eq!(
+            hub.close_route_peers(&table, &files, 1012, "again"),
+            0,
+            "a closing peer is not closed twice"
+        );
     }
 }

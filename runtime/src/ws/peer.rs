@@ -1,6 +1,5 @@
 //! The host side of one WebSocket connection.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
@@ -11,7 +10,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Hub;
-use crate::module::RequestInfo;
+use crate::request_info::{AbiRequest, RequestInfo};
 
 /// A shared handle to a peer.
 pub type PeerRef = Arc<Peer>;
@@ -63,7 +62,9 @@ pub struct Peer {
     sent_close: OnceLock<(u16, String)>,
     /// Context entries (key, JSON text) in insertion order; contexts are small.
     context: Mutex<Vec<(String, String)>>,
-    loader_slot: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// The upgrade request as the ABI sees it, built when a route library first asks
+    /// (see [`Peer::abi_request`]).
+    abi_request: OnceLock<AbiRequest>,
 }
 
 impl Peer {
@@ -92,7 +93,7 @@ impl Peer {
             closing: CancellationToken::new(),
             sent_close: OnceLock::new(),
             context: Mutex::new(context),
-            loader_slot: OnceLock::new(),
+            abi_request: OnceLock::new(),
         };
         (Arc::new(peer), rx)
     }
@@ -300,9 +301,11 @@ impl Peer {
         self.state.load(Ordering::Acquire) == OPEN
     }
 
-    /// Storage for the loader's ABI view of this peer (set once, kept as long as the peer).
-    pub fn loader_slot(&self) -> &OnceLock<Box<dyn Any + Send + Sync>> {
-        &self.loader_slot
+    /// The upgrade request as a route library sees it: built once, kept (and valid) as long
+    /// as the peer, since it points into the peer's own request, which never changes.
+    pub(crate) fn abi_request(&self) -> &AbiRequest {
+        self.abi_request
+            .get_or_init(|| AbiRequest::new(&self.request))
     }
 }
 

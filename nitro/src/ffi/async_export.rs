@@ -12,9 +12,10 @@ use std::future::Future;
 
 use nitro_abi as abi;
 
-use crate::ffi::{HookOutput, RawPeer, copy_request, guarded, write_response, write_upgrade};
-use crate::task::{self, CallResult};
-use crate::ws::{Close, IntoUpgrade, Message, Peer, WsError};
+use super::guard::{guarded, write_response, write_upgrade};
+use super::host::{RawPeer, copy_request};
+use super::task::{self, CallResult};
+use crate::ws::{Close, HookOutput, IntoUpgrade, Message, Peer, WsError};
 use crate::{IntoResponse, Request};
 
 /// An `async fn handler(req: Request)` (or with no argument).
@@ -137,9 +138,7 @@ where
 
 /// A borrowed peer handle turned into an owned `Peer` the future can keep.
 fn owned_peer(peer: abi::Peer) -> Peer {
-    Peer {
-        raw: RawPeer::borrowed(peer).retain(),
-    }
+    Peer::from_raw(RawPeer::borrowed(peer).retain())
 }
 
 /// # Safety

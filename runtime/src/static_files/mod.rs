@@ -1,12 +1,16 @@
 //! `public/` files and the `index.html` renderer.
 //!
-//! One resolver, [`crate::public_path`], decides both whether a URL may be served and which
+//! One resolver, [`public_path`], decides both whether a URL may be served and which
 //! file is opened: nothing outside `public/`, no dotfiles (except `.well-known`), no
 //! directory listings. The canonical file it returns is handed to tower-http's `ServeFile`,
 //! which provides the content type, `Last-Modified`/`If-Modified-Since`,
-//! `ETag`/`If-None-Match`, `HEAD` and ranges.
+//! `ETag`/`If-None-Match`, `HEAD` and ranges. A built output (`nitro start`) also serves the
+//! `.br`/`.gz` variant the client accepts ([`precompressed`]).
 //!
 //! A miss is not an error: the request goes on to routing.
+
+mod precompressed;
+mod public_path;
 
 use std::io;
 use std::path::Path;
@@ -19,12 +23,16 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::body::{Body, full};
-use crate::public_path::{Resolved, resolve, url_to_relative};
+use public_path::{Resolved, resolve, url_to_relative};
 
 /// Serves the file of `public_dir` that `uri` names, or `None` when there is none (or the
-/// path may not be served).
+/// path may not be served); with `precompressed` (see [`ServerConfig::precompressed`]), its
+/// `.br`/`.gz` variant when the client accepts one.
+///
+/// [`ServerConfig::precompressed`]: crate::ServerConfig::precompressed
 pub(crate) async fn serve_public(
     public_dir: &Path,
+    precompressed: bool,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -54,7 +62,12 @@ pub(crate) async fn serve_public(
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri.clone();
     *request.headers_mut() = headers.clone();
-    let response = match ServeFile::new(&file).oneshot(request).await {
+    let service = if precompressed {
+        precompressed::serve_file(&file).await
+    } else {
+        ServeFile::new(&file)
+    };
+    let response = match service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
@@ -93,7 +106,7 @@ pub(crate) async fn serve_index_html(index_html: &Path, method: &Method) -> Opti
 }
 
 /// Adds `; charset=utf-8` to text types that lack a charset (as Nitro's production server does).
-pub(crate) fn add_charset(headers: &mut HeaderMap) {
+fn add_charset(headers: &mut HeaderMap) {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return;
     };

@@ -1,434 +1,15 @@
-//! The route side of the ABI: exported shims and calls into the host.
-//!
-//! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
-//! from the host through `nitro-abi`, whose contract is: borrowed data is valid for the call
-//! that received it, peer handles for as long as they are retained, and `HostApi` until the
-//! process exits. Every exported entry point catches panics here, inside the route, because a
-//! panic cannot cross the boundary (each route library has its own Rust runtime, so the host
-//! could not catch it even through `extern "C-unwind"`).
+//! The entry points a route library exports: the shims the `__export_route!` macro generates
+//! call into [`__private`], which copies the host's borrowed arguments, runs the route's code
+//! under `catch_unwind` and answers through the host's responders.
 #![allow(unsafe_code)]
 
-use crate::ws::{Close, IntoUpgrade, Message, Peer, WsError};
+use super::guard::{
+    entered, guarded, panic_report, panic_text, record_panic, write_response, write_upgrade,
+};
+use super::host::{RawPeer, copy_request, host_log, set_host};
+use crate::ws::{Close, HookOutput, IntoUpgrade, Message, Peer, WsError};
 use crate::{IntoResponse, Request};
-use nitro_abi as abi;
-use std::cell::RefCell;
-use std::ffi::c_void;
-use std::fmt::Display;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicPtr, Ordering};
-
-/// The host's services, set once by `init`.
-static HOST: AtomicPtr<abi::HostApi> = AtomicPtr::new(std::ptr::null_mut());
-
-thread_local! {
-    /// The message of the last panic on this thread, captured by the hook `init` installs.
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-fn host() -> Option<&'static abi::HostApi> {
-    let ptr = HOST.load(Ordering::Acquire);
-    // SAFETY: `init` stores a pointer the host guarantees valid until the process exits; null
-    // means not initialised (e.g. in unit tests), which maps to `None`.
-    unsafe { ptr.as_ref() }
-}
-
-/// Logs through the host, or to stderr when there is no host (tests).
-pub(crate) fn host_log(level: u8, message: &str) {
-    match host() {
-        // SAFETY: `log` is a host function taking a borrowed message valid for the call.
-        Some(h) => unsafe { (h.log)(h.ctx, level, abi::Bytes::new(message.as_bytes())) },
-        None => eprintln!("{message}"),
-    }
-}
-
-pub(crate) fn host_publish(namespace: &str, topic: &str, data: &[u8], binary: bool) {
-    if let Some(h) = host() {
-        // SAFETY: host function; all arguments are borrowed for the call.
-        unsafe {
-            (h.publish)(
-                h.ctx,
-                abi::Bytes::new(namespace.as_bytes()),
-                abi::Bytes::new(topic.as_bytes()),
-                abi::Bytes::new(data),
-                binary,
-            );
-        }
-    }
-}
-
-/// A peer handle from the host; releases its reference on drop when it owns one.
-pub(crate) struct RawPeer {
-    peer: abi::Peer,
-    owned: bool,
-}
-
-// SAFETY: the peer vtable is documented as callable from any thread, and the handle is a
-// host-side reference-counted object.
-unsafe impl Send for RawPeer {}
-unsafe impl Sync for RawPeer {}
-
-impl Drop for RawPeer {
-    fn drop(&mut self) {
-        if self.owned {
-            // SAFETY: we took this reference with `retain` (or received it retained).
-            unsafe { (self.vt().release)(self.peer.handle) }
-        }
-    }
-}
-
-/// Collects byte strings from a `BytesSink`.
-unsafe extern "C" fn collect_bytes(ctx: *mut c_void, item: abi::Bytes) {
-    // SAFETY: `ctx` is the `Vec<Vec<u8>>` passed by `with_bytes_sink`, alive for the call;
-    // `item` is borrowed for this callback.
-    unsafe {
-        let out = &mut *(ctx as *mut Vec<Vec<u8>>);
-        out.push(item.as_slice().to_vec());
-    }
-}
-
-unsafe extern "C" fn collect_peers(ctx: *mut c_void, peer: abi::Peer) {
-    // SAFETY: `ctx` is the `Vec<Peer>` passed by `peers`, alive for the call; the handle is
-    // borrowed for this callback, so we retain it before keeping it.
-    unsafe {
-        let out = &mut *(ctx as *mut Vec<Peer>);
-        ((*peer.vt).retain)(peer.handle);
-        out.push(Peer {
-            raw: RawPeer { peer, owned: true },
-        });
-    }
-}
-
-fn with_bytes_sink(f: impl FnOnce(*const abi::BytesSink)) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let sink = abi::BytesSink {
-        ctx: &mut out as *mut Vec<Vec<u8>> as *mut c_void,
-        item: collect_bytes,
-    };
-    f(&sink);
-    out
-}
-
-fn bytes_to_string(v: Vec<u8>) -> String {
-    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-impl RawPeer {
-    fn vt(&self) -> &abi::PeerVTable {
-        // SAFETY: the host's vtable is a static that outlives every handle.
-        unsafe { &*self.peer.vt }
-    }
-
-    pub(crate) fn borrowed(peer: abi::Peer) -> RawPeer {
-        RawPeer { peer, owned: false }
-    }
-
-    pub(crate) fn retain(&self) -> RawPeer {
-        // SAFETY: the handle is valid (borrowed for the hook or retained by us).
-        unsafe { (self.vt().retain)(self.peer.handle) };
-        RawPeer {
-            peer: self.peer,
-            owned: true,
-        }
-    }
-
-    fn str_from(&self, b: abi::Bytes) -> &str {
-        // SAFETY: the host keeps these bytes alive as long as the handle, which `self` holds.
-        let bytes = unsafe { b.as_slice() };
-        std::str::from_utf8(bytes).unwrap_or("")
-    }
-
-    pub(crate) fn id(&self) -> &str {
-        // SAFETY: valid handle; see `str_from`.
-        self.str_from(unsafe { (self.vt().id)(self.peer.handle) })
-    }
-
-    pub(crate) fn remote_addr(&self) -> &str {
-        // SAFETY: valid handle; see `str_from`.
-        self.str_from(unsafe { (self.vt().remote_addr)(self.peer.handle) })
-    }
-
-    pub(crate) fn namespace(&self) -> &str {
-        // SAFETY: valid handle; see `str_from`.
-        self.str_from(unsafe { (self.vt().namespace)(self.peer.handle) })
-    }
-
-    pub(crate) fn request(&self) -> Request {
-        // SAFETY: the host keeps the upgrade request alive as long as the handle.
-        unsafe { copy_request(&*(self.vt().request)(self.peer.handle)) }
-    }
-
-    pub(crate) fn send(&self, data: &[u8], binary: bool) {
-        // SAFETY: valid handle, borrowed data.
-        unsafe { (self.vt().send)(self.peer.handle, abi::Bytes::new(data), binary) };
-    }
-
-    pub(crate) fn publish(&self, topic: &str, data: &[u8], binary: bool, self_too: bool) {
-        // SAFETY: valid handle, borrowed data.
-        unsafe {
-            (self.vt().publish)(
-                self.peer.handle,
-                abi::Bytes::new(topic.as_bytes()),
-                abi::Bytes::new(data),
-                binary,
-                self_too,
-            )
-        };
-    }
-
-    pub(crate) fn subscribe(&self, topic: &str) {
-        // SAFETY: valid handle, borrowed data.
-        unsafe { (self.vt().subscribe)(self.peer.handle, abi::Bytes::new(topic.as_bytes())) };
-    }
-
-    pub(crate) fn unsubscribe(&self, topic: &str) {
-        // SAFETY: valid handle, borrowed data.
-        unsafe { (self.vt().unsubscribe)(self.peer.handle, abi::Bytes::new(topic.as_bytes())) };
-    }
-
-    pub(crate) fn topics(&self) -> Vec<String> {
-        // SAFETY: valid handle; the sink outlives the call.
-        with_bytes_sink(|sink| unsafe { (self.vt().topics)(self.peer.handle, sink) })
-            .into_iter()
-            .map(bytes_to_string)
-            .collect()
-    }
-
-    pub(crate) fn close(&self, code: u16, reason: &str) {
-        // SAFETY: valid handle, borrowed data.
-        unsafe { (self.vt().close)(self.peer.handle, code, abi::Bytes::new(reason.as_bytes())) };
-    }
-
-    pub(crate) fn context_get(&self, key: &str) -> Option<Vec<u8>> {
-        let mut found = false;
-        // SAFETY: valid handle; the sink outlives the call.
-        let mut items = with_bytes_sink(|sink| unsafe {
-            found =
-                (self.vt().context_get)(self.peer.handle, abi::Bytes::new(key.as_bytes()), sink);
-        });
-        if found { items.pop() } else { None }
-    }
-
-    pub(crate) fn context_set(&self, key: &str, json: &[u8]) {
-        // SAFETY: valid handle, borrowed data.
-        unsafe {
-            (self.vt().context_set)(
-                self.peer.handle,
-                abi::Bytes::new(key.as_bytes()),
-                abi::Bytes::new(json),
-            )
-        };
-    }
-
-    pub(crate) fn context_keys(&self) -> Vec<String> {
-        // SAFETY: valid handle; the sink outlives the call.
-        with_bytes_sink(|sink| unsafe { (self.vt().context_keys)(self.peer.handle, sink) })
-            .into_iter()
-            .map(bytes_to_string)
-            .collect()
-    }
-
-    pub(crate) fn peers(&self) -> Vec<Peer> {
-        let mut out: Vec<Peer> = Vec::new();
-        let sink = abi::PeerSink {
-            ctx: &mut out as *mut Vec<Peer> as *mut c_void,
-            item: collect_peers,
-        };
-        // SAFETY: valid handle; the sink and `out` outlive the call.
-        unsafe { (self.vt().peers)(self.peer.handle, &sink) };
-        out
-    }
-}
-
-fn pairs_to_vec(pairs: abi::Pairs) -> Vec<(String, String)> {
-    // SAFETY: the caller of `copy_request` guarantees the request (and so its pairs) is valid.
-    unsafe { pairs.as_slice() }
-        .iter()
-        .map(|p| {
-            // SAFETY: as above.
-            let (n, v) = unsafe { (p.name.as_slice(), p.value.as_slice()) };
-            (
-                String::from_utf8_lossy(n).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
-            )
-        })
-        .collect()
-}
-
-/// Copies a borrowed request into an owned [`Request`].
-///
-/// # Safety
-/// `req` and everything it points to must be valid for the duration of the call.
-pub(crate) unsafe fn copy_request(req: &abi::HttpRequest) -> Request {
-    let s = |b: abi::Bytes| {
-        // SAFETY: guaranteed by the caller.
-        String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
-    };
-    Request {
-        method: s(req.method),
-        path: s(req.path),
-        query: s(req.query),
-        headers: pairs_to_vec(req.headers),
-        params: pairs_to_vec(req.params),
-        // SAFETY: guaranteed by the caller.
-        body: unsafe { req.body.as_slice() }.to_vec(),
-        remote_addr: s(req.remote_addr),
-    }
-}
-
-/// Sends `message` to the call's [`abi::Outcome::fail`].
-///
-/// # Safety
-/// `out` must be a valid `Outcome` (for the call; for an async call, until the task is dropped).
-pub(crate) unsafe fn report(out: *const abi::Outcome, message: &str) {
-    // SAFETY: caller contract; the message is borrowed for the callback.
-    unsafe { ((*out).fail)((*out).ctx, abi::Bytes::new(message.as_bytes())) }
-}
-
-/// The report of a panic just caught on this thread: the message the panic hook recorded (with
-/// its location), or the payload's text.
-pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    LAST_PANIC
-        .with(|p| p.borrow_mut().take())
-        .unwrap_or_else(|| {
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any>".to_string());
-            format!("panicked: {text}")
-        })
-}
-
-/// Runs `f`, turning a panic into [`abi::Status::PANICKED`] reported through `out`.
-///
-/// # Safety
-/// `out` must be a valid `Outcome` for the call.
-pub(crate) unsafe fn guarded(
-    out: *const abi::Outcome,
-    f: impl FnOnce() -> Result<(), String>,
-) -> abi::Status {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => abi::Status::OK,
-        Ok(Err(message)) => {
-            // SAFETY: caller contract.
-            unsafe { report(out, &message) };
-            abi::Status::FAILED
-        }
-        Err(payload) => {
-            // SAFETY: caller contract.
-            unsafe { report(out, &panic_text(&*payload)) };
-            abi::Status::PANICKED
-        }
-    }
-}
-
-/// [`guarded`] with the route's runtime entered (when it has one: feature `tokio`), so that
-/// `tokio::spawn` and `Handle::current()` work in sync handlers and hooks too.
-///
-/// # Safety
-/// As [`guarded`].
-unsafe fn entered(out: *const abi::Outcome, f: impl FnOnce() -> Result<(), String>) -> abi::Status {
-    // SAFETY: forwarded caller contract.
-    unsafe {
-        guarded(out, || {
-            let _runtime = crate::rt::enter();
-            f()
-        })
-    }
-}
-
-/// Answers through the host's HTTP responder.
-///
-/// # Safety
-/// `res` must be valid for the call (for an async call: inside the task's poll).
-pub(crate) unsafe fn write_response(res: &abi::HttpResponder, response: &crate::Response) {
-    // SAFETY: caller contract; every argument is borrowed for its callback.
-    unsafe {
-        if let Some(err) = &response.error {
-            let data = err.data().map(|d| d.to_string()).unwrap_or_default();
-            (res.error)(
-                res.ctx,
-                err.status(),
-                abi::Bytes::new(err.message().as_bytes()),
-                abi::Bytes::new(data.as_bytes()),
-            );
-            return;
-        }
-        (res.status)(res.ctx, response.status);
-        for (name, value) in &response.headers {
-            (res.header)(
-                res.ctx,
-                abi::Bytes::new(name.as_bytes()),
-                abi::Bytes::new(value.as_bytes()),
-            );
-        }
-        (res.body)(res.ctx, abi::Bytes::new(&response.body));
-    }
-}
-
-/// Answers an upgrade through the host's upgrade responder.
-///
-/// # Safety
-/// `res` must be valid for the call (for an async call: inside the task's poll).
-pub(crate) unsafe fn write_upgrade(res: &abi::UpgradeResponder, upgrade: &crate::ws::Upgrade) {
-    let b = |s: &str| abi::Bytes::new(s.as_bytes());
-    // SAFETY: caller contract; every argument is borrowed for its callback.
-    unsafe {
-        if let Some(rejection) = &upgrade.rejection {
-            (res.reject)(res.ctx, rejection.status());
-            let (headers, body) = match &rejection.error {
-                Some(err) => (
-                    vec![(
-                        "content-type".to_string(),
-                        "application/json; charset=utf-8".to_string(),
-                    )],
-                    err.to_json().to_string().into_bytes(),
-                ),
-                None => (rejection.headers.clone(), rejection.body.clone()),
-            };
-            for (name, value) in &headers {
-                (res.header)(res.ctx, b(name), b(value));
-            }
-            (res.body)(res.ctx, abi::Bytes::new(&body));
-            return;
-        }
-        for (name, value) in &upgrade.headers {
-            (res.header)(res.ctx, b(name), b(value));
-        }
-        if let Some(p) = &upgrade.protocol {
-            (res.protocol)(res.ctx, b(p));
-        }
-        if let Some(ns) = &upgrade.namespace {
-            (res.namespace)(res.ctx, b(ns));
-        }
-        for (key, json) in &upgrade.context {
-            (res.context)(res.ctx, b(key), b(json));
-        }
-    }
-}
-
-/// What a hook may return: `()` or `Result<(), E: Display>` (an `Err` goes to the `error` hook
-/// and the log).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be returned from a WebSocket hook",
-    note = "return nothing (`()`) or a `Result<(), E>` whose error implements `Display`"
-)]
-pub trait HookOutput {
-    /// Converts into `Ok(())` or the error's text.
-    fn into_outcome(self) -> Result<(), String>;
-}
-
-impl HookOutput for () {
-    fn into_outcome(self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-impl<E: Display> HookOutput for Result<(), E> {
-    fn into_outcome(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
-    }
-}
+use std::panic::catch_unwind;
 
 /// Items used by the code `nitro` generates for each route. Not a public API.
 #[doc(hidden)]
@@ -436,7 +17,7 @@ pub mod __private {
     use super::*;
     pub use nitro_abi as abi;
 
-    pub use crate::async_hooks::{
+    pub use super::super::async_export::{
         AsyncHandler, AsyncHook, AsyncWithRequest, AsyncWithoutRequest, http_async, ws_close_async,
         ws_error_async, ws_message_async, ws_open_async, ws_upgrade_async,
     };
@@ -455,7 +36,7 @@ pub mod __private {
                 abi::level::ERROR,
                 &format!(
                     "shutting down the route's runtime failed: {}",
-                    panic_text(&*payload)
+                    panic_report(&*payload)
                 ),
             );
         }
@@ -499,7 +80,7 @@ pub mod __private {
         // SAFETY: forwarded caller contract.
         unsafe {
             guarded(out, || {
-                HOST.store(host as *mut abi::HostApi, Ordering::Release);
+                set_host(host);
                 crate::rt::configure(route_file, (*host).generation);
                 std::panic::set_hook(Box::new(move |info| {
                     let location = info
@@ -516,14 +97,8 @@ pub mod __private {
                             format!("{file}:{}:{}", l.line(), l.column())
                         })
                         .unwrap_or_else(|| route_file.to_string());
-                    let payload = info
-                        .payload()
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "Box<dyn Any>".to_string());
-                    let message = format!("panicked at {location}:\n{payload}");
-                    LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
+                    let payload = panic_text(info.payload());
+                    record_panic(format!("panicked at {location}:\n{payload}"));
                 }));
                 Ok(())
             })
@@ -575,9 +150,7 @@ pub mod __private {
         peer: abi::Peer,
         hook: impl Fn(&Peer) -> R,
     ) -> abi::Status {
-        let peer = Peer {
-            raw: RawPeer::borrowed(peer),
-        };
+        let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
         unsafe { entered(out, || hook(&peer).into_outcome()) }
     }
@@ -591,9 +164,7 @@ pub mod __private {
         binary: bool,
         hook: impl Fn(&Peer, &Message) -> R,
     ) -> abi::Status {
-        let peer = Peer {
-            raw: RawPeer::borrowed(peer),
-        };
+        let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
         unsafe {
             entered(out, || {
@@ -615,9 +186,7 @@ pub mod __private {
         reason: abi::Bytes,
         hook: impl Fn(&Peer, &Close) -> R,
     ) -> abi::Status {
-        let peer = Peer {
-            raw: RawPeer::borrowed(peer),
-        };
+        let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
         unsafe {
             entered(out, || {
@@ -638,9 +207,7 @@ pub mod __private {
         error: abi::Bytes,
         hook: impl Fn(&Peer, &WsError) -> R,
     ) -> abi::Status {
-        let peer = Peer {
-            raw: RawPeer::borrowed(peer),
-        };
+        let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
         unsafe {
             entered(out, || {

@@ -2,7 +2,7 @@
 //!
 //! `nitro build` writes `app.js.br` and `app.js.gz` beside every compressible file of at least
 //! 1 KiB (as Nitro's `compressPublicAssets`). With [`ServerConfig::precompressed`] on, a request
-//! for `/app.js` is resolved exactly as in dev ([`static_files`]: same rules, same root), then
+//! for `/app.js` is resolved exactly as in dev (the same resolver, the same root), then
 //! served by tower-http's `ServeFile` with both variants enabled: the client's
 //! `Accept-Encoding` picks the variant (by q-value, `br` before `gzip` on a tie, identity when
 //! the variant is missing), the response carries `Content-Encoding` and always
@@ -17,66 +17,25 @@
 
 use std::path::Path;
 
-use bytes::Bytes;
-use http::header::HeaderMap;
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty};
-use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use crate::ServerConfig;
-use crate::body::Body;
-use crate::public_path::{Resolved, resolve, url_to_relative};
-use crate::static_files;
-
-/// Serves the `public/` file `uri` names, or `None` (a miss goes on to routing). Without
-/// [`ServerConfig::precompressed`] this is the dev server's [`static_files::serve_public`].
-pub(crate) async fn serve_public(
-    config: &ServerConfig,
-    public_dir: &Path,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Option<Response<Body>> {
-    if !config.precompressed {
-        return static_files::serve_public(public_dir, method, uri, headers).await;
-    }
-    let rel = url_to_relative(uri.path())?;
-    let wants_dir = uri.path().ends_with('/');
-    let root = public_dir.to_owned();
-    let Ok(Ok(Resolved::File(file))) =
-        tokio::task::spawn_blocking(move || resolve(&root, &rel, wants_dir)).await
-    else {
-        return None;
-    };
-
-    let mut request = Request::new(Empty::<Bytes>::new());
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri.clone();
-    *request.headers_mut() = headers.clone();
+/// `ServeFile` for `file` (a file the resolver returned), with the `.br` and `.gz` variants
+/// that exist beside it as regular files.
+pub(super) async fn serve_file(file: &Path) -> ServeFile {
     let (br, gzip) = tokio::task::spawn_blocking({
-        let file = file.clone();
+        let file = file.to_owned();
         move || (plain_sibling(&file, "br"), plain_sibling(&file, "gz"))
     })
     .await
     .unwrap_or((false, false));
-    let mut service = ServeFile::new(&file);
+    let mut service = ServeFile::new(file);
     if br {
         service = service.precompressed_br();
     }
     if gzip {
         service = service.precompressed_gzip();
     }
-    let response = match service.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    if response.status() == StatusCode::NOT_FOUND {
-        return None;
-    }
-    let mut response = response.map(|body| body.map_err(Into::into).boxed_unsync());
-    static_files::add_charset(response.headers_mut());
-    Some(response)
+    service
 }
 
 /// Whether `file.<ext>` exists as a regular file (not a symlink, not a folder).

@@ -21,7 +21,8 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use nitro_abi as abi;
 
-use crate::ffi::{panic_text, report};
+use super::guard::{panic_report, report};
+use super::host::host_log;
 
 /// What an async call's future yields: `Ok(())` when it answered (through the responder it
 /// captured), or the error of a hook.
@@ -92,11 +93,11 @@ where
         Ok(Poll::Pending) => return abi::TASK_PENDING,
         Ok(Poll::Ready(Ok(()))) => (abi::Status::OK, None),
         Ok(Poll::Ready(Err(error))) => (abi::Status::FAILED, Some(error)),
-        Err(payload) => (abi::Status::PANICKED, Some(panic_text(&*payload))),
+        Err(payload) => (abi::Status::PANICKED, Some(panic_report(&*payload))),
     };
     // Finished: release what the future holds now rather than when the host gets to `drop`.
     if drop_future(&mut state.future) {
-        crate::ffi::host_log(
+        host_log(
             abi::level::ERROR,
             "a route future panicked while being dropped; what was left of it is leaked",
         );
@@ -112,7 +113,7 @@ unsafe extern "C" fn drop_task<F>(state: *mut c_void) {
     // SAFETY: `state` is the `Box<State<F>>` made by `start`; the host drops a task once.
     let mut state = unsafe { Box::from_raw(state as *mut State<F>) };
     if drop_future(&mut state.future) {
-        crate::ffi::host_log(
+        host_log(
             abi::level::ERROR,
             "a route future panicked while being dropped (cancelled or timed out); what was left of it is leaked",
         );

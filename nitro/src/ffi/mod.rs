@@ -1,0 +1,20 @@
+//! The route side of the ABI: the calls into the host ([`host`]) and the entry points the
+//! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
+//! into `abi::Task`s; [`guard`] has what they share: panics caught, the runtime entered,
+//! answers written).
+//!
+//! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
+//! from the host through `nitro-abi`, whose contract is: borrowed data is valid for the call
+//! that received it, peer handles for as long as they are retained, and `HostApi` until the
+//! process exits. Every exported entry point catches panics here, inside the route, because a
+//! panic cannot cross the boundary (each route library has its own Rust runtime, so the host
+//! could not catch it even through `extern "C-unwind"`).
+
+mod async_export;
+mod export;
+mod guard;
+mod host;
+mod task;
+
+pub use export::__private;
+pub(crate) use host::{RawPeer, host_log, host_publish};

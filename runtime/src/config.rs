@@ -1,0 +1,61 @@
+//! How a server serves: [`ServerConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Limits;
+
+/// How long shutdown waits for in-flight requests and closing WebSockets, unless the config
+/// says otherwise ([`ServerConfig::shutdown_timeout`]).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The address to listen on; port 0 picks a free port (see [`Server::local_addr`](crate::Server::local_addr)).
+    pub addr: SocketAddr,
+    /// The project's `public/` folder. `None`, or a folder that does not exist: no static files.
+    pub public_dir: Option<PathBuf>,
+    /// The renderer's `index.html` (`[renderer] static = true`): served for `GET`/`HEAD`
+    /// requests no route matches, read from disk on each request.
+    pub index_html: Option<PathBuf>,
+    /// Dev mode: error bodies include the messages of unhandled errors (panics, build errors).
+    pub dev: bool,
+    /// Sizes and timeouts (`[limits]` in nitro.toml).
+    pub limits: Limits,
+    /// `Some`: every request (upgrades included) must name one of these hosts, or
+    /// `localhost`, `*.localhost` or an IP literal, else `403` (DNS rebinding; `nitro dev`
+    /// turns it on). `None`: no check.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// `Some`: a WebSocket upgrade with an `Origin` header must come from one of these
+    /// origins (`scheme://host:port`; `*` allows any), else `403`. `None`: in dev (with
+    /// `allowed_hosts`), any local origin; otherwise any origin.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Serve the `.br`/`.gz` sibling of a `public/` file to clients that accept it (what
+    /// `nitro build` writes), always with `Vary: Accept-Encoding`.
+    pub precompressed: bool,
+    /// Log one line per request (method, path, status, time) at info level, target
+    /// `nitro::request`.
+    pub request_log: bool,
+    /// How long shutdown waits for in-flight requests and closing WebSockets.
+    pub shutdown_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// A config for `addr` without static files or renderer, in production mode.
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            addr,
+            public_dir: None,
+            index_html: None,
+            dev: false,
+            limits: Limits::default(),
+            allowed_hosts: None,
+            allowed_origins: None,
+            precompressed: false,
+            request_log: false,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
+        }
+    }
+}
