@@ -59,15 +59,24 @@ where
     };
 }
 
-/// Drops the future in place, with the runtime entered and panics caught (a panicking drop
-/// leaks what was left). Returns whether it panicked.
-fn drop_future<F>(future: &mut Option<F>) -> bool {
-    catch_unwind(AssertUnwindSafe(|| {
+/// Drops the future in place, with the runtime entered and panics caught: a panicking drop
+/// leaks what was left, and is logged through the host with `when` (the panic's report is taken
+/// here, so that it is not mistaken for a later panic's).
+fn drop_future<F>(future: &mut Option<F>, when: &str) {
+    let dropped = catch_unwind(AssertUnwindSafe(|| {
         let _runtime = crate::rt::enter();
         // Assignment drops the old value where it is: the pinned future never moves.
         *future = None;
-    }))
-    .is_err()
+    }));
+    if let Err(payload) = dropped {
+        host_log(
+            abi::level::ERROR,
+            &format!(
+                "a route future panicked while being dropped ({when}); what was left of it is leaked: {}",
+                panic_report(&*payload)
+            ),
+        );
+    }
 }
 
 unsafe extern "C" fn poll<F>(state: *mut c_void, waker: *const abi::Waker) -> i32
@@ -96,12 +105,7 @@ where
         Err(payload) => (abi::Status::PANICKED, Some(panic_report(&*payload))),
     };
     // Finished: release what the future holds now rather than when the host gets to `drop`.
-    if drop_future(&mut state.future) {
-        host_log(
-            abi::level::ERROR,
-            "a route future panicked while being dropped; what was left of it is leaked",
-        );
-    }
+    drop_future(&mut state.future, "after it finished");
     if let Some(message) = message {
         // SAFETY: `out` is valid until the task is dropped.
         unsafe { report(state.out, &message) };
@@ -112,12 +116,7 @@ where
 unsafe extern "C" fn drop_task<F>(state: *mut c_void) {
     // SAFETY: `state` is the `Box<State<F>>` made by `start`; the host drops a task once.
     let mut state = unsafe { Box::from_raw(state as *mut State<F>) };
-    if drop_future(&mut state.future) {
-        host_log(
-            abi::level::ERROR,
-            "a route future panicked while being dropped (cancelled or timed out); what was left of it is leaked",
-        );
-    }
+    drop_future(&mut state.future, "cancelled or past its deadline");
 }
 
 // ---------------------------------------------------------------------------------------------

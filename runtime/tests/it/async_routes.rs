@@ -243,10 +243,18 @@ impl Drop for Guard {
     }
 }
 
+struct Explosive;
+impl Drop for Explosive {
+    fn drop(&mut self) {
+        panic!("a destructor that panics");
+    }
+}
+
 pub async fn handler(req: nitro::Request) -> String {
     if req.query("check").is_some() {
         return DROPPED.load(Ordering::SeqCst).to_string();
     }
+    let _explosive = req.query("explode").map(|_| Explosive);
     let _guard = Guard;
     tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     "too late".to_owned()
@@ -269,6 +277,12 @@ pub async fn handler(req: nitro::Request) -> String {
     );
     // The timeout dropped the route's future (and its guard), not just the wait for it.
     assert_eq!(get(server.addr, "/deadline?check").await.text(), "1");
+
+    // A destructor that panics while the future is dropped is caught in the route: the rest of
+    // the future leaks (the guard declared after it is still dropped first), the server lives.
+    let reply = get(server.addr, "/deadline?explode").await;
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    assert_eq!(get(server.addr, "/deadline?check").await.text(), "2");
 }
 
 /// Builds one generation of the reload test's route, answering `version`.
