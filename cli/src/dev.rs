@@ -164,6 +164,9 @@ pub fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     print_failures(&generated, &report, &loaded, ui);
     let failing = crate::reload::initial_failures(&generated, &report, &loaded);
+    // From here the routes belong to the `App` and the dev loop only: a build replaced by an
+    // edit must not stay referenced, or its runtime would never be retired (issue 9).
+    drop(loaded);
 
     let server_config = server_config(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
