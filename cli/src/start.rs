@@ -29,6 +29,9 @@ use crate::ui::Ui;
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
 /// How long shutdown waits for in-flight requests and WebSocket closes, by default.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the exit waits for the routes' own shutdown (their state dropped, their runtimes
+/// stopped) once the server drained.
+const ROUTE_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// Arguments of `nitro start`.
 #[derive(Debug, Clone, Args)]
@@ -284,6 +287,16 @@ pub fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .await?;
         Ok::<_, anyhow::Error>(())
     });
+    // The drained server dropped its routes: let their `shutdown` run (`nitro::state` values
+    // such as a database pool are dropped, route runtimes stop) before the process exits.
+    let stuck = nitro_runtime::loader::wait_retired(ROUTE_SHUTDOWN);
+    if stuck > 0 {
+        ui.warn(&format!(
+            "{} did not finish shutting down within {} s",
+            plural(stuck, "route"),
+            ROUTE_SHUTDOWN.as_secs()
+        ));
+    }
     // Route code still running on the blocking pool (a handler that never returns) must not
     // keep the process alive past the deadline.
     runtime.shutdown_timeout(Duration::from_millis(200));

@@ -476,7 +476,7 @@ fn api_template_runs_from_a_copied_output_without_cargo() {
 
 /// An `async fn` handler that calls an HTTP API (issue 9): `nitro::Result<Json<User>>` from a
 /// request to another server, over tokio's `TcpStream`, with the client address kept in
-/// `nitro::state`.
+/// `nitro::state`, whose drop at exit leaves a marker file.
 const ASYNC_API_ROUTE: &str = r#"
 use nitro::{Error, Json, Request, Result};
 use serde::{Deserialize, Serialize};
@@ -490,11 +490,22 @@ pub struct User {
 
 struct Api {
     addr: String,
+    marker: String,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        // Where a pool would close its connections, which takes a moment: `nitro start` drops
+        // route state on exit and waits for it.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let _ = std::fs::write(&self.marker, "state dropped");
+    }
 }
 
 pub async fn handler(req: Request) -> Result<Json<User>> {
     let addr = req.query("api").ok_or_else(|| Error::bad_request("`api` is missing"))?;
-    let api = nitro::state(|| async move { Api { addr } }).await;
+    let marker = req.query("marker").unwrap_or_default();
+    let api = nitro::state(|| async move { Api { addr, marker } }).await;
     let id = req.param("id").unwrap_or("0");
     let io = |e: std::io::Error| Error::internal(format!("the user API failed: {e}"));
     let mut stream = tokio::net::TcpStream::connect(&api.addr).await.map_err(io)?;
@@ -553,14 +564,30 @@ fn an_async_route_calling_an_http_api_runs_from_a_built_output() {
     std::fs::write(project.join("routes/users/[id].get.rs"), ASYNC_API_ROUTE).unwrap();
     build(&project);
     let deployed = deploy(&project, work.path());
-    let server = start_without_cargo(&deployed, work.path(), &[deployed.to_str().unwrap()]);
+    let mut server = start_without_cargo(&deployed, work.path(), &[deployed.to_str().unwrap()]);
 
     let api = user_api();
-    let user = get(server.port, &format!("/users/7?api=127.0.0.1:{api}"), &[]);
+    let marker = work.path().join("state-dropped.txt");
+    let user = get(
+        server.port,
+        &format!("/users/7?api=127.0.0.1:{api}&marker={}", marker.display()),
+        &[],
+    );
     assert_eq!(user.status, 200, "{}", user.text());
     assert_eq!(user.json(), serde_json::json!({ "id": 7, "name": "Ada" }));
     // The sync route of the template still answers beside it.
     assert_eq!(get(server.port, "/", &[]).text(), "Hello from nitro!");
+
+    // SIGTERM: after the drain, the route's state is dropped before the process exits.
+    assert!(!marker.exists());
+    server.signal("TERM");
+    assert!(server.wait_exit().success(), "{}", server.stderr());
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "state dropped",
+        "{}",
+        server.stderr()
+    );
 }
 
 /// What the api template answers, under `dev` and under `start` alike.

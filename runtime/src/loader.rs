@@ -256,6 +256,15 @@ impl LoadedRoute {
     }
 }
 
+/// Waits at most `timeout` for the routes retired so far (dropped with the `App` that held them,
+/// once their last call ended) to finish their `shutdown`: their `nitro::state` values dropped,
+/// their runtimes stopped. For a process about to exit, after the server drained: without it,
+/// the exit would cut a database pool off instead of closing it. Returns how many are still
+/// shutting down.
+pub fn wait_retired(timeout: std::time::Duration) -> usize {
+    crate::task::wait_retired(timeout)
+}
+
 /// Maps a call's final status (and what it reported through its outcome) to a result.
 fn status_result(
     status: abi::Status,

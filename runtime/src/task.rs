@@ -18,8 +18,9 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nitro_abi as abi;
@@ -29,6 +30,28 @@ pub(crate) const SLOW_POLL: Duration = Duration::from_millis(10);
 
 /// How long a retired generation's `shutdown` waits for its runtime's threads.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The threads running a retired generation's `shutdown`. Process-wide, like the images
+/// themselves (`dlopen` is per process): [`wait_retired`] lets a process that is about to exit
+/// give them their moment.
+static RETIRING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits at most `timeout` for the `shutdown` of every retired generation to finish; returns
+/// how many are still running.
+pub(crate) fn wait_retired(timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let running = {
+            let mut retiring = RETIRING.lock().unwrap_or_else(PoisonError::into_inner);
+            retiring.retain(|thread| !thread.is_finished());
+            retiring.len()
+        };
+        if running == 0 || Instant::now() >= deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// One loaded image of a route library, shared by the loaded route and its in-flight tasks.
 /// Dropped when the generation is retired and drained; then its `shutdown` entry runs on a
@@ -56,8 +79,15 @@ impl Drop for Generation {
                 unsafe { shutdown(timeout_ms) };
                 tracing::debug!(target: "nitro::loader", route = %file, "retired a generation of `{file}` in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
             });
-        if let Err(error) = spawned {
-            tracing::warn!(target: "nitro::loader", "cannot start a thread to retire a route generation: {error}");
+        match spawned {
+            Ok(thread) => {
+                let mut retiring = RETIRING.lock().unwrap_or_else(PoisonError::into_inner);
+                retiring.retain(|thread| !thread.is_finished());
+                retiring.push(thread);
+            }
+            Err(error) => {
+                tracing::warn!(target: "nitro::loader", "cannot start a thread to retire a route generation: {error}");
+            }
         }
     }
 }
