@@ -496,9 +496,9 @@ fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
             .write_buffer_size(limits.ws_buffer)
             .max_message_size(Some(limits.ws_max_message))
             .max_frame_size(Some(limits.ws_max_frame));
-        let stream =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        // Large client frames reach tungstenite in fragments, so its read buffer stays small.
+        let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
+        let stream = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         ws::run_peer(task, stream).await;
     });
 }

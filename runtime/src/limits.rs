@@ -21,6 +21,9 @@ pub struct Limits {
     /// default costs about 131 KiB per idle peer (657 MiB for 5 000 peers, measured); with
     /// 2 KiB, 10 000 idle peers take 87 MiB in all (8.5 KiB each; 98 MiB with a browser's
     /// upgrade headers; `examples/idle_peers.rs`), and the whole Autobahn suite passes.
+    /// Brought into 1 KiB..=64 KiB: it is a per-connection cost, and larger messages never
+    /// need a larger buffer (they travel in 16 KiB fragments both ways, so the buffers do not
+    /// grow to the size of a large message either; `examples/large_message.rs`).
     pub ws_buffer: usize,
     /// The bytes that may wait in one peer's outbound queue. A peer whose queue is full when
     /// a message arrives for it (a client that does not read) is closed with `1008` and its
@@ -80,6 +83,11 @@ impl Default for Limits {
 impl Limits {
     /// hyper refuses a read buffer under 8 KiB; the head limit is kept at least that big.
     pub(crate) const MIN_HEADER_BYTES: usize = 8 << 10;
+    /// The smallest WebSocket buffer the server uses.
+    pub const MIN_WS_BUFFER: usize = 1 << 10;
+    /// The largest WebSocket buffer the server uses: each peer has one each way, so 10 000
+    /// peers with 64 KiB buffers already take more than a gigabyte.
+    pub const MAX_WS_BUFFER: usize = 64 << 10;
 
     /// The same limits with every value brought into the range the server can use (a zero
     /// pool would serve nothing, a tiny buffer would panic in hyper).
@@ -88,8 +96,27 @@ impl Limits {
         limits.max_header_bytes = limits.max_header_bytes.max(Self::MIN_HEADER_BYTES);
         limits.max_headers = limits.max_headers.max(1);
         limits.route_threads = limits.route_threads.clamp(1, 512);
-        limits.ws_buffer = limits.ws_buffer.max(1 << 10);
+        limits.ws_buffer = limits
+            .ws_buffer
+            .clamp(Self::MIN_WS_BUFFER, Self::MAX_WS_BUFFER);
         limits.ws_max_frame = limits.ws_max_frame.min(limits.ws_max_message).max(1);
         limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitized_bounds_the_websocket_buffer() {
+        let mut limits = Limits {
+            ws_buffer: 1 << 30,
+            ..Limits::default()
+        };
+        assert_eq!(limits.sanitized().ws_buffer, Limits::MAX_WS_BUFFER);
+        limits.ws_buffer = 0;
+        assert_eq!(limits.sanitized().ws_buffer, Limits::MIN_WS_BUFFER);
+        assert_eq!(Limits::default().sanitized(), Limits::default());
     }
 }

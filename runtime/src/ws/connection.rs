@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
+use super::fragment;
 use super::peer::{Outbound, PeerRef};
 use super::queue::{self, Receiver, Sender};
 use crate::module::{CallError, RouteModule};
@@ -291,8 +292,10 @@ async fn write_queue<S>(
             match item {
                 Outbound::Frame(message) => {
                     peer.dequeued(message.len());
-                    if sink.feed(message).await.is_err() {
-                        return;
+                    for frame in fragment::fragments(message) {
+                        if sink.feed(frame).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Outbound::Close { code, reason } => {
