@@ -50,7 +50,7 @@ use crate::module::{
 use crate::shared::Shared;
 use crate::static_files;
 use crate::ws::handshake::{self, Refusal};
-use crate::ws::{self, Peer, PeerTask};
+use crate::ws::{self, Peer, PeerTask, SendLimit};
 use crate::{App, RouteEntry};
 
 pub(crate) async fn handle(
@@ -466,7 +466,10 @@ async fn websocket(
                 namespace,
                 info,
                 context,
-                shared.config.limits.ws_send_queue,
+                SendLimit {
+                    bytes: shared.config.limits.ws_send_queue,
+                    timeout: shared.config.limits.ws_send_timeout,
+                },
             );
             let task = PeerTask {
                 shared: shared.clone(),

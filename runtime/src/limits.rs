@@ -25,12 +25,19 @@ pub struct Limits {
     /// need a larger buffer (they travel in 16 KiB fragments both ways, so the buffers do not
     /// grow to the size of a large message either; `examples/large_message.rs`).
     pub ws_buffer: usize,
-    /// The bytes that may wait in one peer's outbound queue. A peer whose queue is full when
-    /// a message arrives for it (a client that does not read) is closed with `1008` and its
+    /// The bytes that may wait in one peer's outbound queue. A message that finds the queue
+    /// full is still queued while the client keeps reading (something was written to it
+    /// within [`ws_send_timeout`](Limits::ws_send_timeout)), up to four times this size, so a
+    /// burst (chat history sent from `open`, a publish of many messages) reaches a client that
+    /// keeps up. Otherwise the client is not reading: the peer is closed with `1008` and its
     /// queue is dropped, so one slow consumer cannot hold the server's memory; the other
     /// subscribers are not affected. A single message is always queued when the queue is
     /// empty, whatever its size. Default 1 MiB, the largest message a client may send.
     pub ws_send_queue: usize,
+    /// How long a peer's full outbound queue may go without any of it being written before
+    /// the peer counts as not reading (see [`ws_send_queue`](Limits::ws_send_queue)). Default
+    /// 5 s.
+    pub ws_send_timeout: Duration,
     /// A WebSocket peer that sends nothing for half this time gets a ping; one that stays
     /// silent for the whole time (answers no ping either) is closed with `1001`. Browsers and
     /// every client library answer pings by themselves, so only dead or stuck peers are
@@ -68,6 +75,7 @@ impl Default for Limits {
             ws_max_frame: 1 << 20,
             ws_buffer: 2 << 10,
             ws_send_queue: 1 << 20,
+            ws_send_timeout: Duration::from_secs(5),
             ws_idle_timeout: Duration::from_secs(60),
             max_body: 1 << 20,
             body_timeout: Duration::from_secs(30),

@@ -296,6 +296,8 @@ async fn write_queue<S>(
                         if sink.feed(frame).await.is_err() {
                             return;
                         }
+                        // The socket took the frame before it (`feed` waits for room).
+                        peer.made_progress();
                     }
                 }
                 Outbound::Close { code, reason } => {

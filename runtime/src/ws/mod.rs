@@ -28,6 +28,7 @@ mod peer;
 mod queue;
 
 pub use hub::Hub;
+pub(crate) use peer::SendLimit;
 pub use peer::{Peer, PeerRef};
 
 pub(crate) use connection::{PeerTask, run_peer};

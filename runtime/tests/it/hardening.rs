@@ -521,7 +521,10 @@ async fn a_slow_consumer_among_1000_subscribers_is_closed_with_1008() {
                 closes: closes.clone(),
             }) as Arc<dyn RouteModule>],
         ),
-        |config| config.limits.ws_send_queue = 16 << 10,
+        |config| {
+            config.limits.ws_send_queue = 16 << 10;
+            config.limits.ws_send_timeout = Duration::from_millis(500);
+        },
     )
     .await;
 
@@ -619,6 +622,102 @@ async fn a_slow_consumer_among_1000_subscribers_is_closed_with_1008() {
     assert_eq!(hub.peer_count(), FAST);
     eprintln!("slow consumer: dropped after {published} rounds ({data} news messages reached it)");
     drop(readers);
+}
+
+/// `N SIZE` makes the `message` hook send N binary messages of SIZE bytes at once (chat
+/// history from a hook); every peer is subscribed to `news`.
+struct Burst;
+
+impl RouteModule for Burst {
+    fn file(&self) -> &str {
+        "routes/_ws.rs"
+    }
+    fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError> {
+        peer.subscribe("news");
+        Ok(())
+    }
+    fn ws_message(&self, peer: &PeerRef, data: &[u8], _: bool) -> Result<(), CallError> {
+        let text = std::str::from_utf8(data).unwrap();
+        let (count, size) = text.split_once(' ').unwrap();
+        let message = Bytes::from(vec![1u8; size.parse().unwrap()]);
+        for _ in 0..count.parse::<usize>().unwrap() {
+            peer.send(message.clone(), true);
+        }
+        Ok(())
+    }
+}
+
+/// Reads binary messages of `size` bytes until `count` arrived or something else does;
+/// returns how many arrived and what ended the wait.
+async fn read_burst(client: &mut Client, count: usize, size: usize) -> (usize, String) {
+    let mut got = 0;
+    while got < count {
+        match tokio::time::timeout(TIMEOUT, client.next()).await {
+            Ok(Some(Ok(Message::Binary(data)))) if data.len() == size => got += 1,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            other => return (got, format!("{other:?}")),
+        }
+    }
+    (got, String::new())
+}
+
+#[tokio::test]
+async fn bursts_over_the_send_queue_reach_a_reader_in_full() {
+    // Default limits: a 1 MiB send queue.
+    let server = TestServer::start(app(&["_ws.rs"], vec![Arc::new(Burst)])).await;
+    let mut client = connect(&server, "/_ws").await;
+    for (count, size) in [(1100, 1 << 10), (200, 8 << 10)] {
+        send(&mut client, &format!("{count} {size}")).await;
+        let (got, end) = read_burst(&mut client, count, size).await;
+        eprintln!("burst of {count} × {size} bytes from a hook: {got} delivered");
+        assert_eq!(got, count, "burst of {count} × {size} bytes: then {end}");
+    }
+    // 17 × 64 KiB published at once, as an HTTP route's `publish` does.
+    let hub = server.handle.hub().clone();
+    let message = Bytes::from(vec![1u8; 64 << 10]);
+    for _ in 0..17 {
+        assert_eq!(hub.publish(None, "news", message.clone(), true), 1);
+    }
+    let (got, end) = read_burst(&mut client, 17, 64 << 10).await;
+    eprintln!("publish of 17 × 64 KiB: {got} delivered");
+    assert_eq!(got, 17, "publish of 17 × 64 KiB: then {end}");
+
+    // A client that never reads is still closed with 1008, its queue bounded.
+    let mut silent = connect(&server, "/_ws").await;
+    // Its `open` hook has run (subscribed) once it answers; from now on it reads nothing.
+    send(&mut silent, "1 10").await;
+    assert_eq!(read_burst(&mut silent, 1, 10).await.0, 1);
+    let large = Bytes::from(vec![2u8; 256 << 10]);
+    let mut queued = 0;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while hub.publish(None, "news", large.clone(), true) == 2 {
+        queued += 1;
+        assert!(tokio::time::Instant::now() < deadline, "never closed");
+        // The reader keeps up; the silent one fills its socket buffers, then its queue.
+        let (got, end) = read_burst(&mut client, 1, 256 << 10).await;
+        assert_eq!(got, 1, "{end}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // At most the socket buffers (a few MiB on loopback) and four times the 1 MiB queue.
+    assert!(
+        queued * 256 < 64 << 10,
+        "{queued} messages of 256 KiB before the close"
+    );
+    let mut data = 0;
+    let close = loop {
+        let next = tokio::time::timeout(TIMEOUT, silent.next()).await;
+        let next = next.unwrap_or_else(|_| panic!("nothing after {data} messages"));
+        match next {
+            Some(Ok(Message::Binary(_))) => data += 1,
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
+            Some(Ok(_)) => {}
+            other => panic!("after {data} messages: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008);
+    eprintln!(
+        "silent client: closed with 1008 after {queued} messages of 256 KiB ({data} read late)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
