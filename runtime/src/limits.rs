@@ -58,8 +58,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A route handler (or WebSocket hook) that runs longer than this gets a `504` (an
     /// `error` report for a hook, `1011` for `open`). Rust cannot stop a thread: the call
-    /// keeps its thread until it returns, and that is logged; the peer's next hooks do not
-    /// wait for it, so they may run while it is still running. Default 30 s.
+    /// keeps its thread until it returns, and that is logged. A peer's hooks never overlap:
+    /// the late hook is reported (to the `error` hook) and the peer's next hook wait until it
+    /// has returned. Default 30 s.
     pub handler_timeout: Duration,
     /// How many route calls may run at once, each on its own thread of the blocking pool.
     /// Calls beyond wait for a free thread (within `handler_timeout`). The bound keeps

@@ -975,9 +975,11 @@ async fn path_traversal_table() {
     assert_eq!(get(addr, "/hello.txt").await.status, 200, "still serving");
 }
 
-/// `open` sleeps for 2 s; `message` sleeps when asked to.
+/// `open` sleeps for 2 s; `message` sleeps when asked to. Every `message` call is logged as
+/// it starts and ends.
 struct SlowHooks {
     errors: Log,
+    calls: Log,
 }
 
 impl RouteModule for SlowHooks {
@@ -991,11 +993,14 @@ impl RouteModule for SlowHooks {
         Ok(())
     }
     fn ws_message(&self, peer: &PeerRef, data: &[u8], _: bool) -> Result<(), CallError> {
+        let text = String::from_utf8_lossy(data).into_owned();
+        self.calls.lock().unwrap().push(format!("start {text}"));
         if data == b"sleep" {
             std::thread::sleep(Duration::from_secs(2));
         } else {
             peer.send(Bytes::copy_from_slice(data), false);
         }
+        self.calls.lock().unwrap().push(format!("end {text}"));
         Ok(())
     }
     fn ws_error(&self, _: &PeerRef, error: &str) -> Result<(), CallError> {
@@ -1007,11 +1012,13 @@ impl RouteModule for SlowHooks {
 #[tokio::test]
 async fn hooks_past_the_handler_timeout_are_errors() {
     let errors = Log::default();
+    let calls = Log::default();
     let server = TestServer::with(
         app(
             &["_ws.rs"],
             vec![Arc::new(SlowHooks {
                 errors: errors.clone(),
+                calls: calls.clone(),
             }) as Arc<dyn RouteModule>],
         ),
         |config| config.limits.handler_timeout = Duration::from_millis(300),
@@ -1028,10 +1035,15 @@ async fn hooks_past_the_handler_timeout_are_errors() {
         errors.lock().unwrap()
     );
 
-    // A slow `message` is reported; the peer stays and its next messages are answered.
+    // A slow `message` is reported; the peer stays and its next messages are answered, in
+    // order: the next hook waits for the late one to return.
     let mut peer = connect(&server, "/_ws").await;
     send(&mut peer, "sleep").await;
-    eventually("the error hook", || errors.lock().unwrap().len() == 2).await;
     send(&mut peer, "after").await;
     assert_eq!(next_text(&mut peer).await, "after");
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ["start sleep", "end sleep", "start after", "end after"]
+    );
+    assert_eq!(errors.lock().unwrap().len(), 2);
 }
