@@ -380,7 +380,7 @@ async fn websocket(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let dev = shared.config.dev;
-    let offer = match handshake::check(req.method(), req.headers()) {
+    let offer = match handshake::check(req.method(), req.version(), req.headers()) {
         Ok(offer) => offer,
         Err(Refusal::NotAnUpgrade) => return handshake::upgrade_required(),
         Err(Refusal::Invalid(error)) => return error.render(req.headers(), dev),

@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
@@ -229,6 +229,12 @@ where
 fn close_for(err: &WsError) -> Option<(u16, &'static str)> {
     match err {
         WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
+        // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. })
+            if *size as u64 > i64::MAX as u64 =>
+        {
+            Some((1002, "protocol error"))
+        }
         WsError::Capacity(_) => Some((1009, "message too big")),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(_) | WsError::AttackAttempt => Some((1002, "protocol error")),

@@ -388,7 +388,11 @@ fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
 async fn protocol_violations_are_1002() {
     let log = Log::default();
     let server = TestServer::start(chat(&log)).await;
-    let cases: [(&str, Vec<u8>); 5] = [
+    // A 64-bit length with its top bit set (RFC 6455 §5.2: it must be 0).
+    let mut top_bit = vec![0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1];
+    top_bit.extend_from_slice(&[1, 2, 3, 4]);
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("a length with the top bit set", top_bit),
         ("unmasked frame", vec![0x81, 0x02, b'h', b'i']),
         ("RSV1 without an extension", client_frame(0xC1, b"hi")),
         ("reserved opcode", client_frame(0x83, b"hi")),
@@ -718,6 +722,38 @@ async fn bursts_over_the_send_queue_reach_a_reader_in_full() {
     eprintln!(
         "silent client: closed with 1008 after {queued} messages of 256 KiB ({data} read late)"
     );
+}
+
+#[tokio::test]
+async fn host_headers_and_http10_upgrades_follow_the_rfcs() {
+    let log = Log::default();
+    for dev in [false, true] {
+        let server = TestServer::with(chat(&log), |config| {
+            if dev {
+                dev_checks(config);
+            }
+        })
+        .await;
+        let addr = server.addr;
+        let status = async |head: String| Conn::open(addr).await.send(&head, b"").await.status;
+        // RFC 9112 §3.2: two `Host` headers, or none in HTTP/1.1, get 400.
+        let two = format!("GET / HTTP/1.1\nHost: {addr}\nHost: evil.example");
+        assert_eq!(status(two).await, 400, "two Host headers (dev: {dev})");
+        assert_eq!(
+            status("GET / HTTP/1.1".to_owned()).await,
+            400,
+            "no Host (dev: {dev})"
+        );
+        let http10 = "GET /_ws HTTP/1.0\nHost: localhost\n".to_owned() + &UPGRADE.join("\n");
+        // RFC 6455 §4.1: an upgrade needs HTTP/1.1.
+        assert_eq!(
+            status(http10).await,
+            400,
+            "an HTTP/1.0 upgrade (dev: {dev})"
+        );
+        let one = format!("GET / HTTP/1.1\nHost: {addr}");
+        assert_ne!(status(one).await, 400);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
