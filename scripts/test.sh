@@ -4,7 +4,8 @@
 #   scripts/test.sh            # all tests
 #   scripts/test.sh -p nitro-router   # extra arguments go to `cargo test`
 #
-# Installs (when missing): Debian's chromium and CJK fonts for the browser test, Node.js, and
+# Installs (when missing): Debian's chromium and CJK fonts for the browser test, `ss`
+# (iproute2) for the listen backlog test, Node.js, and
 # the browser driver's npm packages. Route builds of all tests share target/nitro-test-routes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
+command -v ss >/dev/null 2>&1 || need_apt+=(iproute2) # the listen backlog test
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
   echo "scripts/test.sh: installing ${need_apt[*]}" >&2

