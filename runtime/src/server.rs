@@ -241,8 +241,27 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Swaps in a new app atomically. Requests in flight finish on the app they started with;
     /// the next request, and the next event of every open WebSocket, use the new one.
+    ///
+    /// The open peers of a WebSocket route the new app no longer has (its file was deleted or
+    /// renamed) are closed with `1001` (going away): their hooks are gone, so nothing they
+    /// send could be handled.
     pub fn set_app(&self, app: App) {
+        let old = self.shared.app();
+        let removed: Vec<String> = old
+            .routes
+            .keys()
+            .filter(|file| !app.routes.contains_key(*file))
+            .cloned()
+            .collect();
         self.shared.set_app(app);
+        if !removed.is_empty() {
+            let closed = self
+                .hub()
+                .close_route_peers(&old.table, &removed, 1001, "route removed");
+            if closed > 0 {
+                tracing::info!(target: "nitro::ws", "closed {closed} WebSocket peers of removed routes ({})", removed.join(", "));
+            }
+        }
     }
 
     /// The current app.
