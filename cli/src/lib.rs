@@ -1,39 +1,32 @@
 //! The `nitro` command: file-routed Rust servers with hot reload.
 //!
 //! The binary (`src/main.rs`) only calls [`run`] and turns its error into an exit code with
-//! [`report`]. Each command lives in its own module; the pieces a command is made of are public
-//! so that the dev loop (and tests) can call them again:
+//! [`report`]. The layers, each using only the ones below it:
 //!
-//! - [`config`]: `nitro.toml` + environment + flags → [`config::ResolvedConfig`] (pure);
-//! - [`codegen`]: the hidden cargo workspace in `<project>/.nitro/`;
-//! - [`cargo_build`]: one cargo run over any subset of the routes, parsed into a
-//!   [`cargo_build::BuildReport`];
-//! - [`dev`]: `nitro dev`, which strings them together with the router and the runtime;
-//! - [`watch`] and [`reload`]: the dev loop (file events → classified, debounced batches →
-//!   rebuild of what changed → a new generation swapped in); [`ansi`] turns rustc's colours
-//!   into HTML for the browser's error overlay;
-//! - [`build`]: `nitro build`, the same steps with `--release`, into `.output/` ([`output`]);
-//! - [`start`]: `nitro start`, which serves a built `.output/` without cargo or sources;
-//! - [`init`]: `nitro init`, a new project from a template (the examples, embedded).
+//! - `commands/`: one module per command (`init`, `dev`, `build`, `start`), its arguments and
+//!   its `run`; no command imports another;
+//! - `serve`: the async runtime, the bind, the URL, signals and shutdown, for `dev` and
+//!   `start`; `devloop/`: what `nitro dev` does after its first build (watch → rebuild →
+//!   swap, the browser's error overlay);
+//! - [`pipeline`]: the steps the commands and the dev loop share (scan, generate, build, load,
+//!   the outcome of every route, the summary);
+//! - [`project`]: a project on disk (its config, the generated workspace, the cargo runs) and
+//!   [`output`]: the built `.output/` folder (manifest, writing, compression, staging);
+//! - [`ui`] and `logging`: what reaches the terminal.
 //!
 //! Only this crate prints or installs a tracing subscriber.
 
-pub mod ansi;
-pub mod build;
-pub mod cargo_build;
-pub mod codegen;
-pub mod config;
-pub mod config_limits;
-pub mod dev;
-pub mod embedded;
-pub mod init;
-pub mod logging;
+pub(crate) mod commands;
+pub(crate) mod devloop;
+pub(crate) mod logging;
 pub mod output;
-pub mod reload;
-pub mod start;
+pub mod pipeline;
+pub mod project;
+pub(crate) mod serve;
 pub mod ui;
-pub mod watch;
 
+#[cfg(test)]
+mod report_tests;
 #[cfg(test)]
 mod test_util;
 
@@ -42,10 +35,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::{build, dev, init, start};
+
 /// File-routed Rust servers: one Rust file per route, compiled and hot-reloaded.
 #[derive(Debug, Parser)]
 #[command(name = "nitro", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
@@ -61,7 +56,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Build every route and serve the project for development.
     Dev(dev::DevArgs),
     /// Build every route for release into a self-contained `.output/` folder.
@@ -105,28 +100,26 @@ pub fn report(error: &anyhow::Error) -> String {
     out
 }
 
+/// The hint of the first error in the chain that has one. Every error type with a `hint`
+/// method is listed here (a test fails when one is not).
 fn hint(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|e| {
-        if let Some(e) = e.downcast_ref::<config::ConfigError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<codegen::CodegenError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<cargo_build::BuildError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<dev::DevError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<build::BuildFailed>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<output::OutputError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<start::StartError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<init::InitError>() {
-            e.hint()
-        } else {
-            None
-        }
+        hint_of::<project::config::ConfigError>(e, |e| e.hint())
+            .or_else(|| hint_of::<project::codegen::CodegenError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<project::cargo_build::BuildError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<pipeline::PipelineError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<build::BuildFailed>(e, |e| e.hint()))
+            .or_else(|| hint_of::<output::manifest::OutputError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<start::StartError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<init::InitError>(e, |e| e.hint()))
     })
+}
+
+fn hint_of<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+    hint: impl Fn(&E) -> Option<String>,
+) -> Option<String> {
+    error.downcast_ref::<E>().and_then(hint)
 }
 
 #[cfg(test)]
@@ -206,7 +199,7 @@ mod tests {
 
     #[test]
     fn report_has_error_causes_and_hint() {
-        let inner = config::ConfigError::EnvPort { value: "x".into() };
+        let inner = project::config::ConfigError::EnvPort { value: "x".into() };
         let error = anyhow::Error::new(inner).context("cannot start the dev server");
         assert_eq!(
             report(&error),

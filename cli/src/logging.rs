@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 /// The filter for a verbosity: `-q` → warnings and errors, default → info, `-v` → debug for
 /// nitro's crates, `-vv` → debug everywhere, `-vvv` → trace.
-pub fn default_directives(verbose: u8, quiet: bool) -> &'static str {
+pub(crate) fn default_directives(verbose: u8, quiet: bool) -> &'static str {
     if quiet {
         return "warn";
     }
@@ -21,7 +21,7 @@ pub fn default_directives(verbose: u8, quiet: bool) -> &'static str {
 
 /// Installs the subscriber. Call once, from the binary; later calls are ignored (a test may
 /// have installed one).
-pub fn init(verbose: u8, quiet: bool) {
+pub(crate) fn init(verbose: u8, quiet: bool) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value).unwrap_or_else(|e| {
             eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");

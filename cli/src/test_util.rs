@@ -2,6 +2,23 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
+
+use nitro_runtime::module::RouteModule;
+
+/// A route module that is never called: outcomes and app entries only hold it.
+struct Module(&'static str);
+
+impl RouteModule for Module {
+    fn file(&self) -> &str {
+        self.0
+    }
+}
+
+/// Loaded code for `file`, without a library.
+pub(crate) fn module(file: &'static str) -> Arc<dyn RouteModule> {
+    Arc::new(Module(file))
+}
 
 /// Every file below `dir`, as `/`-separated paths relative to it and prefixed with `prefix`
 /// (`"src"` gives `src/lib.rs`), skipping build caches (`.nitro`, `.output`, `target`).

@@ -5,7 +5,16 @@
 
 use std::io::IsTerminal;
 
-use crate::cargo_build::Diagnostics;
+use crate::project::cargo_build::Diagnostics;
+
+/// `1 route`, `2 routes`, `3 libraries`.
+pub fn plural(n: usize, word: &str) -> String {
+    match (n, word) {
+        (1, _) => format!("1 {word}"),
+        (_, "library") => format!("{n} libraries"),
+        _ => format!("{n} {word}s"),
+    }
+}
 
 /// The terminal, as the commands see it.
 #[derive(Debug, Clone)]

@@ -1,0 +1,171 @@
+//! `nitro dev`: build every route, serve the project, stop on Ctrl-C or SIGTERM.
+//!
+//! The steps of [`crate::pipeline`] (scan, generate, build, load, outcomes), then
+//! [`crate::serve`] with a dev client attached, and the dev loop ([`crate::devloop`]) on its own
+//! thread: it owns everything that changes afterwards.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use nitro_runtime::{App, Hub, ServerConfig};
+
+use crate::devloop::reload::DevLoop;
+use crate::devloop::watch::Watcher;
+use crate::pipeline;
+use crate::project::config::{self, Overrides, ResolvedConfig};
+use crate::serve::{self, Mode};
+use crate::ui::{Ui, plural};
+
+/// Arguments of `nitro dev`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DevArgs {
+    /// The project folder: the one holding `routes/` (and optionally `nitro.toml`,
+    /// `index.html`, `public/`).
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+
+    /// Port to listen on; 0 picks a free one. Wins over `PORT` and `[dev] port` (default 3000).
+    #[arg(long, short = 'p')]
+    pub(crate) port: Option<u16>,
+
+    /// Address to listen on. Wins over `HOST` and `[dev] host` (default 127.0.0.1, this
+    /// machine only; 0.0.0.0 is every interface).
+    #[arg(long)]
+    pub(crate) host: Option<String>,
+}
+
+/// Runs `nitro dev` until Ctrl-C or SIGTERM.
+pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        port: args.port,
+        host: args.host.clone(),
+    };
+    let config = config::load(&args.dir, &overrides)?;
+    tracing::debug!(target: "nitro::cli", "config: {config}");
+    for warning in &config.warnings {
+        ui.warn(warning);
+    }
+
+    // Before the first build, so that edits made while it runs are not missed.
+    let watcher = match Watcher::start(&config.project_dir) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            ui.warn(&format!(
+                "cannot watch `{}` for changes ({error}): restart `nitro dev` after each edit",
+                config.display_dir.display()
+            ));
+            None
+        }
+    };
+
+    let table = pipeline::scan(&config)?;
+    if table.is_empty() {
+        ui.warn(&format!(
+            "no route files in `{}`: serving only `public/` and `index.html`",
+            config.display_dir.join("routes").display()
+        ));
+    }
+    let generated = pipeline::generate_checked(&config, &table, ui)?;
+
+    if !generated.routes.is_empty() {
+        ui.status(&format!(
+            "  building {} in `{}`…",
+            plural(generated.routes.len(), "route"),
+            config.display_dir.display()
+        ));
+    }
+    let report = pipeline::build(
+        &config,
+        &generated,
+        &generated.routes,
+        false,
+        pipeline::progress(ui).as_ref(),
+    )?;
+
+    let hub = Hub::new();
+    let loaded = pipeline::load(&report, &hub, &pipeline::cache_dir(&config), |_, _| false);
+    let outcomes = pipeline::outcomes(&table, &generated, &report, &loaded);
+    for line in pipeline::summary(&table, report.duration, &outcomes, ui) {
+        ui.status(&line);
+    }
+    pipeline::print_failures(&generated, &report, &outcomes, ui);
+    let routes = pipeline::entries(&outcomes);
+    let failing = pipeline::failures(&outcomes);
+
+    let app = App::new(table.clone(), routes.clone());
+    serve::serve(
+        ui,
+        Mode::Dev,
+        server_config(&config),
+        hub.clone(),
+        app,
+        |server| {
+            let dev_client = nitro_runtime::DevClient::new();
+            server.set_dev_client(dev_client.clone());
+            let dev_loop = DevLoop {
+                overrides,
+                config,
+                table,
+                generated,
+                routes,
+                failing,
+                config_error: None,
+                handle: server.handle(),
+                hub,
+                dev_client,
+                ui: ui.clone(),
+            };
+            dev_loop.publish_state();
+            if let Some(watcher) = watcher {
+                dev_loop
+                    .spawn(watcher)
+                    .map_err(serve::ServeError::Runtime)?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The runtime's settings for the dev server.
+pub(crate) fn server_config(config: &ResolvedConfig) -> ServerConfig {
+    let index = config.index_html();
+    let mut server = ServerConfig::new(config.addr);
+    server.public_dir = Some(config.public_dir());
+    server.index_html = (config.renderer_static && index.is_file()).then_some(index);
+    server.dev = true;
+    server.limits = config.limits.clone();
+    // DNS rebinding: the dev server answers only the names it knows.
+    server.allowed_hosts = Some(config.allowed_hosts.clone());
+    server.allowed_origins = config.allowed_origins.clone();
+    server
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::config::{Env, resolve};
+
+    #[test]
+    fn server_config_follows_the_renderer_setting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let config = |file: Option<&str>| {
+            resolve(&dir, &dir, file, &Env::default(), &Overrides::default()).unwrap()
+        };
+        let c = server_config(&config(None));
+        assert_eq!(c.index_html, None, "no index.html on disk");
+        assert_eq!(c.public_dir, Some(dir.join("public")));
+        assert!(c.dev);
+        std::fs::write(dir.join("index.html"), "<h1>hi</h1>").unwrap();
+        assert_eq!(
+            server_config(&config(None)).index_html,
+            Some(dir.join("index.html"))
+        );
+        assert_eq!(
+            server_config(&config(Some("[renderer]\nstatic = false"))).index_html,
+            None
+        );
+    }
+}

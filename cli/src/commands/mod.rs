@@ -1,0 +1,6 @@
+//! One module per command: its arguments and its `run`.
+
+pub(crate) mod build;
+pub(crate) mod dev;
+pub(crate) mod init;
+pub(crate) mod start;

@@ -1,0 +1,519 @@
+//! The hardening tables of `nitro.toml`: `[limits]`, `[websocket] allowed_origins` and
+//! `[dev] allowed_hosts` (what they defend against: `docs/security.md`).
+//!
+//! Values are checked while the file is read, so a wrong one is reported like any other
+//! `nitro.toml` mistake: the key, the table, the file and the line
+//! (see [`crate::project::config`]). Sizes are bytes (`1048576`) or a string with a unit (`"1 MiB"`,
+//! `"16 KiB"`); durations are seconds (`30`, `0.5`).
+
+use std::fmt;
+use std::time::Duration;
+
+use nitro_runtime::Limits;
+use serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// `[limits]` as written: every key optional, each overriding one default of [`Limits`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsSection {
+    #[serde(default, deserialize_with = "size")]
+    ws_max_message: Option<usize>,
+    #[serde(default, deserialize_with = "size")]
+    ws_max_frame: Option<usize>,
+    #[serde(default, deserialize_with = "buffer_size")]
+    ws_buffer: Option<usize>,
+    #[serde(default, deserialize_with = "size")]
+    ws_send_queue: Option<usize>,
+    #[serde(default, deserialize_with = "seconds")]
+    ws_idle_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "size")]
+    max_body: Option<usize>,
+    #[serde(default, deserialize_with = "seconds")]
+    body_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "header_count")]
+    max_headers: Option<usize>,
+    #[serde(default, deserialize_with = "head_size")]
+    max_header_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "seconds")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "seconds")]
+    handler_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "thread_count")]
+    route_threads: Option<usize>,
+}
+
+impl LimitsSection {
+    /// The defaults with this table's values applied.
+    pub(crate) fn resolve(&self) -> Limits {
+        let mut limits = Limits::default();
+        fn set<T: Copy>(value: Option<T>, into: &mut T) {
+            if let Some(value) = value {
+                *into = value;
+            }
+        }
+        set(self.ws_max_message, &mut limits.ws_max_message);
+        set(self.ws_max_frame, &mut limits.ws_max_frame);
+        set(self.ws_buffer, &mut limits.ws_buffer);
+        set(self.ws_send_queue, &mut limits.ws_send_queue);
+        set(self.ws_idle_timeout, &mut limits.ws_idle_timeout);
+        set(self.max_body, &mut limits.max_body);
+        set(self.body_timeout, &mut limits.body_timeout);
+        set(self.max_headers, &mut limits.max_headers);
+        set(self.max_header_bytes, &mut limits.max_header_bytes);
+        set(self.header_read_timeout, &mut limits.header_read_timeout);
+        set(self.handler_timeout, &mut limits.handler_timeout);
+        set(self.route_threads, &mut limits.route_threads);
+        // A frame can never be bigger than the largest message.
+        limits.ws_max_frame = limits.ws_max_frame.min(limits.ws_max_message);
+        limits
+    }
+}
+
+/// `[limits]` as a built output's manifest records it (`nitro.json`), so that `nitro start`
+/// serves with the limits the project was built with. Sizes in bytes, durations in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuiltLimits {
+    pub ws_max_message: usize,
+    pub ws_max_frame: usize,
+    pub ws_buffer: usize,
+    pub ws_send_queue: usize,
+    pub ws_idle_timeout: f64,
+    pub max_body: usize,
+    pub body_timeout: f64,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: f64,
+    pub handler_timeout: f64,
+    pub route_threads: usize,
+}
+
+impl From<&Limits> for BuiltLimits {
+    fn from(limits: &Limits) -> BuiltLimits {
+        BuiltLimits {
+            ws_max_message: limits.ws_max_message,
+            ws_max_frame: limits.ws_max_frame,
+            ws_buffer: limits.ws_buffer,
+            ws_send_queue: limits.ws_send_queue,
+            ws_idle_timeout: limits.ws_idle_timeout.as_secs_f64(),
+            max_body: limits.max_body,
+            body_timeout: limits.body_timeout.as_secs_f64(),
+            max_headers: limits.max_headers,
+            max_header_bytes: limits.max_header_bytes,
+            header_read_timeout: limits.header_read_timeout.as_secs_f64(),
+            handler_timeout: limits.handler_timeout.as_secs_f64(),
+            route_threads: limits.route_threads,
+        }
+    }
+}
+
+impl BuiltLimits {
+    /// The runtime's limits; a duration that is not a positive number keeps its default.
+    pub fn to_limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        let seconds = |value: f64, into: &mut Duration| {
+            if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+                *into = Duration::from_secs_f64(value);
+            }
+        };
+        limits.ws_max_message = self.ws_max_message;
+        limits.ws_max_frame = self.ws_max_frame;
+        limits.ws_buffer = self.ws_buffer;
+        limits.ws_send_queue = self.ws_send_queue;
+        seconds(self.ws_idle_timeout, &mut limits.ws_idle_timeout);
+        limits.max_body = self.max_body;
+        seconds(self.body_timeout, &mut limits.body_timeout);
+        limits.max_headers = self.max_headers;
+        limits.max_header_bytes = self.max_header_bytes;
+        seconds(self.header_read_timeout, &mut limits.header_read_timeout);
+        seconds(self.handler_timeout, &mut limits.handler_timeout);
+        limits.route_threads = self.route_threads;
+        limits
+    }
+}
+
+/// What a key of `[limits]` takes, in words (for [`crate::project::config`]'s messages).
+pub(crate) fn expected(key: &str) -> String {
+    match key {
+        "max_headers" => COUNT_HEADERS.into(),
+        "route_threads" => COUNT_THREADS.into(),
+        "max_header_bytes" => SIZE_HEAD.into(),
+        "ws_buffer" => SIZE_BUFFER.into(),
+        key if key.ends_with("timeout") => SECONDS.into(),
+        _ => SIZE.into(),
+    }
+}
+
+/// `[websocket]`: settings of the project's WebSocket routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebSocketSection {
+    pub(crate) allowed_origins: Option<Vec<Origin>>,
+}
+
+/// An entry of `[websocket] allowed_origins`: `scheme://host[:port]` or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin(pub(crate) String);
+
+pub(crate) const ORIGINS: &str = "a list of origins such as `[\"https://app.example\", \"http://localhost:5173\"]` (scheme, host and optional port, no path), or `[\"*\"]`";
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Origin, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let trimmed = text.trim().trim_end_matches('/');
+        let valid = trimmed == "*"
+            || ["http://", "https://"].iter().any(|scheme| {
+                trimmed.strip_prefix(scheme).is_some_and(|rest| {
+                    !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' '])
+                })
+            });
+        if valid {
+            Ok(Origin(trimmed.to_owned()))
+        } else {
+            Err(de::Error::invalid_value(Unexpected::Str(&text), &ORIGINS))
+        }
+    }
+}
+
+/// An entry of `[dev] allowed_hosts`: a host name, `.domain` for a domain and its subdomains,
+/// or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostName(pub(crate) String);
+
+pub(crate) const HOSTS: &str = "a list of host names such as `[\"my-box.local\", \".example.test\"]` (no scheme or port; a leading `.` allows the subdomains too), or `[\"*\"]`";
+
+impl<'de> Deserialize<'de> for HostName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HostName, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let trimmed = text.trim();
+        let valid = trimmed == "*"
+            || (!trimmed.is_empty()
+                && trimmed
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+        if valid {
+            Ok(HostName(trimmed.to_ascii_lowercase()))
+        } else {
+            Err(de::Error::invalid_value(Unexpected::Str(&text), &HOSTS))
+        }
+    }
+}
+
+const SIZE: &str =
+    "a size in bytes from 1, as a number (`1048576`) or a string with a unit (`\"1 MiB\"`)";
+const SIZE_HEAD: &str =
+    "a size of at least 8 KiB, as a number (`16384`) or a string with a unit (`\"16 KiB\"`)";
+const SIZE_BUFFER: &str =
+    "a size of at least 1 KiB, as a number (`4096`) or a string with a unit (`\"4 KiB\"`)";
+const SECONDS: &str = "a number of seconds greater than 0 and at most 86400, such as `30` or `0.5`";
+const COUNT_HEADERS: &str = "a whole number from 1 to 10000";
+const COUNT_THREADS: &str = "a whole number from 1 to 512";
+
+/// Parses `"1 MiB"`, `"16KiB"`, `"512 B"`, `"2 MB"`, `"1024"`.
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().ok()?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+struct SizeVisitor {
+    min: usize,
+    expected: &'static str,
+}
+
+impl Visitor<'_> for SizeVisitor {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expected)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<usize, E> {
+        match usize::try_from(value) {
+            Ok(n) if n >= self.min => Ok(n),
+            _ => Err(E::invalid_value(Unexpected::Signed(value), &self)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<usize, E> {
+        match usize::try_from(value) {
+            Ok(n) if n >= self.min => Ok(n),
+            _ => Err(E::invalid_value(Unexpected::Unsigned(value), &self)),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<usize, E> {
+        match parse_size(value) {
+            Some(n) if n >= self.min => Ok(n),
+            _ => Err(E::invalid_value(Unexpected::Str(value), &self)),
+        }
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(SizeVisitor {
+            min: 1,
+            expected: SIZE,
+        })
+        .map(Some)
+}
+
+fn head_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(SizeVisitor {
+            min: 8 << 10,
+            expected: SIZE_HEAD,
+        })
+        .map(Some)
+}
+
+fn buffer_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(SizeVisitor {
+            min: 1 << 10,
+            expected: SIZE_BUFFER,
+        })
+        .map(Some)
+}
+
+struct SecondsVisitor;
+
+impl SecondsVisitor {
+    fn check<E: de::Error>(seconds: f64, unexpected: Unexpected<'_>) -> Result<Duration, E> {
+        if seconds > 0.0 && seconds <= 86_400.0 {
+            Ok(Duration::from_secs_f64(seconds))
+        } else {
+            Err(E::invalid_value(unexpected, &SECONDS))
+        }
+    }
+}
+
+impl Visitor<'_> for SecondsVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(SECONDS)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Duration, E> {
+        Self::check(value as f64, Unexpected::Signed(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Duration, E> {
+        Self::check(value as f64, Unexpected::Unsigned(value))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Duration, E> {
+        Self::check(value, Unexpected::Float(value))
+    }
+}
+
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    deserializer.deserialize_any(SecondsVisitor).map(Some)
+}
+
+struct CountVisitor {
+    max: usize,
+    expected: &'static str,
+}
+
+impl Visitor<'_> for CountVisitor {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expected)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<usize, E> {
+        match usize::try_from(value) {
+            Ok(n) if (1..=self.max).contains(&n) => Ok(n),
+            _ => Err(E::invalid_value(Unexpected::Signed(value), &self)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<usize, E> {
+        match usize::try_from(value) {
+            Ok(n) if (1..=self.max).contains(&n) => Ok(n),
+            _ => Err(E::invalid_value(Unexpected::Unsigned(value), &self)),
+        }
+    }
+}
+
+fn header_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(CountVisitor {
+            max: 10_000,
+            expected: COUNT_HEADERS,
+        })
+        .map(Some)
+}
+
+fn thread_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(CountVisitor {
+            max: 512,
+            expected: COUNT_THREADS,
+        })
+        .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1 MiB"), Some(1 << 20));
+        assert_eq!(parse_size("16KiB"), Some(16 << 10));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size(" 2 mb "), Some(2_000_000));
+        assert_eq!(parse_size("1.5 MiB"), None);
+        assert_eq!(parse_size("MiB"), None);
+        assert_eq!(parse_size("1 parsec"), None);
+        assert_eq!(parse_size("99999999999999999999 GiB"), None);
+    }
+
+    use std::path::Path;
+
+    use crate::project::config::{Env, Overrides, ResolvedConfig, resolve};
+
+    fn run(file: &str) -> Result<ResolvedConfig, String> {
+        resolve(
+            Path::new("/home/ada/app"),
+            Path::new("examples/x"),
+            Some(file),
+            &Env::default(),
+            &Overrides::default(),
+        )
+        .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run("").unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert!(c.allowed_hosts.is_empty());
+        assert_eq!(c.allowed_origins, None);
+    }
+
+    #[test]
+    fn every_key() {
+        let c = run(r#"
+            [limits]
+            ws_max_message = "2 MiB"
+            ws_max_frame = 65536
+            ws_buffer = "8 KiB"
+            ws_send_queue = "4 MiB"
+            ws_idle_timeout = 45
+            max_body = "10 MB"
+            body_timeout = 5.5
+            max_headers = 200
+            max_header_bytes = "32 KiB"
+            header_read_timeout = 20
+            handler_timeout = 0.25
+            route_threads = 8
+            [websocket]
+            allowed_origins = ["https://app.example", "http://localhost:5173/"]
+            [dev]
+            allowed_hosts = ["My-Box.local", ".example.test"]
+        "#)
+        .unwrap();
+        let l = &c.limits;
+        assert_eq!(l.ws_max_message, 2 << 20);
+        assert_eq!(l.ws_max_frame, 65536);
+        assert_eq!(l.ws_buffer, 8 << 10);
+        assert_eq!(l.ws_send_queue, 4 << 20);
+        assert_eq!(l.ws_idle_timeout, Duration::from_secs(45));
+        assert_eq!(l.max_body, 10_000_000);
+        assert_eq!(l.body_timeout, Duration::from_millis(5500));
+        assert_eq!(l.max_headers, 200);
+        assert_eq!(l.max_header_bytes, 32 << 10);
+        assert_eq!(l.header_read_timeout, Duration::from_secs(20));
+        assert_eq!(l.handler_timeout, Duration::from_millis(250));
+        assert_eq!(l.route_threads, 8);
+        assert_eq!(
+            c.allowed_origins.unwrap(),
+            ["https://app.example", "http://localhost:5173"]
+        );
+        assert_eq!(c.allowed_hosts, ["my-box.local", ".example.test"]);
+    }
+
+    #[test]
+    fn limits_survive_the_manifest() {
+        let c = run("[limits]\nhandler_timeout = 0.25\nmax_body = \"2 MiB\"\n").unwrap();
+        let built = BuiltLimits::from(&c.limits);
+        let json = serde_json::to_string(&built).unwrap();
+        let back: BuiltLimits = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.to_limits(), c.limits);
+    }
+
+    #[test]
+    fn the_frame_limit_follows_a_smaller_message_limit() {
+        let c = run("[limits]\nws_max_message = 1000\n").unwrap();
+        assert_eq!(
+            (c.limits.ws_max_message, c.limits.ws_max_frame),
+            (1000, 1000)
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_key_the_table_and_the_line() {
+        let cases = [
+            (
+                "[limits]\nhandler_timeout = 0\n",
+                "`handler_timeout` in `[limits]` of `examples/x/nitro.toml:2` must be a number of seconds greater than 0 and at most 86400, such as `30` or `0.5`, found integer `0`",
+            ),
+            (
+                "[limits]\n\nmax_body = \"lots\"\n",
+                "`max_body` in `[limits]` of `examples/x/nitro.toml:3` must be a size in bytes from 1, as a number (`1048576`) or a string with a unit (`\"1 MiB\"`), found string \"lots\"",
+            ),
+            (
+                "[limits]\nroute_threads = 1000\n",
+                "`route_threads` in `[limits]` of `examples/x/nitro.toml:2` must be a whole number from 1 to 512, found integer `1000`",
+            ),
+            (
+                "[limits]\nmax_header_bytes = 100\n",
+                "`max_header_bytes` in `[limits]` of `examples/x/nitro.toml:2` must be a size of at least 8 KiB, as a number (`16384`) or a string with a unit (`\"16 KiB\"`), found integer `100`",
+            ),
+            (
+                "[limits]\nws_idle_timeout = true\n",
+                "`ws_idle_timeout` in `[limits]` of `examples/x/nitro.toml:2` must be a number of seconds greater than 0 and at most 86400, such as `30` or `0.5`, found boolean `true`",
+            ),
+        ];
+        for (file, message) in cases {
+            assert_eq!(run(file).unwrap_err(), message, "{file}");
+        }
+        let unknown = run("[limits]\nmax_bodi = 1\n").unwrap_err();
+        assert!(
+            unknown.starts_with(
+                "unknown key `max_bodi` in `[limits]` of `examples/x/nitro.toml:2`: expected one of"
+            ),
+            "{unknown}"
+        );
+        let origin = run("[websocket]\nallowed_origins = [\"app.example\"]\n").unwrap_err();
+        assert!(
+            origin.starts_with("`allowed_origins` in `[websocket]` of `examples/x/nitro.toml:2` must be a list of origins"),
+            "{origin}"
+        );
+        let host = run("[dev]\nallowed_hosts = [\"http://my.box:3000\"]\n").unwrap_err();
+        assert!(
+            host.starts_with("`allowed_hosts` in `[dev]` of `examples/x/nitro.toml:2` must be a list of host names"),
+            "{host}"
+        );
+    }
+}

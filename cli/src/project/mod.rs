@@ -1,0 +1,7 @@
+//! A project on disk: its config, the generated cargo workspace and the cargo runs over it.
+
+pub mod cargo_build;
+pub mod codegen;
+pub mod config;
+pub mod config_limits;
+pub(crate) mod embedded;

@@ -1,0 +1,178 @@
+//! Serving, for `nitro dev` and `nitro start`: the async runtime, the bind, the URL on stdout,
+//! SIGINT/SIGTERM, and a shutdown that a stuck route cannot hold up.
+//!
+//! Signals are registered before the server binds, so a signal sent right after the URL is
+//! printed is seen. The first one stops the server gracefully (stop accepting, finish
+//! in-flight requests, close WebSocket peers with `1001`, within the server's
+//! `shutdown_timeout`). Under `nitro start` a second one exits at once.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nitro_runtime::{App, Hub, Server, ServerConfig, ServerError};
+
+use crate::ui::Ui;
+
+/// Which command serves: it decides the words and the end of a shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Dev,
+    Start,
+}
+
+impl Mode {
+    /// How long the runtime waits, after the server stopped, for route code still running on
+    /// the blocking pool: a call stuck past its deadline keeps its thread, and waiting for it
+    /// would hang the exit (issue #5).
+    fn runtime_grace(self) -> Duration {
+        match self {
+            Mode::Dev => Duration::from_millis(500),
+            Mode::Start => Duration::from_millis(200),
+        }
+    }
+
+    fn url_label(self) -> &'static str {
+        match self {
+            Mode::Dev => "Local",
+            Mode::Start => "Listening on",
+        }
+    }
+}
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServeError {
+    /// The server could not start (the port is in use, …) or failed while running.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
+    #[error("cannot listen for Ctrl-C and SIGTERM")]
+    Signals(#[source] io::Error),
+}
+
+/// Serves `app` until a signal. `ready` runs once the server is bound, before its URL is
+/// printed (`nitro dev` attaches its dev client and starts its dev loop there).
+pub(crate) fn serve(
+    ui: &Ui,
+    mode: Mode,
+    config: ServerConfig,
+    hub: Arc<Hub>,
+    app: App,
+    ready: impl FnOnce(&Server) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let shutdown_timeout = config.shutdown_timeout;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nitro")
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let served = runtime.block_on(async {
+        let mut signals = Signals::new().map_err(ServeError::Signals)?;
+        let server = Server::bind(config, hub, app)
+            .await
+            .map_err(ServeError::Server)?;
+        ready(&server)?;
+        banner(ui, mode, server.local_addr());
+        let (first, stop) = tokio::sync::oneshot::channel::<()>();
+        let status_ui = ui.clone();
+        tokio::spawn(async move {
+            signals.next().await;
+            if mode == Mode::Start {
+                status_ui.status(&format!(
+                    "  shutting down: finishing requests, closing WebSockets (at most {:.0} s; a second Ctrl-C stops at once)",
+                    shutdown_timeout.as_secs_f64()
+                ));
+            }
+            let _ = first.send(());
+            if mode == Mode::Start {
+                signals.next().await;
+                status_ui.warn("second signal: exiting now");
+                std::process::exit(130);
+            }
+        });
+        server
+            .run_until(async {
+                let _ = stop.await;
+            })
+            .await
+            .map_err(ServeError::Server)?;
+        Ok::<_, anyhow::Error>(())
+    });
+    runtime.shutdown_timeout(mode.runtime_grace());
+    served?;
+    ui.status("  stopped");
+    Ok(())
+}
+
+/// The URL on stdout (the one line a script reads), and a note when every interface listens.
+fn banner(ui: &Ui, mode: Mode, addr: SocketAddr) {
+    ui.data(&format!("  ➜ {}: {}", mode.url_label(), url(addr)));
+    if addr.ip().is_unspecified() {
+        ui.status(&format!(
+            "  ➜ Network: every interface of this machine, port {}",
+            addr.port()
+        ));
+    }
+}
+
+/// The URL to open for a bound address: loopback when bound to every interface.
+pub(crate) fn url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, addr.port()))
+}
+
+/// SIGINT and SIGTERM, registered up front.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            url("127.0.0.1:3000".parse().unwrap()),
+            "http://127.0.0.1:3000/"
+        );
+        assert_eq!(url("0.0.0.0:80".parse().unwrap()), "http://127.0.0.1:80/");
+        assert_eq!(url("[::]:8080".parse().unwrap()), "http://[::1]:8080/");
+        assert_eq!(url("[::1]:1".parse().unwrap()), "http://[::1]:1/");
+    }
+}

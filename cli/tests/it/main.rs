@@ -1,0 +1,14 @@
+//! The CLI's integration tests: one binary, so the stack links once. Each module is one area;
+//! `support` is the harness they share.
+
+mod support;
+
+mod browser;
+mod build_start;
+mod codegen_build;
+mod dev_server;
+mod hardening;
+mod help;
+mod hot_reload;
+mod http_routes;
+mod websocket_example;
