@@ -67,6 +67,12 @@ pub struct Limits {
     /// the late hook is reported (to the `error` hook) and the peer's next hook wait until it
     /// has returned. Default 30 s.
     pub handler_timeout: Duration,
+    /// The stack of each thread route code runs on. Route handlers are ordinary synchronous
+    /// code: tokio's default of 2 MiB overflowed on a 3 MiB array, which ends the process
+    /// (Rust cannot catch a stack overflow). Applied by the program that builds the tokio
+    /// runtime (`nitro dev` and `nitro start` do; it sets every runtime thread's stack, which is
+    /// virtual memory until used). Default 8 MiB, as a main thread on Linux.
+    pub route_stack: usize,
     /// How many connections the kernel may hold for the server before it accepts them (the
     /// listen backlog; Linux caps it at `net.core.somaxconn`, 4 096 by default). A burst of
     /// connections beyond it is dropped or retried by the clients' kernels. Default 4 096
@@ -95,6 +101,7 @@ impl Default for Limits {
             max_header_bytes: 16 << 10,
             header_read_timeout: Duration::from_secs(10),
             handler_timeout: Duration::from_secs(30),
+            route_stack: 8 << 20,
             listen_backlog: 4096,
             route_threads: 64,
         }
