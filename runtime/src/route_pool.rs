@@ -23,6 +23,45 @@ use tokio::sync::Semaphore;
 use crate::http_error::HttpError;
 use crate::module::CallError;
 
+/// Route calls running now, in the whole process (any pool), and the route of the last one
+/// that started: what an `exit` from route code is reported with ([`in_flight`]).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static LAST_STARTED: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// When route calls are running: how many, and the route of the last one that started.
+pub(crate) fn in_flight() -> Option<(usize, String)> {
+    let running = IN_FLIGHT.load(Ordering::Acquire);
+    if running == 0 {
+        return None;
+    }
+    // `try_lock`: this may run at exit, while a thread holds the lock.
+    let last = LAST_STARTED
+        .try_lock()
+        .map(|last| last.clone())
+        .unwrap_or_default();
+    Some((running, last))
+}
+
+/// Marks a route call running until dropped.
+struct Running;
+
+impl Running {
+    fn start(file: &str) -> Running {
+        if let Ok(mut last) = LAST_STARTED.lock() {
+            last.clear();
+            last.push_str(file);
+        }
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 const RUNNING: u8 = 0;
 const DONE: u8 = 1;
 /// The caller stopped waiting.
@@ -138,7 +177,9 @@ impl RoutePool {
                 if let Some(record) = record {
                     write_record(&record, &file);
                 }
+                let running = Running::start(&file);
                 let result = f();
+                drop(running);
                 drop(permit);
                 if state.swap(DONE, Ordering::AcqRel) == ABANDONED {
                     let left = overrunning.fetch_sub(1, Ordering::AcqRel) - 1;

@@ -59,6 +59,7 @@ impl Server {
         app: App,
     ) -> Result<Server, ServerError> {
         config.limits = config.limits.sanitized();
+        crate::loader::report_exit_from_routes();
         hub.set_max_topics(config.limits.ws_max_topics);
         let addr = config.addr;
         let listener = listen(addr, config.limits.listen_backlog).map_err(|source| {

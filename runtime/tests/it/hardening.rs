@@ -806,6 +806,45 @@ async fn a_peer_may_subscribe_to_at_most_ws_max_topics() {
     assert_eq!(next_text(&mut client).await, "50");
 }
 
+/// `GET /api/exit`: calls `std::process::exit(0)`, as a route might.
+struct Exits;
+
+impl RouteModule for Exits {
+    fn file(&self) -> &str {
+        "routes/api/exit.rs"
+    }
+    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
+        std::process::exit(0)
+    }
+}
+
+#[tokio::test]
+async fn an_exit_from_a_route_is_reported_before_the_process_goes() {
+    if std::env::var_os("NITRO_TEST_EXITING_SERVER").is_some() {
+        // The child: serve the route and call it; the process ends inside the call.
+        let server = TestServer::start(app(&["api/exit.rs"], vec![Arc::new(Exits)])).await;
+        let _ = get(server.addr, "/api/exit").await;
+        unreachable!("the route exits");
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hardening::an_exit_from_a_route_is_reported_before_the_process_goes",
+            "--nocapture",
+        ])
+        .env("NITRO_TEST_EXITING_SERVER", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the last that started: `routes/api/exit.rs`): did a route call `std::process::exit`?"
+        ),
+        "{stderr}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host and Origin
 
