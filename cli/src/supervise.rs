@@ -155,7 +155,10 @@ pub(crate) fn run(
     args: &[OsString],
     budget: Budget,
 ) -> anyhow::Result<ExitCode> {
-    let record = std::env::temp_dir().join(format!("nitro-{}-calls", std::process::id()));
+    // One file per supervisor (tests run several in one process).
+    static SUPERVISORS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SUPERVISORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let record = std::env::temp_dir().join(format!("nitro-{}-{n}-calls", std::process::id()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
