@@ -23,6 +23,8 @@ pub mod output;
 pub mod pipeline;
 pub mod project;
 pub(crate) mod serve;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod supervise;
 pub mod ui;
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! Signals are registered before the server binds, so a signal sent right after the URL is
 //! printed is seen. The first one stops the server gracefully (stop accepting, finish
 //! in-flight requests, close WebSocket peers with `1001`, within the server's
-//! `shutdown_timeout`). Under `nitro start` a second one exits at once.
+//! `shutdown_timeout`), then the routes it dropped get up to 5 s for their own shutdown (their
+//! `nitro::state` dropped, their runtimes stopped). Under `nitro start` a second signal exits at
+//! once.
 //!
 //! With `[websocket] pubsub`, the Redis backplane is attached to the hub before the server
 //! binds and stopped (its final counts logged) after the server stopped.
@@ -18,7 +20,11 @@ use nitro_runtime::ws::backplane::PubSubConfig;
 use nitro_runtime::{App, Hub, Server, ServerConfig, ServerError};
 
 use crate::project::config_pubsub;
-use crate::ui::Ui;
+use crate::ui::{Ui, plural};
+
+/// How long the exit waits for the routes' own shutdown (their state dropped, their runtimes
+/// stopped) once the server drained.
+const ROUTE_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// Which command serves: it decides the words and the end of a shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +77,7 @@ pub(crate) fn serve(
     ready: impl FnOnce(&Server) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("nitro")
-        .build()
-        .map_err(ServeError::Runtime)?;
+    let runtime = runtime(&config.limits).map_err(ServeError::Runtime)?;
     let served = runtime.block_on(async {
         let mut signals = Signals::new().map_err(ServeError::Signals)?;
         let backplane = config_pubsub::start(&hub, pubsub, ui)?;
@@ -111,10 +113,31 @@ pub(crate) fn serve(
         config_pubsub::stop(backplane).await;
         Ok::<_, anyhow::Error>(())
     });
+    // The drained server dropped its routes: let their `shutdown` run (`nitro::state` values
+    // such as a database pool are dropped, route runtimes stop) before the process exits.
+    let stuck = nitro_runtime::loader::wait_retired(ROUTE_SHUTDOWN);
+    if stuck > 0 {
+        ui.warn(&format!(
+            "{} did not finish shutting down within {} s",
+            plural(stuck, "route"),
+            ROUTE_SHUTDOWN.as_secs()
+        ));
+    }
     runtime.shutdown_timeout(mode.runtime_grace());
     served?;
     ui.status("  stopped");
     Ok(())
+}
+
+/// The tokio runtime the server runs on. Route code runs on its blocking threads, which get
+/// `[limits] route_stack` of stack (tokio's default, 2 MiB, is less than ordinary code may
+/// need, and an overflow ends the process).
+fn runtime(limits: &nitro_runtime::Limits) -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nitro")
+        .thread_stack_size(limits.route_stack)
+        .build()
 }
 
 /// The URL on stdout (the one line a script reads), and a note when every interface listens.
@@ -174,6 +197,21 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_threads_have_the_configured_stack() {
+        /// Uses about `N` bytes of stack.
+        fn deep<const N: usize>() -> u8 {
+            let frame = std::hint::black_box([7u8; N]);
+            frame[N / 2]
+        }
+        let runtime = runtime(&nitro_runtime::Limits::default()).unwrap();
+        // A 3 MiB array overflows tokio's default 2 MiB stack (the process aborts).
+        let value = runtime
+            .block_on(async { tokio::task::spawn_blocking(deep::<{ 3 << 20 }>).await })
+            .unwrap();
+        assert_eq!(value, 7);
+    }
 
     #[test]
     fn urls() {

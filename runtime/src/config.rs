@@ -47,6 +47,11 @@ pub struct ServerConfig {
     pub cache_files: bool,
     /// How long shutdown waits for in-flight requests and closing WebSockets.
     pub shutdown_timeout: Duration,
+    /// A file where each route call, as it starts on its thread, writes its route file (one
+    /// line, at the start of the file), so that a supervising process can say which route was
+    /// running when the server died of something no thread can catch (a stack overflow, an
+    /// abort, a segfault, `exit`). `nitro start --supervise` sets it. `None`: nothing written.
+    pub call_record: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -64,6 +69,7 @@ impl ServerConfig {
             request_log: false,
             cache_files: false,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
+            call_record: None,
         }
     }
 }

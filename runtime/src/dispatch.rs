@@ -14,8 +14,9 @@
 //!    - any other request with `Upgrade: websocket` gets `404` `no WebSocket route at …`, so
 //!      an upgrade is never accepted where no WebSocket route is;
 //!    - an HTTP route: the body is collected (at most `[limits] max_body`, else `413`) and
-//!      the route's handler runs on the route pool (see [`crate::route_pool`]): `504` when it
-//!      does not answer within `[limits] handler_timeout`;
+//!      the route's handler runs: an `async fn` polled inline on this worker, a sync `fn` on
+//!      the route pool (see [`crate::route_pool`]); `504` when it does not answer within
+//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then);
 //!    - routes for the path but not the method: `405` with `Allow`;
 //!    - nothing: `GET`/`HEAD` of a page URL get the renderer's `index.html` when it is on,
 //!      anything else `404` `Cannot find any route matching [GET] /path`. A page URL is one
@@ -49,7 +50,7 @@ use crate::module::{
 };
 use crate::shared::Shared;
 use crate::ws::handshake::{self, Refusal};
-use crate::ws::{self, Peer, PeerTask};
+use crate::ws::{self, Peer, PeerTask, SendLimit};
 use crate::{App, RouteEntry};
 
 pub(crate) async fn handle(
@@ -173,11 +174,12 @@ async fn http_route(
         Err(error) => return error.render(&parts.headers, dev),
     };
     let info = request_info(&parts, params, remote, body);
-    let outcome = match shared
-        .route_pool
-        .call(file, move || module.http(&info))
-        .await
-    {
+    let pool = &shared.route_pool;
+    let outcome = match module.http_async(&info) {
+        Some(call) => pool.run_async(file, call).await,
+        None => pool.call(file, move || module.http(&info)).await,
+    };
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(overrun) => return overrun.http_error().render(&parts.headers, dev),
     };
@@ -372,7 +374,7 @@ async fn websocket(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let dev = shared.config.dev;
-    let offer = match handshake::check(req.method(), req.headers()) {
+    let offer = match handshake::check(req.method(), req.version(), req.headers()) {
         Ok(offer) => offer,
         Err(Refusal::NotAnUpgrade) => return handshake::upgrade_required(),
         Err(Refusal::Invalid(error)) => return error.render(req.headers(), dev),
@@ -389,11 +391,18 @@ async fn websocket(
     req = Request::from_parts(parts, body);
 
     // The request goes into the hook and comes back for the peer.
-    let decision = match shared
-        .route_pool
-        .call(file, move || Ok((module.ws_upgrade(&info), info)))
-        .await
-    {
+    let pool = &shared.route_pool;
+    let decision = match module.ws_upgrade_async(&info) {
+        Some(call) => pool
+            .run_async(file, call)
+            .await
+            .map(|decision| Ok((decision, info))),
+        None => {
+            pool.call(file, move || Ok((module.ws_upgrade(&info), info)))
+                .await
+        }
+    };
+    let decision = match decision {
         Ok(decision) => decision,
         Err(overrun) => return overrun.http_error().render(req.headers(), dev),
     };
@@ -458,7 +467,10 @@ async fn websocket(
                 namespace,
                 info,
                 context,
-                shared.config.limits.ws_send_queue,
+                SendLimit {
+                    bytes: shared.config.limits.ws_send_queue,
+                    timeout: shared.config.limits.ws_send_timeout,
+                },
             );
             let task = PeerTask {
                 shared: shared.clone(),
@@ -488,9 +500,9 @@ fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
             .write_buffer_size(limits.ws_buffer)
             .max_message_size(Some(limits.ws_max_message))
             .max_frame_size(Some(limits.ws_max_frame));
-        let stream =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        // Large client frames reach tungstenite in fragments, so its read buffer stays small.
+        let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
+        let stream = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         ws::run_peer(task, stream).await;
     });
 }

@@ -36,7 +36,8 @@ impl Shared {
     /// sanitized) and the static `files` it names.
     pub(crate) fn new(config: ServerConfig, hub: Arc<Hub>, app: App, files: StaticFiles) -> Shared {
         Shared {
-            route_pool: RoutePool::new(config.limits.route_threads, config.limits.handler_timeout),
+            route_pool: RoutePool::new(config.limits.route_threads, config.limits.handler_timeout)
+                .with_call_record(config.call_record.as_deref()),
             config,
             app: ArcSwap::from_pointee(app),
             hub,

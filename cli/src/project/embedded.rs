@@ -35,14 +35,27 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../../nitro/src/ffi/mod.rs"),
         ),
         (
+            "src/ffi/async_export.rs",
+            include_str!("../../../nitro/src/ffi/async_export.rs"),
+        ),
+        (
             "src/ffi/export.rs",
             include_str!("../../../nitro/src/ffi/export.rs"),
+        ),
+        (
+            "src/ffi/guard.rs",
+            include_str!("../../../nitro/src/ffi/guard.rs"),
         ),
         (
             "src/ffi/host.rs",
             include_str!("../../../nitro/src/ffi/host.rs"),
         ),
+        (
+            "src/ffi/task.rs",
+            include_str!("../../../nitro/src/ffi/task.rs"),
+        ),
         ("src/http.rs", include_str!("../../../nitro/src/http.rs")),
+        ("src/rt.rs", include_str!("../../../nitro/src/rt.rs")),
         ("src/ws.rs", include_str!("../../../nitro/src/ws.rs")),
     ],
 };
@@ -77,6 +90,10 @@ publish = false
 nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
+tokio = {{ version = "1", features = ["rt-multi-thread", "sync", "time"], optional = true }}
+
+[features]
+tokio = ["dep:tokio"]
 "#
     )
 }
@@ -144,6 +161,16 @@ mod tests {
             dependencies(&nitro_manifest()),
             dependencies(&real),
             "the dependencies of nitro/Cargo.toml changed: update `nitro_manifest` in cli/src/embedded.rs"
+        );
+        let features = |manifest: &str| {
+            toml::from_str::<toml::Table>(manifest)
+                .unwrap()
+                .remove("features")
+        };
+        assert_eq!(
+            features(&nitro_manifest()),
+            features(&real),
+            "the features of nitro/Cargo.toml changed: update `nitro_manifest` in cli/src/embedded.rs"
         );
     }
 

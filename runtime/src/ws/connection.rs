@@ -9,11 +9,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
+use super::fragment;
 use super::peer::{Outbound, PeerRef};
 use super::queue::{self, Receiver, Sender};
 use crate::module::{CallError, RouteModule};
@@ -244,6 +245,12 @@ where
 fn close_for(err: &WsError) -> Option<(u16, &'static str)> {
     match err {
         WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
+        // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. })
+            if *size as u64 > i64::MAX as u64 =>
+        {
+            Some((1002, "protocol error"))
+        }
         WsError::Capacity(_) => Some((1009, "message too big")),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(_) | WsError::AttackAttempt => Some((1002, "protocol error")),
@@ -309,8 +316,12 @@ async fn write_queue<S>(
             match item {
                 Outbound::Frame(message) => {
                     peer.dequeued(message.len());
-                    if sink.feed(message).await.is_err() {
-                        return;
+                    for frame in fragment::fragments(message) {
+                        if sink.feed(frame).await.is_err() {
+                            return;
+                        }
+                        // The socket took the frame before it (`feed` waits for room).
+                        peer.made_progress();
                     }
                 }
                 Outbound::Close { code, reason } => {
@@ -341,17 +352,30 @@ async fn write_queue<S>(
     }
 }
 
-/// Runs the hooks of one peer strictly one at a time, in order.
+/// Runs the hooks of one peer strictly one at a time, in order. A hook that passes the handler
+/// timeout is reported as failed at once, but the peer's next hook (its `error` hook first)
+/// waits until it has returned: a peer's hooks never overlap.
 async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events: Receiver<Event>) {
+    let mut late = Late(None);
     while let Some(event) = events.recv().await {
         match event {
             Event::Open => {
-                if run_hook(&shared, &file, &peer, Hook::Open).await.is_err() {
+                if run_hook(&shared, &file, &peer, Hook::Open, &mut late)
+                    .await
+                    .is_err()
+                {
                     peer.close_with(1011, "internal error");
                 }
             }
             Event::Message(data, binary) => {
-                let _ = run_hook(&shared, &file, &peer, Hook::Message(data, binary)).await;
+                let _ = run_hook(
+                    &shared,
+                    &file,
+                    &peer,
+                    Hook::Message(data, binary),
+                    &mut late,
+                )
+                .await;
             }
             Event::Barrier(handled) => {
                 let _ = handled.send(());
@@ -361,7 +385,7 @@ async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events:
                 // `peers()`, and its `publish` still reaches the others.
                 peer.set_closed();
                 shared.hub.unregister(&peer);
-                let _ = run_hook(&shared, &file, &peer, Hook::Close(code, reason)).await;
+                let _ = run_hook(&shared, &file, &peer, Hook::Close(code, reason), &mut late).await;
                 return;
             }
         }
@@ -385,23 +409,86 @@ impl Hook {
     }
 }
 
+/// A hook call of this peer that passed the handler timeout and may still be running: it
+/// finishes when the sender, moved into the call, is dropped.
+struct Late(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl Late {
+    /// Waits until the late call (if any) has returned.
+    async fn wait(&mut self) {
+        if let Some(done) = self.0.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Runs `call` on the route pool after any late hook of this peer has returned; if it passes
+/// the handler timeout itself, it becomes the late one.
+async fn call_in_order(
+    shared: &Shared,
+    file: &str,
+    late: &mut Late,
+    call: impl FnOnce() -> Result<(), CallError> + Send + 'static,
+) -> Result<(), CallError> {
+    late.wait().await;
+    let (finished, done) = tokio::sync::oneshot::channel::<()>();
+    let result = shared
+        .route_pool
+        .call(file, move || {
+            let result = call();
+            drop(finished);
+            result
+        })
+        .await;
+    match result {
+        Ok(result) => result,
+        Err(overrun) => {
+            late.0 = Some(done);
+            Err(overrun.into())
+        }
+    }
+}
+
 /// Runs one hook of the route's current code. A failure is logged and reported to the
 /// route's `error` hook; `Err` tells the caller it failed.
-async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Result<(), ()> {
+async fn run_hook(
+    shared: &Shared,
+    file: &str,
+    peer: &PeerRef,
+    hook: Hook,
+    late: &mut Late,
+) -> Result<(), ()> {
     let name = hook.name();
     let Some(module) = current_module(&shared.app(), file, name) else {
         return Ok(());
     };
-    let (hook_module, hook_peer) = (module.clone(), peer.clone());
-    let result = shared
-        .route_pool
-        .call(file, move || match hook {
-            Hook::Open => hook_module.ws_open(&hook_peer),
-            Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
-            Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
-        })
-        .await
-        .unwrap_or_else(|overrun| Err(overrun.into()));
+    // An `async fn` hook is polled here, in the peer's task; a sync one runs on the pool. Either
+    // way the next event waits for it, so a peer's hooks run one at a time, in order (a sync
+    // hook past the handler timeout keeps its thread: `call_in_order` makes the next one wait).
+    let started = match &hook {
+        Hook::Open => module.ws_open_async(peer),
+        Hook::Message(data, binary) => module.ws_message_async(peer, data, *binary),
+        Hook::Close(code, reason) => module.ws_close_async(peer, *code, reason),
+    };
+    let result = match started {
+        Some(call) => {
+            late.wait().await;
+            shared
+                .route_pool
+                .run_async(file, call)
+                .await
+                .unwrap_or_else(|overrun| Err(overrun.into()))
+        }
+        None => {
+            let (hook_module, hook_peer) = (module.clone(), peer.clone());
+            call_in_order(shared, file, late, move || match hook {
+                Hook::Open => hook_module.ws_open(&hook_peer),
+                Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
+                Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
+            })
+            .await
+        }
+    };
     let err = match result {
         Ok(()) | Err(CallError::Missing) => return Ok(()),
         Err(err) => err,
@@ -413,13 +500,24 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
         "the WebSocket `{name}` hook of `{file}` failed: {err}"
     );
     let message = err.to_string();
-    let error_peer = peer.clone();
-    match shared
-        .route_pool
-        .call(file, move || module.ws_error(&error_peer, &message))
-        .await
-        .unwrap_or_else(|overrun| Err(overrun.into()))
-    {
+    let reported = match module.ws_error_async(peer, &message) {
+        Some(call) => {
+            late.wait().await;
+            shared
+                .route_pool
+                .run_async(file, call)
+                .await
+                .unwrap_or_else(|overrun| Err(overrun.into()))
+        }
+        None => {
+            let error_peer = peer.clone();
+            call_in_order(shared, file, late, move || {
+                module.ws_error(&error_peer, &message)
+            })
+            .await
+        }
+    };
+    match reported {
         Ok(()) | Err(CallError::Missing) => {}
         Err(err) => tracing::error!(
             target: "nitro::route",
