@@ -489,13 +489,20 @@ async fn websocket(
     }
 }
 
-/// Runs the peer once hyper hands over the connection (after the `101` is written).
+/// Registers the peer in the hub now, before the `101` leaves, and runs it once hyper hands
+/// over the connection. A client that has seen the `101` therefore finds the peer in
+/// `peers()` and in publishes (crossws registers in the same tick as the `101`); frames sent
+/// to it meanwhile wait in its queue, and its `open` hook may still be running.
 fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
+    shared.hub.register(&task.peer);
     shared.tracker.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(err) => {
                 tracing::debug!(target: "nitro::ws", "the upgrade did not complete: {err}");
+                // Never opened, so no hooks ran: it only leaves the hub.
+                task.peer.set_closed();
+                task.shared.hub.unregister(&task.peer);
                 return;
             }
         };
