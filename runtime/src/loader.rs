@@ -801,6 +801,20 @@ impl RouteModule for LoadedRoute {
         &self.file
     }
 
+    fn has_websocket_hooks(&self) -> bool {
+        let t = self.table;
+        t.ws_upgrade.is_some()
+            || t.ws_open.is_some()
+            || t.ws_message.is_some()
+            || t.ws_close.is_some()
+            || t.ws_error.is_some()
+            || t.ws_upgrade_async.is_some()
+            || t.ws_open_async.is_some()
+            || t.ws_message_async.is_some()
+            || t.ws_close_async.is_some()
+            || t.ws_error_async.is_some()
+    }
+
     fn http(&self, req: &RequestInfo) -> Result<HttpOutcome, CallError> {
         let Some(http) = self.table.http else {
             return Err(CallError::Missing);

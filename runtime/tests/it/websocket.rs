@@ -5,7 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use nitro_runtime::App;
-use nitro_runtime::module::RouteModule;
+use nitro_runtime::module::{CallError, HttpOutcome, RequestInfo, RouteModule, UpgradeDecision};
+use nitro_runtime::ws::PeerRef;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -461,4 +462,83 @@ async fn a_peer_is_registered_before_its_101() {
         client.close(None).await.unwrap();
         eventually("the peer to leave", || hub.peer_count() == 0).await;
     }
+}
+
+/// An HTTP route file with WebSocket hooks: the chat's hooks, and `Echo`'s handler if any.
+struct Endpoint {
+    chat: Chat,
+    page: Option<Echo>,
+}
+
+impl RouteModule for Endpoint {
+    fn file(&self) -> &str {
+        self.chat.file
+    }
+    fn http(&self, req: &RequestInfo) -> Result<HttpOutcome, CallError> {
+        match &self.page {
+            Some(page) => page.http(req),
+            None => Err(CallError::Missing),
+        }
+    }
+    fn has_websocket_hooks(&self) -> bool {
+        true
+    }
+    fn ws_upgrade(&self, req: &RequestInfo) -> Result<UpgradeDecision, CallError> {
+        self.chat.ws_upgrade(req)
+    }
+    fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError> {
+        self.chat.ws_open(peer)
+    }
+    fn ws_message(&self, peer: &PeerRef, data: &[u8], binary: bool) -> Result<(), CallError> {
+        self.chat.ws_message(peer, data, binary)
+    }
+    fn ws_close(&self, peer: &PeerRef, code: u16, reason: &str) -> Result<(), CallError> {
+        self.chat.ws_close(peer, code, reason)
+    }
+}
+
+/// `routes/index.rs` with hooks and a handler is the WebSocket endpoint at `/` and answers
+/// `GET /` too; one with hooks only answers plain requests with `426`, like a `_ws.rs` file;
+/// a route without hooks still refuses upgrades.
+#[tokio::test]
+async fn a_websocket_route_at_the_root_also_answers_get() {
+    let log = Log::default();
+    let server = TestServer::start(app(
+        &["index.rs", "hooks.rs", "api/echo.rs"],
+        vec![
+            Arc::new(Endpoint {
+                chat: Chat::new("routes/index.rs", &log),
+                page: Some(Echo {
+                    file: "routes/index.rs",
+                    version: 1,
+                }),
+            }),
+            Arc::new(Endpoint {
+                chat: Chat::new("routes/hooks.rs", &log),
+                page: None,
+            }),
+            Arc::new(Echo {
+                file: "routes/api/echo.rs",
+                version: 1,
+            }),
+        ],
+    ))
+    .await;
+
+    let reply = get(server.addr, "/").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["path"], "/");
+    let (mut client, id) = join(&server, "/").await;
+    send(&mut client, "info").await;
+    let info: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
+    assert_eq!(info["namespace"], "/");
+    eventually("open", || logged(&log, &format!("{id} open"))).await;
+
+    let reply = get(server.addr, "/hooks").await;
+    assert_eq!(reply.status, 426);
+    assert_eq!(reply.text(), "WebSocket upgrade is required.");
+    join(&server, "/hooks").await;
+
+    let reply = request(server.addr, "GET", "/api/echo", &UPGRADE, b"").await;
+    assert_eq!(reply.status, 404);
 }
