@@ -187,3 +187,21 @@ async fn a_panicking_hook_reaches_the_error_hook_and_other_peers_carry_on() {
     send_text(&mut b, "me too").await;
     assert_eq!(next_text(&mut b).await, r#"{"echo":"me too"}"#);
 }
+
+/// `routes/index.rs` has a handler and WebSocket hooks: `GET /` gets the page, an upgrade to
+/// `/` the socket (Nitro's `defineWebSocketHandler(hooks, fallback)`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_route_at_the_root_also_answers_get() {
+    let project = Project::fixture("http-app");
+    let dev = NitroDev::start_async(project.path()).await;
+    let mut socket = ws_connect(&dev.ws_url("/")).await;
+    assert_eq!(next_text(&mut socket).await, "socket at /");
+    send_text(&mut socket, "hi").await;
+    assert_eq!(next_text(&mut socket).await, "echo hi");
+
+    let port = dev.port;
+    let index = tokio::task::spawn_blocking(move || get(port, "/", &[]))
+        .await
+        .unwrap();
+    assert_eq!((index.status, index.text().as_str()), (200, "index"));
+}
