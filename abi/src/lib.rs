@@ -333,6 +333,10 @@ pub struct PeerVTable {
     pub context_keys: unsafe extern "C" fn(peer: *const c_void, sink: *const BytesSink),
     /// Lists the open peers of the same namespace (this one included) into `sink`.
     pub peers: unsafe extern "C" fn(peer: *const c_void, sink: *const PeerSink),
+    /// Bytes of data frames queued for the peer and not yet handed to its socket.
+    pub buffered_amount: unsafe extern "C" fn(peer: *const c_void) -> u64,
+    /// The subprotocol the `101` named (empty: none), valid as long as the handle.
+    pub protocol: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
 }
 
 /// A peer handle plus its functions. Borrowed for the hook call unless retained.

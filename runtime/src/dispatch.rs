@@ -496,6 +496,7 @@ async fn websocket(
                 context,
                 shared.config.limits.ws_send_queue,
             );
+            peer.set_protocol(protocol.as_deref());
             let task = PeerTask {
                 shared: shared.clone(),
                 peer,

@@ -601,6 +601,8 @@ static PEER_VTABLE: abi::PeerVTable = abi::PeerVTable {
     context_set: peer_context_set,
     context_keys: peer_context_keys,
     peers: peer_peers,
+    buffered_amount: peer_buffered_amount,
+    protocol: peer_protocol,
 };
 
 /// A borrowed handle for `peer`, valid while the caller keeps `peer` alive.
@@ -644,6 +646,18 @@ unsafe extern "C" fn peer_remote_addr(handle: *const c_void) -> abi::Bytes {
     // SAFETY: peer contract; the address lives as long as the peer.
     no_unwind(abi::Bytes::EMPTY, || unsafe {
         abi::Bytes::new(peer(handle).remote_addr().as_bytes())
+    })
+}
+
+unsafe extern "C" fn peer_buffered_amount(handle: *const c_void) -> u64 {
+    // SAFETY: peer contract.
+    no_unwind(0, || unsafe { peer(handle).buffered_amount() as u64 })
+}
+
+unsafe extern "C" fn peer_protocol(handle: *const c_void) -> abi::Bytes {
+    // SAFETY: peer contract; the protocol lives as long as the peer.
+    no_unwind(abi::Bytes::EMPTY, || unsafe {
+        abi::Bytes::new(peer(handle).protocol().as_bytes())
     })
 }
 

@@ -198,6 +198,13 @@ async fn a_websocket_route_at_the_root_also_answers_get() {
     assert_eq!(next_text(&mut socket).await, "socket at /");
     send_text(&mut socket, "hi").await;
     assert_eq!(next_text(&mut socket).await, "echo hi");
+    send_text(&mut socket, "peer").await;
+    let peer: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(peer["remote_address"], "127.0.0.1");
+    let port = peer["remote_port"].as_u64().unwrap();
+    assert_eq!(peer["remote_addr"], format!("127.0.0.1:{port}"));
+    assert_eq!(peer["protocol"], "");
+    assert_eq!(peer["buffered_amount"], 0);
 
     let port = dev.port;
     let index = tokio::task::spawn_blocking(move || get(port, "/", &[]))

@@ -135,6 +135,16 @@ impl RawPeer {
         self.str_from(unsafe { (self.vt().remote_addr)(self.peer.handle) })
     }
 
+    pub(crate) fn buffered_amount(&self) -> usize {
+        // SAFETY: valid handle.
+        unsafe { (self.vt().buffered_amount)(self.peer.handle) as usize }
+    }
+
+    pub(crate) fn protocol(&self) -> &str {
+        // SAFETY: valid handle; see `str_from`.
+        self.str_from(unsafe { (self.vt().protocol)(self.peer.handle) })
+    }
+
     pub(crate) fn namespace(&self) -> &str {
         // SAFETY: valid handle; see `str_from`.
         self.str_from(unsafe { (self.vt().namespace)(self.peer.handle) })
@@ -315,6 +325,9 @@ mod tests {
     }
     unsafe extern "C" fn context_set(_: *const c_void, _: abi::Bytes, _: abi::Bytes) {}
     unsafe extern "C" fn peers(_: *const c_void, _: *const abi::PeerSink) {}
+    unsafe extern "C" fn buffered_amount(_: *const c_void) -> u64 {
+        0
+    }
 
     const fn vtable(
         request: unsafe extern "C" fn(*const c_void) -> *const abi::HttpRequest,
@@ -336,6 +349,8 @@ mod tests {
             context_set,
             context_keys: list,
             peers,
+            buffered_amount,
+            protocol: no_bytes,
         }
     }
 

@@ -120,6 +120,8 @@ async fn accept_with_headers_subprotocol_namespace_and_context() {
     let (mut client, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(response.headers()["x-hello"], "world");
     assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v1");
+    let peers = server.handle.hub().peers(Some("/rooms/game/_ws"));
+    assert_eq!(peers[0].protocol(), "chat.v1");
     next_text(&mut client).await; // welcome
 
     send(&mut client, "context").await;
@@ -541,4 +543,46 @@ async fn a_websocket_route_at_the_root_also_answers_get() {
 
     let reply = request(server.addr, "GET", "/api/echo", &UPGRADE, b"").await;
     assert_eq!(reply.status, 404);
+}
+
+/// A client that does not read: what the server cannot hand to its socket is counted by
+/// `buffered_amount()`, and goes back to zero once the client reads. A peer without a
+/// negotiated subprotocol reports `""`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_amount_follows_a_slow_reader() {
+    const FRAME: usize = 1 << 20;
+    const FRAMES: usize = 32;
+    let log = Log::default();
+    let server = TestServer::with(chat_app(&log, 1), |config| {
+        config.limits.ws_send_queue = 2 * FRAMES * FRAME;
+    })
+    .await;
+    let (mut client, id) = join(&server, "/_ws").await;
+    let peer = server
+        .handle
+        .hub()
+        .peers(Some("/_ws"))
+        .into_iter()
+        .find(|peer| peer.id() == id)
+        .unwrap();
+    assert_eq!(peer.protocol(), "");
+    assert_eq!(peer.buffered_amount(), 0);
+
+    // More than loopback's socket buffers can hold (a few MiB each way).
+    for _ in 0..FRAMES {
+        assert!(peer.send(Bytes::from(vec![7u8; FRAME]), true));
+    }
+    let buffered = peer.buffered_amount();
+    assert!(
+        buffered >= (FRAMES - 16) * FRAME,
+        "only {buffered} bytes are waiting"
+    );
+
+    for _ in 0..FRAMES {
+        assert_eq!(
+            next(&mut client).await,
+            Message::Binary(Bytes::from(vec![7u8; FRAME]))
+        );
+    }
+    eventually("the queue to drain", || peer.buffered_amount() == 0).await;
 }
