@@ -377,6 +377,10 @@ pub struct HostApi {
         data: Bytes,
         binary: bool,
     ) -> i32,
+    /// Lists the open peers (of `namespace`, or of every namespace when it is empty) into
+    /// `sink`; each handle is borrowed for its callback. Read it only when `struct_size`
+    /// covers it.
+    pub peers: unsafe extern "C" fn(ctx: *const c_void, namespace: Bytes, sink: *const PeerSink),
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

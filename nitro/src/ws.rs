@@ -533,6 +533,40 @@ pub fn publish_in(namespace: &str, topic: &str, data: impl Into<Payload>) {
     crate::ffi::host_publish(namespace, topic, bytes, binary);
 }
 
+/// Every open peer, in every namespace: for HTTP routes (crossws: `peers`). A peer whose
+/// `101` has been sent is included, even while its `open` hook runs.
+pub fn peers() -> Vec<Peer> {
+    crate::ffi::host_peers("")
+        .into_iter()
+        .map(Peer::from_raw)
+        .collect()
+}
+
+/// The open peers of one namespace (a WebSocket route's URL path, e.g. `/_ws`).
+pub fn peers_in(namespace: &str) -> Vec<Peer> {
+    if namespace.is_empty() {
+        return Vec::new();
+    }
+    crate::ffi::host_peers(namespace)
+        .into_iter()
+        .map(Peer::from_raw)
+        .collect()
+}
+
+/// Closes every open peer (of `namespace`, or of all namespaces when `None`) with `code`
+/// (1000, or 3000–4999) and `reason` (crossws: `closeAll`). Returns how many were asked to
+/// close.
+pub fn close_all(namespace: Option<&str>, code: u16, reason: &str) -> usize {
+    let peers = match namespace {
+        Some(namespace) => peers_in(namespace),
+        None => peers(),
+    };
+    for peer in &peers {
+        peer.close(code, reason);
+    }
+    peers.len()
+}
+
 /// Splits `ip:port` (`[v6]:port` for IPv6) into the address and the port; an address
 /// without a port comes back whole.
 fn split_addr(addr: &str) -> (&str, Option<u16>) {

@@ -209,6 +209,7 @@ impl LoadedRoute {
             ctx: host_ctx as *const HostCtx as *const c_void,
             log: host_log,
             publish: host_publish,
+            peers: host_peers,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -353,6 +354,28 @@ unsafe extern "C" fn host_log(ctx: *const c_void, level: u8, message: abi::Bytes
             abi::level::INFO => tracing::info!(target: "nitro::route", route = file, "{message}"),
             abi::level::DEBUG => tracing::debug!(target: "nitro::route", route = file, "{message}"),
             _ => tracing::trace!(target: "nitro::route", route = file, "{message}"),
+        }
+    })
+}
+
+unsafe extern "C" fn host_peers(
+    ctx: *const c_void,
+    namespace: abi::Bytes,
+    sink: *const abi::PeerSink,
+) {
+    no_unwind((), || {
+        // SAFETY: `ctx` is the leaked `HostCtx`; `namespace` is borrowed for the call; `sink`
+        // is valid for the call. Each listed peer stays alive during its callback because
+        // `peers` holds the `Arc`s; the route retains what it keeps.
+        unsafe {
+            let ctx = &*(ctx as *const HostCtx);
+            let namespace = utf8(namespace.as_slice());
+            let peers = ctx
+                .hub
+                .peers((!namespace.is_empty()).then_some(namespace.as_str()));
+            for p in &peers {
+                ((*sink).item)((*sink).ctx, peer_handle(p));
+            }
         }
     })
 }

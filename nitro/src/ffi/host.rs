@@ -45,6 +45,26 @@ pub(crate) fn host_publish(namespace: &str, topic: &str, data: &[u8], binary: bo
         }
     }
 }
+/// The open peers of `namespace` (all when empty); none without a host (unit tests) or with
+/// a host too old to list them.
+pub(crate) fn host_peers(namespace: &str) -> Vec<RawPeer> {
+    let mut out: Vec<RawPeer> = Vec::new();
+    let Some(h) = host() else {
+        return out;
+    };
+    if (h.struct_size as usize) < std::mem::size_of::<abi::HostApi>() {
+        return out;
+    }
+    let sink = abi::PeerSink {
+        ctx: &mut out as *mut Vec<RawPeer> as *mut c_void,
+        item: collect_peers,
+    };
+    // SAFETY: host function, present per `struct_size`; `namespace`, the sink and `out`
+    // outlive the call.
+    unsafe { (h.peers)(h.ctx, abi::Bytes::new(namespace.as_bytes()), &sink) };
+    out
+}
+
 /// A peer handle from the host; releases its reference on drop when it owns one.
 pub(crate) struct RawPeer {
     peer: abi::Peer,
