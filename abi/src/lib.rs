@@ -333,6 +333,10 @@ pub struct PeerVTable {
     pub context_keys: unsafe extern "C" fn(peer: *const c_void, sink: *const BytesSink),
     /// Lists the open peers of the same namespace (this one included) into `sink`.
     pub peers: unsafe extern "C" fn(peer: *const c_void, sink: *const PeerSink),
+    /// Bytes of data frames queued for the peer and not yet handed to its socket.
+    pub buffered_amount: unsafe extern "C" fn(peer: *const c_void) -> u64,
+    /// The subprotocol the `101` named (empty: none), valid as long as the handle.
+    pub protocol: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
 }
 
 /// A peer handle plus its functions. Borrowed for the hook call unless retained.
@@ -373,6 +377,10 @@ pub struct HostApi {
         data: Bytes,
         binary: bool,
     ) -> i32,
+    /// Lists the open peers (of `namespace`, or of every namespace when it is empty) into
+    /// `sink`; each handle is borrowed for its callback. Read it only when `struct_size`
+    /// covers it.
+    pub peers: unsafe extern "C" fn(ctx: *const c_void, namespace: Bytes, sink: *const PeerSink),
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

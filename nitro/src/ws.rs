@@ -424,6 +424,30 @@ impl Peer {
         self.raw.remote_addr()
     }
 
+    /// The client's IP address without the port, as crossws's `peer.remoteAddress` gives it
+    /// (`127.0.0.1`, `::1`).
+    pub fn remote_address(&self) -> &str {
+        split_addr(self.raw.remote_addr()).0
+    }
+
+    /// The client's port; `None` if the server could not tell.
+    pub fn remote_port(&self) -> Option<u16> {
+        split_addr(self.raw.remote_addr()).1
+    }
+
+    /// Bytes sent to this peer that the server has not yet handed to its socket
+    /// (crossws: `peer.websocket.bufferedAmount`). A client that does not read makes it grow;
+    /// past `[limits] ws_send_queue` the peer is closed with `1008`.
+    pub fn buffered_amount(&self) -> usize {
+        self.raw.buffered_amount()
+    }
+
+    /// The subprotocol negotiated by the `upgrade` hook (crossws: `peer.websocket.protocol`);
+    /// `""` when none. The server negotiates no extensions, so there is no `extensions()`.
+    pub fn protocol(&self) -> &str {
+        self.raw.protocol()
+    }
+
     /// The pub/sub namespace (the URL path unless the `upgrade` hook chose another).
     pub fn namespace(&self) -> &str {
         self.raw.namespace()
@@ -507,4 +531,66 @@ pub fn publish_in(namespace: &str, topic: &str, data: impl Into<Payload>) {
     let payload = data.into();
     let (bytes, binary) = payload.as_parts();
     crate::ffi::host_publish(namespace, topic, bytes, binary);
+}
+
+/// Every open peer, in every namespace: for HTTP routes (crossws: `peers`). A peer whose
+/// `101` has been sent is included, even while its `open` hook runs.
+pub fn peers() -> Vec<Peer> {
+    crate::ffi::host_peers("")
+        .into_iter()
+        .map(Peer::from_raw)
+        .collect()
+}
+
+/// The open peers of one namespace (a WebSocket route's URL path, e.g. `/_ws`).
+pub fn peers_in(namespace: &str) -> Vec<Peer> {
+    if namespace.is_empty() {
+        return Vec::new();
+    }
+    crate::ffi::host_peers(namespace)
+        .into_iter()
+        .map(Peer::from_raw)
+        .collect()
+}
+
+/// Closes every open peer (of `namespace`, or of all namespaces when `None`) with `code`
+/// (1000, or 3000–4999) and `reason` (crossws: `closeAll`). Returns how many were asked to
+/// close.
+pub fn close_all(namespace: Option<&str>, code: u16, reason: &str) -> usize {
+    let peers = match namespace {
+        Some(namespace) => peers_in(namespace),
+        None => peers(),
+    };
+    for peer in &peers {
+        peer.close(code, reason);
+    }
+    peers.len()
+}
+
+/// Splits `ip:port` (`[v6]:port` for IPv6) into the address and the port; an address
+/// without a port comes back whole.
+fn split_addr(addr: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = addr.strip_prefix('[')
+        && let Some((ip, port)) = rest.split_once("]:")
+    {
+        return (ip, port.parse().ok());
+    }
+    match addr.rsplit_once(':') {
+        // One colon: `v4:port` (a bare IPv6 address has several).
+        Some((ip, port)) if !ip.contains(':') => (ip, port.parse().ok()),
+        _ => (addr, None),
+    }
+}
+
+#[cfg(test)]
+mod addr_tests {
+    use super::split_addr;
+
+    #[test]
+    fn remote_addresses_split_like_crossws() {
+        assert_eq!(split_addr("127.0.0.1:5173"), ("127.0.0.1", Some(5173)));
+        assert_eq!(split_addr("[::1]:40000"), ("::1", Some(40000)));
+        assert_eq!(split_addr("::1"), ("::1", None));
+        assert_eq!(split_addr("10.0.0.1"), ("10.0.0.1", None));
+    }
 }

@@ -11,6 +11,9 @@
 //!      accepts, answers `101` and starts the peer; a request that is not an upgrade gets
 //!      `426` `WebSocket upgrade is required.`; a broken upgrade `400` (or `426` with
 //!      `Sec-WebSocket-Version: 13` for another version);
+//!    - an HTTP route whose library defines WebSocket hooks is also a WebSocket route at its
+//!      own path: an upgrade goes as above, a plain request to its handler (`426` without
+//!      one);
 //!    - any other request with `Upgrade: websocket` gets `404` `no WebSocket route at …`, so
 //!      an upgrade is never accepted where no WebSocket route is;
 //!    - an HTTP route: the body is collected (at most `[limits] max_body`, else `413`) and
@@ -88,6 +91,12 @@ pub(crate) async fn handle(
         Match::Found { route, params } if route.kind == RouteKind::WebSocket => {
             websocket(&shared, &app, &route.file, params, remote, req).await
         }
+        // An HTTP route with WebSocket hooks takes the upgrades at its path.
+        Match::Found { route, params }
+            if wants_websocket && has_websocket_hooks(&app, &route.file) =>
+        {
+            websocket(&shared, &app, &route.file, params, remote, req).await
+        }
         _ if wants_websocket => HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no WebSocket route at `{path}`"),
@@ -139,6 +148,11 @@ fn wants_page(path: &str, headers: &HeaderMap) -> bool {
     accepts_html || !last.contains('.')
 }
 
+/// Whether the loaded code of `file` defines WebSocket hooks.
+fn has_websocket_hooks(app: &App, file: &str) -> bool {
+    matches!(app.routes.get(file), Some(RouteEntry::Loaded(module)) if module.has_websocket_hooks())
+}
+
 /// The loaded code of `file`, or the error to answer with.
 fn module_for(app: &App, file: &str) -> Result<Arc<dyn RouteModule>, HttpError> {
     match app.routes.get(file) {
@@ -175,6 +189,7 @@ async fn http_route(
     };
     let info = request_info(&parts, params, remote, body);
     let pool = &shared.route_pool;
+    let websocket_endpoint = module.has_websocket_hooks();
     let outcome = match module.http_async(&info) {
         Some(call) => pool.run_async(file, call).await,
         None => pool.call(file, move || module.http(&info)).await,
@@ -190,6 +205,10 @@ async fn http_route(
             message,
             data,
         }) => Err(route_error(file, status, message, data)),
+        // A WebSocket endpoint without a handler, like a `_ws.rs` file.
+        Err(CallError::Missing) if websocket_endpoint => {
+            return handshake::upgrade_required();
+        }
         Err(CallError::Missing) => Err(HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("route `{file}` has no HTTP handler"),
@@ -472,6 +491,7 @@ async fn websocket(
                     timeout: shared.config.limits.ws_send_timeout,
                 },
             );
+            peer.set_protocol(protocol.as_deref());
             let task = PeerTask {
                 shared: shared.clone(),
                 peer,
@@ -484,13 +504,20 @@ async fn websocket(
     }
 }
 
-/// Runs the peer once hyper hands over the connection (after the `101` is written).
+/// Registers the peer in the hub now, before the `101` leaves, and runs it once hyper hands
+/// over the connection. A client that has seen the `101` therefore finds the peer in
+/// `peers()` and in publishes (crossws registers in the same tick as the `101`); frames sent
+/// to it meanwhile wait in its queue, and its `open` hook may still be running.
 fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
+    shared.hub.register(&task.peer);
     shared.tracker.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(err) => {
                 tracing::debug!(target: "nitro::ws", "the upgrade did not complete: {err}");
+                // Never opened, so no hooks ran: it only leaves the hub.
+                task.peer.set_closed();
+                task.shared.hub.unregister(&task.peer);
                 return;
             }
         };

@@ -209,6 +209,7 @@ impl LoadedRoute {
             ctx: host_ctx as *const HostCtx as *const c_void,
             log: host_log,
             publish: host_publish,
+            peers: host_peers,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -353,6 +354,28 @@ unsafe extern "C" fn host_log(ctx: *const c_void, level: u8, message: abi::Bytes
             abi::level::INFO => tracing::info!(target: "nitro::route", route = file, "{message}"),
             abi::level::DEBUG => tracing::debug!(target: "nitro::route", route = file, "{message}"),
             _ => tracing::trace!(target: "nitro::route", route = file, "{message}"),
+        }
+    })
+}
+
+unsafe extern "C" fn host_peers(
+    ctx: *const c_void,
+    namespace: abi::Bytes,
+    sink: *const abi::PeerSink,
+) {
+    no_unwind((), || {
+        // SAFETY: `ctx` is the leaked `HostCtx`; `namespace` is borrowed for the call; `sink`
+        // is valid for the call. Each listed peer stays alive during its callback because
+        // `peers` holds the `Arc`s; the route retains what it keeps.
+        unsafe {
+            let ctx = &*(ctx as *const HostCtx);
+            let namespace = utf8(namespace.as_slice());
+            let peers = ctx
+                .hub
+                .peers((!namespace.is_empty()).then_some(namespace.as_str()));
+            for p in &peers {
+                ((*sink).item)((*sink).ctx, peer_handle(p));
+            }
         }
     })
 }
@@ -601,6 +624,8 @@ static PEER_VTABLE: abi::PeerVTable = abi::PeerVTable {
     context_set: peer_context_set,
     context_keys: peer_context_keys,
     peers: peer_peers,
+    buffered_amount: peer_buffered_amount,
+    protocol: peer_protocol,
 };
 
 /// A borrowed handle for `peer`, valid while the caller keeps `peer` alive.
@@ -644,6 +669,18 @@ unsafe extern "C" fn peer_remote_addr(handle: *const c_void) -> abi::Bytes {
     // SAFETY: peer contract; the address lives as long as the peer.
     no_unwind(abi::Bytes::EMPTY, || unsafe {
         abi::Bytes::new(peer(handle).remote_addr().as_bytes())
+    })
+}
+
+unsafe extern "C" fn peer_buffered_amount(handle: *const c_void) -> u64 {
+    // SAFETY: peer contract.
+    no_unwind(0, || unsafe { peer(handle).buffered_amount() as u64 })
+}
+
+unsafe extern "C" fn peer_protocol(handle: *const c_void) -> abi::Bytes {
+    // SAFETY: peer contract; the protocol lives as long as the peer.
+    no_unwind(abi::Bytes::EMPTY, || unsafe {
+        abi::Bytes::new(peer(handle).protocol().as_bytes())
     })
 }
 
@@ -831,6 +868,20 @@ unsafe extern "C" fn peer_peers(handle: *const c_void, sink: *const abi::PeerSin
 impl RouteModule for LoadedRoute {
     fn file(&self) -> &str {
         &self.file
+    }
+
+    fn has_websocket_hooks(&self) -> bool {
+        let t = self.table;
+        t.ws_upgrade.is_some()
+            || t.ws_open.is_some()
+            || t.ws_message.is_some()
+            || t.ws_close.is_some()
+            || t.ws_error.is_some()
+            || t.ws_upgrade_async.is_some()
+            || t.ws_open_async.is_some()
+            || t.ws_message_async.is_some()
+            || t.ws_close_async.is_some()
+            || t.ws_error_async.is_some()
     }
 
     fn http(&self, req: &RequestInfo) -> Result<HttpOutcome, CallError> {

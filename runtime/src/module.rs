@@ -94,6 +94,13 @@ pub trait RouteModule: Send + Sync + 'static {
         Err(CallError::Missing)
     }
 
+    /// Whether the module defines any WebSocket hook. An HTTP route that does is also the
+    /// WebSocket endpoint at its own path (`routes/index.rs` with `open` takes upgrades to `/`,
+    /// and its handler, if any, the plain requests there).
+    fn has_websocket_hooks(&self) -> bool {
+        false
+    }
+
     /// Runs the `upgrade` hook; a module without one accepts.
     fn ws_upgrade(&self, _req: &RequestInfo) -> Result<UpgradeDecision, CallError> {
         Ok(UpgradeDecision::accept())

@@ -140,7 +140,19 @@ pub fn route_hooks(
     let mut hooks = BTreeSet::new();
     match kind {
         RouteKind::Http => {
+            // `pub` WebSocket hooks make the route the WebSocket endpoint at its path too;
+            // its handler, then optional, answers the plain requests there.
+            if let Some(d) = defs {
+                for hook in WS_HOOKS {
+                    if d.public.contains(hook) {
+                        hooks.insert(hook.to_owned());
+                    }
+                }
+            }
             match defs {
+                Some(d) if !d.public.contains("handler") && !d.glob && !hooks.is_empty() => {
+                    return Ok((hooks, warnings));
+                }
                 Some(d) if !d.public.contains("handler") && !d.glob => {
                     return Err(if d.private.contains("handler") {
                         RouteProblem::PrivateHandler { file: file.into() }
@@ -752,6 +764,31 @@ mod tests {
                 .to_string(),
             "route file `routes/x.rs` defines `fn handler` without `pub`: write `pub fn handler`"
         );
+    }
+
+    #[test]
+    fn http_route_with_websocket_hooks_exports_them_and_needs_no_handler() {
+        let both = definitions(
+            "pub fn handler() -> &'static str { \"hi\" }\npub async fn open() {}\npub fn message() {}\nfn close() {}",
+        )
+        .unwrap();
+        let (hooks, warnings) =
+            route_hooks("routes/index.rs", RouteKind::Http, Some(&both)).unwrap();
+        assert_eq!(hooks, set(&["handler", "message", "open"]));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let lib = route_lib("routes/index.rs", "/p/routes/index.rs", &hooks, &set(&[]));
+        assert!(
+            lib.contains(
+                "http: handler, upgrade: _, open: open, message: message, close: _, error: _"
+            ),
+            "{lib}"
+        );
+
+        let hooks_only = definitions("pub fn open() {}").unwrap();
+        let (hooks, _) = route_hooks("routes/chat.rs", RouteKind::Http, Some(&hooks_only)).unwrap();
+        assert_eq!(hooks, set(&["open"]));
+        let lib = route_lib("routes/chat.rs", "/p/routes/chat.rs", &hooks, &set(&[]));
+        assert!(lib.contains("http: _, upgrade: _, open: open"), "{lib}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 #[test]
 fn http_routes_behave() {
@@ -186,4 +187,64 @@ async fn a_panicking_hook_reaches_the_error_hook_and_other_peers_carry_on() {
     assert_eq!(published["text"], "still here");
     send_text(&mut b, "me too").await;
     assert_eq!(next_text(&mut b).await, r#"{"echo":"me too"}"#);
+}
+
+/// `routes/index.rs` has a handler and WebSocket hooks: `GET /` gets the page, an upgrade to
+/// `/` the socket (Nitro's `defineWebSocketHandler(hooks, fallback)`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_route_at_the_root_also_answers_get() {
+    let project = Project::fixture("http-app");
+    let dev = NitroDev::start_async(project.path()).await;
+    let mut socket = ws_connect(&dev.ws_url("/")).await;
+    assert_eq!(next_text(&mut socket).await, "socket at /");
+    send_text(&mut socket, "hi").await;
+    assert_eq!(next_text(&mut socket).await, "echo hi");
+    send_text(&mut socket, "peer").await;
+    let peer: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(peer["remote_address"], "127.0.0.1");
+    let port = peer["remote_port"].as_u64().unwrap();
+    assert_eq!(peer["remote_addr"], format!("127.0.0.1:{port}"));
+    assert_eq!(peer["protocol"], "");
+    assert_eq!(peer["buffered_amount"], 0);
+
+    let port = dev.port;
+    let index = tokio::task::spawn_blocking(move || get(port, "/", &[]))
+        .await
+        .unwrap();
+    assert_eq!((index.status, index.text().as_str()), (200, "index"));
+}
+
+/// HTTP routes list the open peers (all, or one namespace) and close them all with a code
+/// and reason (crossws: `peers`, `closeAll`). Each peer is listed as soon as its `101` is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_route_lists_peers_and_closes_them() {
+    let project = Project::fixture("http-app");
+    let dev = NitroDev::start_async(project.path()).await;
+    let port = dev.port;
+    let call = |method: &'static str| {
+        tokio::task::spawn_blocking(move || http(port, method, "/api/peers", &[], b""))
+    };
+    let mut root_a = ws_connect(&dev.ws_url("/")).await;
+    let mut root_b = ws_connect(&dev.ws_url("/")).await;
+    let mut other = ws_connect(&dev.ws_url("/_ws")).await;
+
+    let listed = call("GET").await.unwrap().json();
+    assert_eq!(listed["peers"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["all"], 3, "{listed}");
+
+    let closed = call("DELETE").await.unwrap().json();
+    assert_eq!(closed["closed"], 3);
+    for socket in [&mut root_a, &mut root_b, &mut other] {
+        loop {
+            match next_frame(socket, Duration::from_secs(10)).await {
+                Some(WsMessage::Close(Some(frame))) => {
+                    assert_eq!(u16::from(frame.code), 4000);
+                    assert_eq!(frame.reason.as_str(), "closed by api");
+                    break;
+                }
+                Some(WsMessage::Text(_) | WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
 }

@@ -45,6 +45,26 @@ pub(crate) fn host_publish(namespace: &str, topic: &str, data: &[u8], binary: bo
         }
     }
 }
+/// The open peers of `namespace` (all when empty); none without a host (unit tests) or with
+/// a host too old to list them.
+pub(crate) fn host_peers(namespace: &str) -> Vec<RawPeer> {
+    let mut out: Vec<RawPeer> = Vec::new();
+    let Some(h) = host() else {
+        return out;
+    };
+    if (h.struct_size as usize) < std::mem::size_of::<abi::HostApi>() {
+        return out;
+    }
+    let sink = abi::PeerSink {
+        ctx: &mut out as *mut Vec<RawPeer> as *mut c_void,
+        item: collect_peers,
+    };
+    // SAFETY: host function, present per `struct_size`; `namespace`, the sink and `out`
+    // outlive the call.
+    unsafe { (h.peers)(h.ctx, abi::Bytes::new(namespace.as_bytes()), &sink) };
+    out
+}
+
 /// A peer handle from the host; releases its reference on drop when it owns one.
 pub(crate) struct RawPeer {
     peer: abi::Peer,
@@ -133,6 +153,16 @@ impl RawPeer {
     pub(crate) fn remote_addr(&self) -> &str {
         // SAFETY: valid handle; see `str_from`.
         self.str_from(unsafe { (self.vt().remote_addr)(self.peer.handle) })
+    }
+
+    pub(crate) fn buffered_amount(&self) -> usize {
+        // SAFETY: valid handle.
+        unsafe { (self.vt().buffered_amount)(self.peer.handle) as usize }
+    }
+
+    pub(crate) fn protocol(&self) -> &str {
+        // SAFETY: valid handle; see `str_from`.
+        self.str_from(unsafe { (self.vt().protocol)(self.peer.handle) })
     }
 
     pub(crate) fn namespace(&self) -> &str {
@@ -315,6 +345,9 @@ mod tests {
     }
     unsafe extern "C" fn context_set(_: *const c_void, _: abi::Bytes, _: abi::Bytes) {}
     unsafe extern "C" fn peers(_: *const c_void, _: *const abi::PeerSink) {}
+    unsafe extern "C" fn buffered_amount(_: *const c_void) -> u64 {
+        0
+    }
 
     const fn vtable(
         request: unsafe extern "C" fn(*const c_void) -> *const abi::HttpRequest,
@@ -336,6 +369,8 @@ mod tests {
             context_set,
             context_keys: list,
             peers,
+            buffered_amount,
+            protocol: no_bytes,
         }
     }
 

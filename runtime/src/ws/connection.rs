@@ -78,7 +78,7 @@ where
         event_rx,
     ));
 
-    shared.hub.register(&peer);
+    // Registered by the dispatcher before the `101` was sent.
     tracing::debug!(target: "nitro::ws", peer = %peer, route = %route_file, "peer connected");
     let _ = events.send(Event::Open).await;
 

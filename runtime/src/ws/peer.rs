@@ -70,6 +70,8 @@ pub struct Peer {
     /// Orders peers in the hub (connection order).
     key: u64,
     remote_addr: String,
+    /// The subprotocol the `101` named, set once before the peer is shared.
+    protocol: OnceLock<String>,
     namespace: String,
     request: RequestInfo,
     hub: Weak<Hub>,
@@ -116,6 +118,7 @@ impl Peer {
             id: uuid::Uuid::new_v4().to_string(),
             key: hub.next_key(),
             remote_addr,
+            protocol: OnceLock::new(),
             namespace,
             request,
             hub: Arc::downgrade(hub),
@@ -240,6 +243,25 @@ impl Peer {
     #[cfg(test)]
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued.load(Ordering::Acquire)
+    }
+
+    /// Bytes of data frames sent to this peer and not yet handed to its socket (crossws's
+    /// `peer.websocket.bufferedAmount`). Frames the socket took but the client has not read
+    /// yet are not counted: they are in the kernel's buffers.
+    pub fn buffered_amount(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The subprotocol the `101` named; empty when none.
+    pub fn protocol(&self) -> &str {
+        self.protocol.get().map_or("", String::as_str)
+    }
+
+    /// Records the negotiated subprotocol (before the peer is shared).
+    pub(crate) fn set_protocol(&self, protocol: Option<&str>) {
+        if let Some(protocol) = protocol {
+            let _ = self.protocol.set(protocol.to_owned());
+        }
     }
 
     /// Cancelled when the outbound queue overflowed.
