@@ -292,6 +292,10 @@ pub struct HostApi {
         data: Bytes,
         binary: bool,
     ) -> i32,
+    /// The folder of the app's server assets (`assets/` of the project under `nitro dev`,
+    /// `server/assets/` of the built output under `nitro start`), as an absolute path in UTF-8.
+    /// Appended after the first release: read it only when `struct_size` covers it.
+    pub assets_dir: Bytes,
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

@@ -84,7 +84,13 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     )?;
 
     let hub = Hub::new();
-    let loaded = pipeline::load(&report, &hub, &pipeline::cache_dir(&config), |_, _| false);
+    let loaded = pipeline::load(
+        &report,
+        &hub,
+        &config.assets_dir(),
+        &pipeline::cache_dir(&config),
+        |_, _| false,
+    );
     let outcomes = pipeline::outcomes(&table, &generated, &report, &loaded);
     for line in pipeline::summary(&table, report.duration, &outcomes, ui) {
         ui.status(&line);

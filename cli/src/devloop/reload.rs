@@ -257,6 +257,7 @@ impl DevLoop {
         let loaded = pipeline::load(
             &report,
             &self.hub,
+            &self.config.assets_dir(),
             &pipeline::cache_dir(&self.config),
             |file, artifact| {
                 artifact.fresh && matches!(self.routes.get(file), Some(RouteEntry::Loaded(_)))

@@ -82,6 +82,13 @@ impl ResolvedConfig {
         self.project_dir.join("public")
     }
 
+    /// `<project>/assets`: files that ship with the server, read by routes through
+    /// `nitro::assets` (absolute, so that a route reads them from any working directory).
+    pub fn assets_dir(&self) -> PathBuf {
+        std::path::absolute(self.project_dir.join("assets"))
+            .unwrap_or_else(|_| self.project_dir.join("assets"))
+    }
+
     /// `<project>/index.html`: the static renderer's page.
     pub fn index_html(&self) -> PathBuf {
         self.project_dir.join("index.html")

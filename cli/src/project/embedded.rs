@@ -29,7 +29,15 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro",
     sources: &[
         ("src/lib.rs", include_str!("../../../nitro/src/lib.rs")),
+        (
+            "src/assets.rs",
+            include_str!("../../../nitro/src/assets.rs"),
+        ),
         ("src/error.rs", include_str!("../../../nitro/src/error.rs")),
+        (
+            "src/extract.rs",
+            include_str!("../../../nitro/src/extract.rs"),
+        ),
         (
             "src/ffi/mod.rs",
             include_str!("../../../nitro/src/ffi/mod.rs"),
@@ -75,8 +83,12 @@ publish = false
 
 [dependencies]
 nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
+anyhow = "1"
+form_urlencoded = "1"
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
+serde_path_to_error = "0.1"
+serde_urlencoded = "0.7"
 "#
     )
 }

@@ -11,4 +11,5 @@ mod hardening;
 mod help;
 mod hot_reload;
 mod http_routes;
+mod route_api;
 mod websocket_example;

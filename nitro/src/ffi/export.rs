@@ -63,7 +63,7 @@ pub mod __private {
     /// A handler function: `fn(&Request) -> impl IntoResponse` or `fn() -> impl IntoResponse`.
     #[diagnostic::on_unimplemented(
         message = "`handler` in this route file has the wrong signature",
-        note = "write it as `pub fn handler(req: &nitro::Request) -> impl nitro::IntoResponse` (or with no argument)"
+        note = "write it as `pub fn handler(req: &nitro::Request) -> T` (or with no argument), where `T` is a `String`, `nitro::Json`, `nitro::Response`, `nitro::Result<T>`, `anyhow::Result<T>` or anything else that implements `nitro::IntoResponse`"
     )]
     pub trait Handler<M> {
         fn call(&self, req: &Request) -> crate::Response;
@@ -138,6 +138,11 @@ pub mod __private {
                 let response = handler.call(&request);
                 let res = &*res;
                 if let Some(err) = &response.error {
+                    if err.is_unhandled() {
+                        // The host logs it with the route file and answers a 500 whose text
+                        // only `nitro dev` shows.
+                        return Err(err.message().to_owned());
+                    }
                     let data = err.data().map(|d| d.to_string()).unwrap_or_default();
                     (res.error)(
                         res.ctx,
@@ -177,6 +182,9 @@ pub mod __private {
                 let res = &*res;
                 let b = |s: &str| abi::Bytes::new(s.as_bytes());
                 if let Some(rejection) = upgrade.rejection {
+                    if let Some(err) = rejection.error.as_ref().filter(|e| e.is_unhandled()) {
+                        return Err(err.message().to_owned());
+                    }
                     (res.reject)(res.ctx, rejection.status());
                     let (headers, body) = match &rejection.error {
                         Some(err) => (

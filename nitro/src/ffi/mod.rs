@@ -12,4 +12,4 @@ mod export;
 mod host;
 
 pub use export::__private;
-pub(crate) use host::{RawPeer, host_log, host_publish};
+pub(crate) use host::{RawPeer, host_assets_dir, host_log, host_publish};
