@@ -48,7 +48,7 @@ impl PipelineError {
     pub fn hint(&self) -> Option<String> {
         match self {
             PipelineError::Scan(_) => Some(
-                "rename the files above; the rules for route file names are in `docs/routing.md`"
+                "rename the files above; the rules for route file names are at https://github.com/nitro-rs/nitro-rs/blob/main/docs/routing.md"
                     .into(),
             ),
             PipelineError::Routes(_) => None,

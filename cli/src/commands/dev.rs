@@ -46,6 +46,8 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         ui.warn(warning);
     }
+    // A taken port is said before a build that may take minutes.
+    serve::check_addr(config.addr)?;
 
     // Before the first build, so that edits made while it runs are not missed.
     let watcher = match Watcher::start(&config.project_dir) {

@@ -36,13 +36,13 @@ pub(crate) struct InitArgs {
 /// The templates: each is `examples/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Template {
-    /// The WebSocket chat (`examples/websocket`): a `_ws.rs` route and a page.
+    /// The WebSocket chat: a `_ws.rs` route and a page.
     Websocket,
-    /// A JSON API (`examples/api`): params, a POST with a JSON body, errors.
+    /// A JSON API: params, a POST with a JSON body, errors.
     Api,
-    /// One route (`examples/minimal`).
+    /// One route, `routes/index.rs`.
     Minimal,
-    /// A WebSocket echo (`examples/echo`): what the conformance run talks to.
+    /// A WebSocket echo and a page to try it.
     Echo,
 }
 

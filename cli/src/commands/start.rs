@@ -196,6 +196,8 @@ pub(crate) fn output_dir(arg: Option<&Path>, exe: Option<&Path>) -> PathBuf {
 pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let env = StartEnv::from_process();
     let addr = resolve_addr(args, &env)?;
+    // A taken port is said before the output is read and its routes loaded.
+    serve::check_addr(addr)?;
     let shutdown_timeout = parse_timeout(env.shutdown_timeout.as_deref())?;
     let exe = std::env::current_exe().ok();
     let dir = output_dir(args.output.as_deref(), exe.as_deref());

@@ -342,6 +342,8 @@ mod tests {
             compressed_files: 1,
             compressed: 800,
             index_html: 0,
+            assets: 0,
+            assets_files: 0,
         }
         .lines();
         assert_eq!(lines[1], "  server/routes/        1.0 MB  (1 library)");
@@ -363,6 +365,8 @@ mod tests {
             compressed_files: 2,
             compressed: 23_456,
             index_html: 1_234,
+            assets: 4_321,
+            assets_files: 2,
         };
         insta::assert_snapshot!("build_size_table", all.lines().join("\n"));
         let bare = Sizes {

@@ -917,7 +917,9 @@ mod tests {
             "crates/nitro/Cargo.toml".to_owned(),
         ];
         for f in [
+            "assets",
             "error",
+            "extract",
             "ffi/export",
             "ffi/host",
             "ffi/mod",

@@ -7,6 +7,7 @@ mod browser;
 mod build_start;
 mod codegen_build;
 mod dev_server;
+mod friction;
 mod hardening;
 mod help;
 mod hot_reload;
