@@ -4,8 +4,13 @@
 #   scripts/test.sh            # all tests
 #   scripts/test.sh -p nitro-router   # extra arguments go to `cargo test`
 #
-# Installs (when missing): Debian's chromium and CJK fonts for the browser test, Node.js, and
-# the browser driver's npm packages. Route builds of all tests share target/nitro-test-routes.
+# Installs (when missing), and says so before it does:
+#   - Debian packages, with apt-get as root (through sudo unless already root), without their
+#     recommended packages: `chromium` (the browser test's headless browser), `fonts-noto-cjk`
+#     (the chat's Chinese text in screenshots), `nodejs` and `npm` (the browser driver);
+#   - the browser driver's npm packages, into tests/browser/node_modules (no root).
+# Set NITRO_TEST_NO_INSTALL=1 to install nothing (the browser test then fails if they are missing).
+# Route builds of all tests share target/nitro-test-routes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,14 +18,14 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
-if ((${#need_apt[@]})); then
+if ((${#need_apt[@]})) && [ -z "${NITRO_TEST_NO_INSTALL:-}" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
-  echo "scripts/test.sh: installing ${need_apt[*]}" >&2
+  echo "scripts/test.sh: installing Debian packages as root, without recommended packages: ${need_apt[*]}" >&2
   "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ ! -d tests/browser/node_modules/playwright-core ] && [ -z "${NITRO_TEST_NO_INSTALL:-}" ]; then
   echo "scripts/test.sh: installing the browser driver (npm ci)" >&2
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
