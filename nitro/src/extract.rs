@@ -77,6 +77,39 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The subprotocols a WebSocket client offered (`Sec-WebSocket-Protocol`), in its order.
+    /// An `upgrade` hook selects one of these or none: selecting one the client did not offer
+    /// fails the handshake, and a browser's `new WebSocket(url)` offers none.
+    ///
+    /// ```
+    /// use nitro::Request;
+    /// use nitro::ws::Upgrade;
+    ///
+    /// pub fn upgrade(req: &Request) -> Upgrade {
+    ///     let upgrade = Upgrade::accept();
+    ///     if req.websocket_protocols().any(|p| p == "chat.v1") {
+    ///         upgrade.protocol("chat.v1")
+    ///     } else {
+    ///         upgrade
+    ///     }
+    /// }
+    /// let req = Request::builder("GET", "/_ws")
+    ///     .header("sec-websocket-protocol", "chat.v2, chat.v1")
+    ///     .build();
+    /// assert_eq!(req.websocket_protocols().collect::<Vec<_>>(), ["chat.v2", "chat.v1"]);
+    /// # let _ = upgrade(&req);
+    /// ```
+    pub fn websocket_protocols(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+    }
+}
+
 /// Deserialises `key=value&…` into `T`; the error starts with the field in backticks.
 fn urlencoded<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(input));

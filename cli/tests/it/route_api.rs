@@ -44,6 +44,46 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The `upgrade` sample of docs/routes.md, as written there.
+fn upgrade_sample() -> String {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
+    let section = &doc[doc.find("### `upgrade`").unwrap()..];
+    let start = section.find("```rust\n").unwrap() + "```rust\n".len();
+    section[start..start + section[start..].find("```").unwrap()].to_owned()
+}
+
+/// An upgrade request to `target` offering `protocols` (if any): the status line and the
+/// `sec-websocket-protocol` the server selected.
+fn upgrade(port: u16, target: &str, protocols: Option<&str>) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    if let Some(protocols) = protocols {
+        req.push_str(&format!("Sec-WebSocket-Protocol: {protocols}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let protocol = head
+        .lines()
+        .find_map(|l| l.strip_prefix("sec-websocket-protocol:"))
+        .map(|p| p.trim().to_owned());
+    (status, protocol)
+}
+
 fn post(port: u16, path: &str) -> HttpResponse {
     http(port, "POST", path, &[], b"")
 }
@@ -58,8 +98,18 @@ fn message(res: &HttpResponse) -> String {
 #[test]
 fn route_api_under_dev() {
     let project = Project::with_files(FILES);
+    project.write("routes/_ws.rs", &upgrade_sample());
     let dev = NitroDev::start(project.path());
     let port = dev.port;
+
+    // The upgrade sample of the docs: a browser's `new WebSocket(url)` offers no protocol
+    // and is accepted without one; a client offering `chat.v1` gets it.
+    assert_eq!(upgrade(port, "/_ws?token=t", None), (101, None));
+    assert_eq!(
+        upgrade(port, "/_ws?token=t", Some("chat.v0, chat.v1")),
+        (101, Some("chat.v1".to_owned()))
+    );
+    assert_eq!(upgrade(port, "/_ws", None).0, 401);
 
     let ok = post(port, "/orders/7?verbose=true");
     assert_eq!((ok.status, ok.text().as_str()), (200, "7 Some(true) 42"));
