@@ -8,7 +8,8 @@
 #   - Debian packages, with apt-get as root (through sudo unless already root), without their
 #     recommended packages: `chromium` (the browser test's headless browser), `fonts-noto-cjk`
 #     (the chat's Chinese text in screenshots), `nodejs` and `npm` (the browser driver);
-#   - the browser driver's npm packages, into tests/browser/node_modules (no root).
+#   - the browser driver's npm packages, into tests/browser/node_modules (no root);
+#   - the `rust-analyzer` rustup component (the editor test runs the real one; no root).
 # Set NITRO_TEST_NO_INSTALL=1 to install nothing (the browser test then fails if they are missing).
 # Route builds of all tests share target/nitro-test-routes.
 set -euo pipefail
@@ -28,6 +29,11 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ] && [ -z "${NITRO_TEST_NO_INSTALL:-}" ]; then
   echo "scripts/test.sh: installing the browser driver (npm ci)" >&2
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
+
+if ! rust-analyzer --version >/dev/null 2>&1 && [ -z "${NITRO_TEST_NO_INSTALL:-}" ]; then
+  echo "scripts/test.sh: installing the rust-analyzer rustup component" >&2
+  rustup component add rust-analyzer
 fi
 
 exec cargo test --workspace "$@"

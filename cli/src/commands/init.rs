@@ -230,6 +230,13 @@ pub(crate) fn run(args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         args.template.name(),
         created.written.len()
     ));
+    // The generated workspace, so that an editor resolves `nitro::` in route files before
+    // the first `nitro dev` (see `project::ide`). Nothing is built; a failure only warns.
+    if let Err(error) = prepare_workspace(&args.dir) {
+        ui.warn(&format!(
+            "cannot prepare `.nitro/` for editors ({error:#}): `nitro dev` will"
+        ));
+    }
     let cd = if args.dir == Path::new(".") {
         String::new()
     } else {
@@ -239,6 +246,18 @@ pub(crate) fn run(args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         "  next: {cd}nitro dev      (then `nitro build` and `nitro start`; see README.md)"
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Scans the new project and writes its generated workspace (no build).
+fn prepare_workspace(dir: &Path) -> anyhow::Result<()> {
+    let config = crate::project::config::load_with_env(
+        dir,
+        &crate::project::config::Overrides::default(),
+        &crate::project::config::Env::default(),
+    )?;
+    let table = crate::pipeline::scan(&config)?;
+    crate::project::codegen::generate(&config, &table)?;
+    Ok(())
 }
 
 #[cfg(test)]

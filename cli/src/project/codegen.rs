@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use nitro_router::{Route, RouteKind, RouteTable};
 
 use crate::project::config::ResolvedConfig;
-use crate::project::embedded;
+use crate::project::{embedded, ide};
 
 /// Prefix of every generated route crate's name; [`generate`] only ever deletes folders
 /// carrying it.
@@ -253,7 +253,7 @@ fn literal(s: &str) -> String {
 }
 
 /// A TOML key, bare when possible.
-fn toml_key(key: &str) -> String {
+pub(crate) fn toml_key(key: &str) -> String {
     if !key.is_empty()
         && key
             .chars()
@@ -275,6 +275,7 @@ pub fn workspace_manifest(members: &[String]) -> String {
     );
     for member in members {
         out.push_str(&format!("    \"routes/{member}\",\n"));
+        out.push_str(&format!("    \"routes/{member}/ide\",\n"));
     }
     out.push_str(
         r#"]
@@ -390,6 +391,15 @@ pub fn plan(config: &ResolvedConfig, routes: &[RouteSource<'_>]) -> Plan {
         plan.files.insert(
             dir.join("src/lib.rs"),
             route_lib(file, &absolute.to_string_lossy(), &hooks),
+        );
+        plan.files.insert(
+            ide::ide_dir(&dir).join("Cargo.toml"),
+            ide::ide_manifest(
+                &crate_name,
+                file,
+                &absolute.to_string_lossy(),
+                &config.dependencies,
+            ),
         );
         plan.routes.push(RouteCrate {
             file: file.clone(),

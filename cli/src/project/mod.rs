@@ -5,3 +5,4 @@ pub mod codegen;
 pub mod config;
 pub mod config_limits;
 pub(crate) mod embedded;
+pub(crate) mod ide;

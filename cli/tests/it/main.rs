@@ -12,5 +12,6 @@ mod hardening;
 mod help;
 mod hot_reload;
 mod http_routes;
+mod ide;
 mod route_api;
 mod websocket_example;
