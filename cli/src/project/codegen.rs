@@ -862,7 +862,9 @@ mod tests {
             parsed["workspace"]["members"].as_array().unwrap(),
             &vec![
                 toml::Value::from("routes/nitro_route_a_1"),
-                toml::Value::from("routes/nitro_route_b_1")
+                toml::Value::from("routes/nitro_route_a_1/ide"),
+                toml::Value::from("routes/nitro_route_b_1"),
+                toml::Value::from("routes/nitro_route_b_1/ide")
             ]
         );
         let dev = &parsed["profile"]["dev"];
@@ -941,6 +943,7 @@ mod tests {
         }
         for n in [&index, &ws] {
             expected.push(format!("routes/{n}/Cargo.toml"));
+            expected.push(format!("routes/{n}/ide/Cargo.toml"));
             expected.push(format!("routes/{n}/src/lib.rs"));
         }
         assert_eq!(files, expected.into_iter().collect());
