@@ -13,5 +13,6 @@ mod help;
 mod hot_reload;
 mod http_routes;
 mod ide;
+mod nitro_test;
 mod route_api;
 mod websocket_example;
