@@ -50,7 +50,7 @@ type Files = &'static [(&'static str, &'static [u8])];
 
 macro_rules! example {
     ($name:literal: $($file:literal),+ $(,)?) => {
-        &[$(($file, include_bytes!(concat!("../../../examples/", $name, "/", $file)))),+]
+        &[$(($file, include_bytes!(concat!("../../embedded/examples/", $name, "/", $file)))),+]
     };
 }
 

@@ -21,37 +21,37 @@ pub(crate) struct EmbeddedCrate {
 /// `nitro-abi`: the `#[repr(C)]` types shared by host and routes.
 pub(crate) const ABI: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro-abi",
-    sources: &[("src/lib.rs", include_str!("../../../abi/src/lib.rs"))],
+    sources: &[("src/lib.rs", include_str!("../../embedded/abi/lib.rs"))],
 };
 
 /// `nitro`: what route files import.
 pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro",
     sources: &[
-        ("src/lib.rs", include_str!("../../../nitro/src/lib.rs")),
+        ("src/lib.rs", include_str!("../../embedded/nitro/lib.rs")),
         (
             "src/assets.rs",
-            include_str!("../../../nitro/src/assets.rs"),
+            include_str!("../../embedded/nitro/assets.rs"),
         ),
-        ("src/error.rs", include_str!("../../../nitro/src/error.rs")),
+        ("src/error.rs", include_str!("../../embedded/nitro/error.rs")),
         (
             "src/extract.rs",
-            include_str!("../../../nitro/src/extract.rs"),
+            include_str!("../../embedded/nitro/extract.rs"),
         ),
         (
             "src/ffi/mod.rs",
-            include_str!("../../../nitro/src/ffi/mod.rs"),
+            include_str!("../../embedded/nitro/ffi/mod.rs"),
         ),
         (
             "src/ffi/export.rs",
-            include_str!("../../../nitro/src/ffi/export.rs"),
+            include_str!("../../embedded/nitro/ffi/export.rs"),
         ),
         (
             "src/ffi/host.rs",
-            include_str!("../../../nitro/src/ffi/host.rs"),
+            include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
-        ("src/http.rs", include_str!("../../../nitro/src/http.rs")),
-        ("src/ws.rs", include_str!("../../../nitro/src/ws.rs")),
+        ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
+        ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };
 
