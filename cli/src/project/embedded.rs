@@ -33,7 +33,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/assets.rs",
             include_str!("../../embedded/nitro/assets.rs"),
         ),
-        ("src/error.rs", include_str!("../../embedded/nitro/error.rs")),
+        (
+            "src/error.rs",
+            include_str!("../../embedded/nitro/error.rs"),
+        ),
         (
             "src/extract.rs",
             include_str!("../../embedded/nitro/extract.rs"),
