@@ -2,7 +2,11 @@
 //!
 //! ```text
 //! cargo run --release -p nitro-bench -- reload [--reloads N] [--restarts N] [--nitro PATH]
+//! cargo run --release -p nitro-bench -- pubsub [--rounds N] [--messages N] [--nitro PATH]
 //! ```
+//!
+//! `pubsub` (`pubsub.rs`) measures WebSocket publishes relayed between three `nitro start`
+//! instances through a real `redis-server`: latency and throughput.
 //!
 //! `reload` runs `nitro dev` on a temporary copy of `examples/websocket`, keeps one WebSocket
 //! open, and edits one line of `routes/_ws.rs` (the `pong` text) N times (default 200). For
@@ -24,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use tungstenite::Message;
 
+mod pubsub;
+
 /// A bound for any one wait (a reload, a start).
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -37,9 +43,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("pubsub") => match pubsub::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
             eprintln!(
                 "usage: nitro-bench reload [--reloads N] [--restarts N] [--nitro PATH]\n\
+                 \x20      nitro-bench pubsub [--rounds N] [--messages N] [--nitro PATH]\n\
                  (cargo run --release -p nitro-bench -- reload)"
             );
             ExitCode::from(2)

@@ -156,6 +156,23 @@ fn samples(tmp: &Path) -> Vec<Sample> {
     });
     out.push(sample("serve_addr_in_use", e, |_| None));
 
+    // `[websocket] pubsub` at `nitro start`: a malformed `NITRO_PUBSUB_URL`.
+    let built = crate::project::config_pubsub::BuiltPubSub {
+        url: None,
+        channel: "chat".into(),
+        queue: 10_000,
+        stats_interval: Some(60.0),
+    };
+    let e = built
+        .settings()
+        .runtime(Some("redis//:secret@127.0.0.1:6379"), ".output/nitro.json")
+        .unwrap_err();
+    out.push(sample(
+        "pubsub_url",
+        e,
+        crate::project::config_pubsub::PubSubConfigError::hint,
+    ));
+
     // `nitro init` into a folder that has files.
     let full = project(&[("notes.txt", "")]);
     let e = crate::commands::init::init(full.path(), Template::Websocket, false).unwrap_err();

@@ -5,14 +5,19 @@
 //! printed is seen. The first one stops the server gracefully (stop accepting, finish
 //! in-flight requests, close WebSocket peers with `1001`, within the server's
 //! `shutdown_timeout`). Under `nitro start` a second one exits at once.
+//!
+//! With `[websocket] pubsub`, the Redis backplane is attached to the hub before the server
+//! binds and stopped (its final counts logged) after the server stopped.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nitro_runtime::ws::backplane::PubSubConfig;
 use nitro_runtime::{App, Hub, Server, ServerConfig, ServerError};
 
+use crate::project::config_pubsub;
 use crate::ui::Ui;
 
 /// Which command serves: it decides the words and the end of a shutdown.
@@ -68,14 +73,16 @@ pub(crate) fn check_addr(addr: SocketAddr) -> Result<(), ServeError> {
     }
 }
 
-/// Serves `app` until a signal. `ready` runs once the server is bound, before its URL is
-/// printed (`nitro dev` attaches its dev client and starts its dev loop there).
+/// Serves `app` until a signal, relaying publishes through `pubsub` when given. `ready` runs
+/// once the server is bound, before its URL is printed (`nitro dev` attaches its dev client
+/// and starts its dev loop there).
 pub(crate) fn serve(
     ui: &Ui,
     mode: Mode,
     config: ServerConfig,
     hub: Arc<Hub>,
     app: App,
+    pubsub: Option<PubSubConfig>,
     ready: impl FnOnce(&Server) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout;
@@ -86,6 +93,7 @@ pub(crate) fn serve(
         .map_err(ServeError::Runtime)?;
     let served = runtime.block_on(async {
         let mut signals = Signals::new().map_err(ServeError::Signals)?;
+        let backplane = config_pubsub::start(&hub, pubsub, ui)?;
         let server = Server::bind(config, hub, app)
             .await
             .map_err(ServeError::Server)?;
@@ -114,6 +122,7 @@ pub(crate) fn serve(
             })
             .await
             .map_err(ServeError::Server)?;
+        config_pubsub::stop(backplane).await;
         Ok::<_, anyhow::Error>(())
     });
     runtime.shutdown_timeout(mode.runtime_grace());

@@ -80,7 +80,7 @@
 //! dev mode ([`ServerConfig::dev`]).
 //!
 //! The library never prints: it emits `tracing` events (targets `nitro::server`,
-//! `nitro::route`, `nitro::ws`, `nitro::static`). It has no global state, so several servers
+//! `nitro::route`, `nitro::ws`, `nitro::pubsub`, `nitro::static`). It has no global state, so several servers
 //! can run in one process.
 
 mod app;

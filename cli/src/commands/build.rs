@@ -73,10 +73,12 @@ impl BuildFailed {
 /// Runs `nitro build`.
 pub(crate) fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    // The address settings do not matter to a build (`nitro start` reads its own).
+    // The address settings and the pub/sub URL do not matter to a build (`nitro start` reads
+    // its own).
     let env = config::Env {
         port: None,
         host: None,
+        pubsub_url: None,
         ..config::Env::from_process()
     };
     let config = config::load_with_env(&args.dir, &Overrides::default(), &env)?;

@@ -14,6 +14,7 @@ use crate::devloop::reload::DevLoop;
 use crate::devloop::watch::Watcher;
 use crate::pipeline;
 use crate::project::config::{self, Overrides, ResolvedConfig};
+use crate::project::config_pubsub;
 use crate::serve::{self, Mode};
 use crate::ui::{Ui, plural};
 
@@ -48,6 +49,17 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     // A taken port is said before a build that may take minutes.
     serve::check_addr(config.addr)?;
+    // `[websocket] pubsub` needs a URL when serving: say so now, not after the build.
+    let pubsub = config
+        .pubsub
+        .as_ref()
+        .map(|settings| {
+            settings.runtime(
+                config_pubsub::env_url().as_deref(),
+                &config.display_config_file().display().to_string(),
+            )
+        })
+        .transpose()?;
 
     // Before the first build, so that edits made while it runs are not missed.
     let watcher = match Watcher::start(&config.project_dir) {
@@ -108,6 +120,7 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         server_config(&config),
         hub.clone(),
         app,
+        pubsub,
         |server| {
             let dev_client = nitro_runtime::DevClient::new();
             server.set_dev_client(dev_client.clone());

@@ -11,6 +11,9 @@
 //! `--host`. Shutdown on SIGINT or SIGTERM is graceful: stop accepting, finish in-flight
 //! requests, close WebSocket peers with `1001`, all within `NITRO_SHUTDOWN_TIMEOUT` (default
 //! 30 s); a second signal exits at once.
+//!
+//! With `[websocket] pubsub` in the manifest, publishes are relayed through Redis (the URL of
+//! `NITRO_PUBSUB_URL`, else the one recorded; see [`crate::project::config_pubsub`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -212,6 +215,18 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ));
     }
 
+    // Checked before anything is loaded: a bad URL is a start error, not a later surprise.
+    let pubsub = manifest
+        .config
+        .pubsub
+        .as_ref()
+        .map(|built| {
+            built.settings().runtime(
+                crate::project::config_pubsub::env_url().as_deref(),
+                &dir.join(MANIFEST).display().to_string(),
+            )
+        })
+        .transpose()?;
     let hub = Hub::new();
     let routes = load_routes(&output, &dir, &hub)?;
     let config = ServerConfig {
@@ -243,7 +258,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
 
     let app = App::new(output.table, routes);
-    serve::serve(ui, Mode::Start, config, hub, app, |_| Ok(()))?;
+    serve::serve(ui, Mode::Start, config, hub, app, pubsub, |_| Ok(()))?;
     Ok(ExitCode::SUCCESS)
 }
 

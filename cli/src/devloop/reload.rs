@@ -96,6 +96,10 @@ pub(crate) fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> Conf
         out.need_restart
             .push("`[websocket] allowed_origins` changed".to_owned());
     }
+    if old.pubsub != new.pubsub {
+        out.need_restart
+            .push("`[websocket] pubsub` changed".to_owned());
+    }
     out
 }
 

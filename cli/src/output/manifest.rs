@@ -92,6 +92,9 @@ pub struct BuiltConfig {
     /// `[websocket] allowed_origins`.
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// `[websocket] pubsub` (absent: publishes stay in the instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubsub: Option<crate::project::config_pubsub::BuiltPubSub>,
 }
 
 /// Commands, for people reading the manifest.
@@ -401,6 +404,7 @@ mod tests {
                     &nitro_runtime::Limits::default(),
                 )),
                 allowed_origins: None,
+                pubsub: None,
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

@@ -198,6 +198,10 @@ pub(crate) fn write_output(
                 &config.limits,
             )),
             allowed_origins: config.allowed_origins.clone(),
+            pubsub: config
+                .pubsub
+                .as_ref()
+                .map(crate::project::config_pubsub::BuiltPubSub::from),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

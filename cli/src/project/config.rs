@@ -4,7 +4,8 @@
 //!
 //! 1. **defaults**: `127.0.0.1:3000`, `[renderer] static = true`, `[features] websocket = true`;
 //! 2. **`nitro.toml`** in the project folder (optional; every key optional);
-//! 3. **environment**: `PORT` and `HOST` (as Nitro reads them), `NITRO_TARGET_DIR`;
+//! 3. **environment**: `PORT` and `HOST` (as Nitro reads them), `NITRO_TARGET_DIR`,
+//!    `NITRO_PUBSUB_URL` (see [`crate::project::config_pubsub`]);
 //! 4. **flags**: `--port`, `--host`.
 //!
 //! The result is one [`ResolvedConfig`] that the rest of the CLI takes. Resolution is pure: the
@@ -64,6 +65,8 @@ pub struct ResolvedConfig {
     /// `[websocket] allowed_origins`: the origins that may open the project's WebSocket
     /// routes (`None`: any local origin in dev, any origin in production).
     pub allowed_origins: Option<Vec<String>>,
+    /// `[websocket] pubsub`: relay WebSocket publishes between instances through Redis.
+    pub pubsub: Option<crate::project::config_pubsub::PubSubSettings>,
 }
 
 impl ResolvedConfig {
@@ -116,10 +119,12 @@ pub struct Env {
     pub host: Option<String>,
     /// `NITRO_TARGET_DIR`.
     pub target_dir: Option<PathBuf>,
+    /// `NITRO_PUBSUB_URL`: the Redis URL of `[websocket] pubsub`, over the file's `url`.
+    pub pubsub_url: Option<String>,
 }
 
 impl Env {
-    /// Reads `PORT`, `HOST` and `NITRO_TARGET_DIR`. Empty values count as unset, as shells
+    /// Reads `PORT`, `HOST`, `NITRO_TARGET_DIR` and `NITRO_PUBSUB_URL`. Empty values count as unset, as shells
     /// often leave `PORT=` behind.
     pub fn from_process() -> Env {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
@@ -127,6 +132,8 @@ impl Env {
             port: var("PORT").map(|v| v.to_string_lossy().into_owned()),
             host: var("HOST").map(|v| v.to_string_lossy().into_owned()),
             target_dir: var("NITRO_TARGET_DIR").map(PathBuf::from),
+            pubsub_url: var(crate::project::config_pubsub::URL_ENV)
+                .map(|v| v.to_string_lossy().into_owned()),
         }
     }
 }
@@ -202,6 +209,10 @@ pub enum ConfigError {
         source_name: String,
         value: String,
     },
+
+    /// `[websocket] pubsub` or `NITRO_PUBSUB_URL` is wrong.
+    #[error(transparent)]
+    PubSub(#[from] crate::project::config_pubsub::PubSubConfigError),
 }
 
 impl ConfigError {
@@ -231,6 +242,7 @@ impl ConfigError {
             ConfigError::Host { .. } => Some(
                 "use an address such as `127.0.0.1` (this machine only) or `0.0.0.0` (every interface); `localhost` also works".into(),
             ),
+            ConfigError::PubSub(error) => error.hint(),
         }
     }
 }
@@ -428,6 +440,19 @@ pub fn resolve(
         ));
     }
 
+    let pubsub = match parsed.websocket.pubsub {
+        Some(table) => {
+            let line = line_of(file.unwrap_or(""), table.span().start);
+            let location = format!("{}:{line}", display_file.display());
+            Some(crate::project::config_pubsub::resolve(
+                table.into_inner(),
+                &location,
+                env.pubsub_url.as_deref(),
+            )?)
+        }
+        None => None,
+    };
+
     let target_dir = match &env.target_dir {
         Some(dir) if dir.is_absolute() => dir.clone(),
         // Relative to where nitro was started, as cargo treats CARGO_TARGET_DIR.
@@ -458,6 +483,7 @@ pub fn resolve(
             .websocket
             .allowed_origins
             .map(|origins| origins.into_iter().map(|origin| origin.0).collect()),
+        pubsub,
     })
 }
 
@@ -590,6 +616,9 @@ fn expected_for(table: &[String], key: &str) -> String {
         (Some("dev"), "websocket_reload") => "`\"keep\"` or `\"restart\"`".into(),
         (Some("dev"), "allowed_hosts") => crate::project::config_limits::HOSTS.into(),
         (Some("websocket"), "allowed_origins") => crate::project::config_limits::ORIGINS.into(),
+        (Some("websocket"), "pubsub") => {
+            "a table such as `{ url = \"redis://127.0.0.1:6379\", channel = \"my-app\" }`".into()
+        }
         (Some("limits"), key) => crate::project::config_limits::expected(key),
         (Some("renderer" | "features"), _) => "`true` or `false`".into(),
         _ => "a different type".into(),
@@ -718,7 +747,7 @@ mod tests {
         let env = Env {
             port: Some("5000".into()),
             host: Some("127.0.0.3".into()),
-            target_dir: None,
+            ..Env::default()
         };
         let only_file = run(file, Env::default(), Overrides::default()).unwrap();
         assert_eq!(only_file.addr, "127.0.0.2:4000".parse().unwrap());

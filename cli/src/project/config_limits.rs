@@ -149,6 +149,8 @@ pub(crate) fn expected(key: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebSocketSection {
     pub(crate) allowed_origins: Option<Vec<Origin>>,
+    /// `pubsub = { url, channel }` (see [`crate::project::config_pubsub`]), with its place in the file.
+    pub(crate) pubsub: Option<toml::Spanned<crate::project::config_pubsub::PubSubSection>>,
 }
 
 /// An entry of `[websocket] allowed_origins`: `scheme://host[:port]` or `*`.

@@ -4,5 +4,6 @@ pub mod cargo_build;
 pub mod codegen;
 pub mod config;
 pub mod config_limits;
+pub mod config_pubsub;
 pub(crate) mod embedded;
 pub(crate) mod ide;

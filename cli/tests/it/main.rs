@@ -1,6 +1,9 @@
 //! The CLI's integration tests: one binary, so the stack links once. Each module is one area;
 //! `support` is the harness they share.
 
+/// A real `redis-server`, shared with the runtime's pub/sub tests.
+#[path = "../../../runtime/tests/support/redis.rs"]
+mod redis_server;
 mod support;
 
 mod browser;
@@ -15,4 +18,5 @@ mod http_routes;
 mod ide;
 mod nitro_test;
 mod route_api;
+mod pubsub;
 mod websocket_example;

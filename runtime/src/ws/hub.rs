@@ -3,12 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use nitro_router::{Match, RouteTable};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::backplane::Relay;
 use super::peer::{Peer, PeerRef, frame};
 
 /// Peers and their topic subscriptions, for one server.
@@ -19,6 +20,8 @@ use super::peer::{Peer, PeerRef, frame};
 pub struct Hub {
     state: RwLock<State>,
     next_key: AtomicU64,
+    /// Where publishes go for other instances, when a backplane is attached.
+    relay: OnceLock<Relay>,
 }
 
 #[derive(Default)]
@@ -43,12 +46,14 @@ impl Hub {
         Arc::new(Hub {
             state: RwLock::new(State::default()),
             next_key: AtomicU64::new(0),
+            relay: OnceLock::new(),
         })
     }
 
     /// Sends to every subscriber of `topic`, in `namespace` or in every namespace when it is
     /// `None` (crossws's adapter-level publish: nobody is excluded). The frame is built once
-    /// and shared. Returns the number of peers it was queued for.
+    /// and shared. Returns the number of local peers it was queued for. With a backplane, the
+    /// message is then relayed to the other instances.
     pub fn publish(
         &self,
         namespace: Option<&str>,
@@ -56,7 +61,10 @@ impl Hub {
         data: Bytes,
         binary: bool,
     ) -> usize {
-        self.publish_in(namespace, topic, frame(data, binary), None)
+        let message = frame(data, binary);
+        let sent = self.publish_in(namespace, topic, message.clone(), None);
+        self.relay(namespace, topic, &message);
+        sent
     }
 
     /// The number of connected peers.
@@ -78,6 +86,19 @@ impl Hub {
         match namespace {
             Some(name) => state.namespaces.get(name).map(open).unwrap_or_default(),
             None => state.namespaces.values().flat_map(open).collect(),
+        }
+    }
+
+    /// Attaches a backplane's relay; false if the hub has one already.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_relay(&self, relay: Relay) -> bool {
+        self.relay.set(relay).is_ok()
+    }
+
+    /// Offers a local publish to the backplane, if any (never blocks).
+    pub(crate) fn relay(&self, namespace: Option<&str>, topic: &str, message: &Message) {
+        if let Some(relay) = self.relay.get() {
+            relay.offer(namespace, topic, message);
         }
     }
 
@@ -350,6 +371,30 @@ mod tests {
             hub.close_route_peers(&table, &files, 1012, "again"),
             0,
             "a closing peer is not closed twice"
+        );
+    }
+
+    #[test]
+    fn hub_publishes_are_offered_to_the_relay() {
+        use crate::ws::backplane::Counters;
+
+        let hub = Hub::new();
+        let counters = Arc::new(Counters::default());
+        let (relay, mut rx) = Relay::new(10, counters.clone());
+        assert!(hub.set_relay(relay));
+        let (again, _rx) = Relay::new(10, counters);
+        assert!(!hub.set_relay(again), "one backplane per hub");
+        hub.publish(Some("/_ws"), "chat", Bytes::from_static(b"hi"), false);
+        hub.publish(None, "news", Bytes::from_static(b"\x00"), true);
+        let first = rx.try_recv().unwrap();
+        assert_eq!(
+            (first.namespace.as_deref(), first.topic.as_str()),
+            (Some("/_ws"), "chat")
+        );
+        let second = rx.try_recv().unwrap();
+        assert_eq!(
+            second.envelope("i"),
+            r#"{"id":"i","msg":{"namespace":"","topic":"news","binary":true,"data":"AA=="}}"#
         );
     }
 }

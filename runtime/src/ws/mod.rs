@@ -11,12 +11,17 @@
 //!   [`App`](crate::App) at each event, so swapped code handles the next event. A writer task
 //!   drains the peer's outbound queue, so reading never waits for writing.
 //!
+//! - With a [`backplane`] (`[websocket] pubsub` in `nitro.toml`, feature `redis`), every
+//!   publish is delivered locally first, then relayed through Redis to the other instances'
+//!   subscribers; see [`backplane`] for the exact semantics.
+//!
 //! Close codes: the `close` hook gets the client's code and reason, `1005` when its close frame
 //! had none, and `1006` when the connection dropped without one. Protocol failures are answered
 //! with a close frame first: invalid UTF-8 `1007`, a message or frame over 1 MiB `1009`, any
 //! other protocol error `1002`. A failing `open` hook closes the peer with `1011`; server
 //! shutdown closes every peer with `1001`.
 
+pub mod backplane;
 mod connection;
 pub(crate) mod handshake;
 mod hub;

@@ -178,11 +178,14 @@ impl Peer {
 
     /// Sends to every subscriber of `topic` in this peer's namespace, except this peer unless
     /// `self_too`. Works from the `close` hook too (the seed chat announces leavers this way).
-    /// The frame is built once and shared by all subscribers.
+    /// The frame is built once and shared by all subscribers. With a backplane, the message is
+    /// then relayed to the other instances (where no peer is excluded).
     pub fn publish(&self, topic: &str, data: Bytes, binary: bool, self_too: bool) {
         if let Some(hub) = self.hub.upgrade() {
             let skip = (!self_too).then_some(self.key);
-            hub.publish_in(Some(&self.namespace), topic, frame(data, binary), skip);
+            let message = frame(data, binary);
+            hub.publish_in(Some(&self.namespace), topic, message.clone(), skip);
+            hub.relay(Some(&self.namespace), topic, &message);
         }
     }
 
