@@ -6,13 +6,28 @@
 //!
 //! - **Versioned first.** A route exports [`ROUTE_ABI_SYMBOL`] (`NITRO_ROUTE_ABI: u32`). The host
 //!   reads it before anything else and refuses a library whose value is not [`NITRO_ABI_VERSION`].
-//!   Then it calls [`ROUTE_ENTRY_SYMBOL`] to get a [`RouteV1`] table, whose `struct_size` lets
+//!   Then it calls [`ROUTE_ENTRY_SYMBOL`] to get a [`RouteV2`] table, whose `struct_size` lets
 //!   later versions append fields.
 //! - **Borrowed bytes only.** Every [`Bytes`] handed across is valid for the duration of the call
 //!   that received it; the receiver copies what it keeps. The route answers through host callbacks
 //!   (the host copies), so no side ever frees memory the other side allocated.
 //! - **No unwinding.** Every exported function of a route catches panics inside the route and
-//!   reports them through [`Outcome::fail`]; a panic never crosses the boundary.
+//!   reports them through [`Outcome::fail`]; a panic never crosses the boundary. That includes
+//!   [`Task::poll`] and [`Task::drop`]: a panic while dropping a task leaks what was left of it.
+//!
+//! ## Async calls (ABI 2)
+//!
+//! Each entry point of [`RouteV2`] has an `*_async` twin. A route fills in one of the two for each
+//! hook: the sync one for a `fn` (the host runs it on a bounded pool of threads, where it may
+//! block), the async one for an `async fn`. An async entry point copies its borrowed inputs at once
+//! and writes a [`Task`] to its out-pointer; the host then polls the task on its own async workers
+//! with a [`Waker`] it implements, and drops it exactly once (when it finished, or to cancel it).
+//! The lifetime rule differs from a sync call in one place: the [`Outcome`] and the responder
+//! passed to an async entry point stay valid **until the host drops the task** (the route answers
+//! from inside `poll`), while the request, the peer handle and the other arguments are still
+//! borrowed for the start call only. This is the layout of the `async-ffi` crate, written here so
+//! that both sides depend on nothing: host and route may be built by different compilers, so no
+//! `std::task::Context` ever crosses.
 //!
 //! This crate has no dependencies: it is compiled into the host and, materialised from the host
 //! binary, into every route library, so both sides always agree on these layouts.
@@ -22,13 +37,13 @@
 use core::ffi::c_void;
 
 /// The version of this ABI. Bump it on any change to a type in this crate.
-pub const NITRO_ABI_VERSION: u32 = 1;
+pub const NITRO_ABI_VERSION: u32 = 2;
 
 /// Name of the exported `u32` static holding the route's [`NITRO_ABI_VERSION`].
 pub const ROUTE_ABI_SYMBOL: &[u8] = b"NITRO_ROUTE_ABI\0";
 
-/// Name of the exported `extern "C" fn() -> *const RouteV1`.
-pub const ROUTE_ENTRY_SYMBOL: &[u8] = b"nitro_route_v1\0";
+/// Name of the exported `extern "C" fn() -> *const RouteV2`.
+pub const ROUTE_ENTRY_SYMBOL: &[u8] = b"nitro_route_v2\0";
 
 /// A borrowed byte slice, valid for the duration of the call that received it.
 #[repr(C)]
@@ -123,14 +138,76 @@ impl Status {
     pub const FAILED: Status = Status(3);
 }
 
+/// What [`Task::poll`] returns while the task has not finished. Any other value is the final
+/// [`Status`] of the call.
+pub const TASK_PENDING: i32 = -1;
+
+/// A waker handed across the boundary: `data` plus the functions of the side that made it.
+///
+/// The waker passed to [`Task::poll`] is borrowed for that call: the callee may call `clone` and
+/// `wake_by_ref` on it, and must not call `wake` or `drop`. A waker obtained from `clone` is
+/// owned: it is consumed by exactly one `wake` or `drop`. Every function may be called from any
+/// thread and never unwinds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Waker {
+    pub data: *const c_void,
+    pub vt: *const WakerVTable,
+}
+
+/// The functions of a [`Waker`]; `data` is the waker's own.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WakerVTable {
+    /// Returns a new, owned waker for the same task.
+    pub clone: unsafe extern "C" fn(data: *const c_void) -> Waker,
+    /// Wakes the task and consumes an owned waker.
+    pub wake: unsafe extern "C" fn(data: *const c_void),
+    /// Wakes the task; the waker stays valid.
+    pub wake_by_ref: unsafe extern "C" fn(data: *const c_void),
+    /// Releases an owned waker without waking.
+    pub drop: unsafe extern "C" fn(data: *const c_void),
+}
+
+/// A future handed across the boundary: `state` is owned by the side that made the task, which
+/// alone interprets it.
+///
+/// The receiver calls `poll` (never concurrently, from any thread) until it returns something
+/// other than [`TASK_PENDING`], and calls `drop` exactly once: after the final `poll`, or earlier
+/// to cancel the task. Neither function unwinds.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Task {
+    pub state: *mut c_void,
+    /// Polls once with a borrowed waker; returns [`TASK_PENDING`] or the final [`Status`] (the
+    /// value of its `.0`). A task that returned a final status is not polled again.
+    pub poll: unsafe extern "C" fn(state: *mut c_void, waker: *const Waker) -> i32,
+    /// Drops the task's state (the future, and whatever it holds). A task that panics here leaks
+    /// the rest of its state rather than unwinding.
+    pub drop: unsafe extern "C" fn(state: *mut c_void),
+}
+
+// SAFETY: a task's functions may be called from any thread (one call at a time, which `&mut`
+// access to the `Task` gives), and a waker's from any thread at once: both are documented above
+// and required of every implementation.
+#[allow(unsafe_code)]
+unsafe impl Send for Task {}
+#[allow(unsafe_code)]
+unsafe impl Send for Waker {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Waker {}
+#[allow(unsafe_code)]
+unsafe impl Sync for WakerVTable {}
+
 /// Per-call channel for what the route reports besides its answer.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Outcome {
     pub ctx: *mut c_void,
-    /// Called at most once, before the entry point returns [`Status::PANICKED`] (with the panic
-    /// message and location: `panicked at routes/x.rs:3:5:\nboom`) or [`Status::FAILED`] (with
-    /// the error the hook returned).
+    /// Called at most once, before the entry point (or, for an async call, the task's final
+    /// `poll`) returns [`Status::PANICKED`] (with the panic message and location:
+    /// `panicked at routes/x.rs:3:5:\nboom`) or [`Status::FAILED`] (with the error the hook
+    /// returned).
     pub fail: unsafe extern "C" fn(ctx: *mut c_void, message: Bytes),
 }
 
@@ -155,7 +232,8 @@ pub struct HttpRequest {
 }
 
 /// How a route answers an HTTP request. Implemented by the host; the route calls these during
-/// the `http` call, and the host copies everything it is given.
+/// the `http` call (or the polls of the `http_async` task), and the host copies everything it is
+/// given.
 #[repr(C)]
 #[derive(Debug)]
 pub struct HttpResponder {
@@ -280,6 +358,9 @@ pub mod level {
 pub struct HostApi {
     pub abi_version: u32,
     pub struct_size: u32,
+    /// Which load of a route library this is, counted per process from 1 (names the route's
+    /// runtime threads: `nitro-<route>-g<generation>`).
+    pub generation: u64,
     pub ctx: *const c_void,
     /// Logs a line on the host's terminal, attributed to the route.
     pub log: unsafe extern "C" fn(ctx: *const c_void, level: u8, message: Bytes),
@@ -300,13 +381,18 @@ pub struct HostApi {
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].
 ///
-/// Entry points the route does not define are `None`.
+/// Entry points the route does not define are `None`. For each hook at most one of the sync entry
+/// and its `*_async` twin is set: the sync one runs to completion in the call (the host calls it
+/// on a thread where it may block), the async one starts a [`Task`] (see the crate docs).
+///
+/// An async entry point returns [`Status::OK`] after writing the task to `task`; any other status
+/// means no task was written (and, for [`Status::PANICKED`], the message went to `out`).
 #[repr(C)]
 #[derive(Debug)]
-pub struct RouteV1 {
+pub struct RouteV2 {
     /// Equals [`NITRO_ABI_VERSION`].
     pub abi_version: u32,
-    /// `size_of::<RouteV1>()` when the route was built; fields may be appended later.
+    /// `size_of::<RouteV2>()` when the route was built; fields may be appended later.
     pub struct_size: u32,
     /// Version of the `nitro` crate the route was built with (diagnostics only).
     pub nitro_version: Bytes,
@@ -335,13 +421,65 @@ pub struct RouteV1 {
     >,
     pub ws_error:
         Option<unsafe extern "C" fn(out: *const Outcome, peer: Peer, error: Bytes) -> Status>,
+    /// `http` as a task: `out` and `res` stay valid until the task is dropped.
+    pub http_async: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            req: *const HttpRequest,
+            res: *const HttpResponder,
+            task: *mut Task,
+        ) -> Status,
+    >,
+    /// `ws_upgrade` as a task: `out` and `res` stay valid until the task is dropped.
+    pub ws_upgrade_async: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            req: *const HttpRequest,
+            res: *const UpgradeResponder,
+            task: *mut Task,
+        ) -> Status,
+    >,
+    /// `ws_open` as a task; the route retains the peer if the task keeps it.
+    pub ws_open_async:
+        Option<unsafe extern "C" fn(out: *const Outcome, peer: Peer, task: *mut Task) -> Status>,
+    pub ws_message_async: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            peer: Peer,
+            data: Bytes,
+            binary: bool,
+            task: *mut Task,
+        ) -> Status,
+    >,
+    pub ws_close_async: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            peer: Peer,
+            code: u16,
+            reason: Bytes,
+            task: *mut Task,
+        ) -> Status,
+    >,
+    pub ws_error_async: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            peer: Peer,
+            error: Bytes,
+            task: *mut Task,
+        ) -> Status,
+    >,
+    /// Called once when the host retires this library image, after its last task was dropped
+    /// and with no call running: the route drops its per-generation state and stops its runtime
+    /// (threads, background tasks, sockets), waiting at most `timeout_ms`. It may block; the host
+    /// calls it on a thread of its own. The image stays mapped; no entry point is called after.
+    pub shutdown: Option<unsafe extern "C" fn(timeout_ms: u64)>,
 }
 
 // SAFETY (for the three impls below): these tables hold only function pointers and pointers to
 // data that the exporting side keeps alive and never mutates while shared; the functions
 // themselves are documented as callable from any thread.
 #[allow(unsafe_code)]
-unsafe impl Sync for RouteV1 {}
+unsafe impl Sync for RouteV2 {}
 #[allow(unsafe_code)]
 unsafe impl Sync for PeerVTable {}
 #[allow(unsafe_code)]

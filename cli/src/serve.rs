@@ -4,7 +4,9 @@
 //! Signals are registered before the server binds, so a signal sent right after the URL is
 //! printed is seen. The first one stops the server gracefully (stop accepting, finish
 //! in-flight requests, close WebSocket peers with `1001`, within the server's
-//! `shutdown_timeout`). Under `nitro start` a second one exits at once.
+//! `shutdown_timeout`), then the routes it dropped get up to 5 s for their own shutdown (their
+//! `nitro::state` dropped, their runtimes stopped). Under `nitro start` a second signal exits at
+//! once.
 //!
 //! With `[websocket] pubsub`, the Redis backplane is attached to the hub before the server
 //! binds and stopped (its final counts logged) after the server stopped.
@@ -18,7 +20,11 @@ use nitro_runtime::ws::backplane::PubSubConfig;
 use nitro_runtime::{App, Hub, Server, ServerConfig, ServerError};
 
 use crate::project::config_pubsub;
-use crate::ui::Ui;
+use crate::ui::{Ui, plural};
+
+/// How long the exit waits for the routes' own shutdown (their state dropped, their runtimes
+/// stopped) once the server drained.
+const ROUTE_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// Which command serves: it decides the words and the end of a shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +131,16 @@ pub(crate) fn serve(
         config_pubsub::stop(backplane).await;
         Ok::<_, anyhow::Error>(())
     });
+    // The drained server dropped its routes: let their `shutdown` run (`nitro::state` values
+    // such as a database pool are dropped, route runtimes stop) before the process exits.
+    let stuck = nitro_runtime::loader::wait_retired(ROUTE_SHUTDOWN);
+    if stuck > 0 {
+        ui.warn(&format!(
+            "{} did not finish shutting down within {} s",
+            plural(stuck, "route"),
+            ROUTE_SHUTDOWN.as_secs()
+        ));
+    }
     runtime.shutdown_timeout(mode.runtime_grace());
     served?;
     ui.status("  stopped");

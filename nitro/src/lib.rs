@@ -63,23 +63,45 @@
 //!
 //! # How routes run
 //!
-//! Handlers and hooks are synchronous functions. The server runs them on a blocking thread
-//! pool, so they may block (file I/O, a blocking database client), but they must not need an
-//! async runtime of their own. State kept in `static`s restarts when `nitro dev` reloads the
-//! route; state that must outlive a reload belongs in the peer's context or outside the process.
-//! A panic in a handler answers `500` and is logged with the route file; the server carries on.
+//! A handler or hook is a plain `fn` or an `async fn`, and that choice says where it runs:
+//!
+//! - An `async fn` is polled inline on the server's async workers: it may `.await` anything
+//!   (`tokio::time::sleep`, `tokio::spawn`, reqwest, a database pool) but **must not block**; the
+//!   server logs any poll that holds a worker longer than 10 ms. It takes its arguments by value
+//!   (`async fn handler(req: Request)`, `async fn message(peer: Peer, message: Message)`), and its
+//!   future must be `Send`. Past the handler timeout its future is dropped (`504`).
+//! - A plain `fn` may block (file I/O, a blocking database client, heavy CPU): it runs on a
+//!   bounded pool of threads.
+//!
+//! ```
+//! // routes/slow.get.rs
+//! pub async fn handler(req: nitro::Request) -> String {
+//!     // tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+//!     format!("waited for {}", req.path())
+//! }
+//! ```
+//!
+//! A route file with an `async fn` gets its own small tokio runtime (feature `tokio`, turned on
+//! by `nitro dev` for such files); build clients and pools once per route with `nitro::state`
+//! (`nitro::state(|| async { … }).await`). State kept in `static`s (and in `nitro::state`) restarts
+//! when `nitro dev` reloads the route; state that must outlive a reload belongs in the peer's
+//! context or outside the process. A panic in a handler, before or after an `.await`, answers
+//! `500` and is logged with the route file; the server carries on.
 
 pub mod assets;
 mod error;
 mod extract;
 mod ffi;
 mod http;
+mod rt;
 pub mod ws;
 
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use ffi::__private;
 pub use http::{Html, IntoResponse, Json, Request, RequestBuilder, Response};
+#[cfg(feature = "tokio")]
+pub use rt::state;
 /// A JSON value (`serde_json::Value`), as built by [`json!`].
 pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.

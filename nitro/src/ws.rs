@@ -33,10 +33,24 @@
 //! }
 //! ```
 //!
+//! Each hook may also be an `async fn`, taking its arguments by value; it may `.await` (an
+//! `async fn upgrade` can look a token up before the `101`), and is polled on the server's own
+//! workers, so it must not block:
+//!
+//! ```
+//! use nitro::ws::{Message, Peer};
+//!
+//! pub async fn message(peer: Peer, message: Message) {
+//!     // let reply = client.get(…).send().await;
+//!     peer.send(message);
+//! }
+//! ```
+//!
 //! The hooks of one peer run one at a time, in order (`open`, then each `message`, then
-//! `close`), on a thread of the server's blocking pool: they may block, but a slow hook delays
-//! that peer's next event. Peers, their topics and context live in the server, so they survive a
-//! reload of the route's code.
+//! `close`): a plain `fn` on a thread of the server's blocking pool (it may block), an
+//! `async fn` on the peer's own task; either way a slow hook delays that peer's next event.
+//! Peers, their topics and context live in the server, so they survive a reload of the route's
+//! code.
 
 use crate::ffi::RawPeer;
 use crate::{Error, IntoResponse, Json, Request, Response};
@@ -124,8 +138,15 @@ impl From<&Message> for Payload {
     }
 }
 impl From<Message> for Payload {
+    /// Moves the bytes (an `async fn` hook owns its message): no copy for an echo.
     fn from(m: Message) -> Self {
-        Payload::from(&m)
+        if m.binary {
+            return Payload::Binary(m.data);
+        }
+        match String::from_utf8(m.data) {
+            Ok(text) => Payload::Text(text),
+            Err(e) => Payload::Text(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
     }
 }
 macro_rules! payload_display {

@@ -14,8 +14,9 @@
 //!    - any other request with `Upgrade: websocket` gets `404` `no WebSocket route at …`, so
 //!      an upgrade is never accepted where no WebSocket route is;
 //!    - an HTTP route: the body is collected (at most `[limits] max_body`, else `413`) and
-//!      the route's handler runs on the route pool (see [`crate::route_pool`]): `504` when it
-//!      does not answer within `[limits] handler_timeout`;
+//!      the route's handler runs: an `async fn` polled inline on this worker, a sync `fn` on
+//!      the route pool (see [`crate::route_pool`]); `504` when it does not answer within
+//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then);
 //!    - routes for the path but not the method: `405` with `Allow`;
 //!    - nothing: `GET`/`HEAD` of a page URL get the renderer's `index.html` when it is on,
 //!      anything else `404` `Cannot find any route matching [GET] /path`. A page URL is one
@@ -179,11 +180,12 @@ async fn http_route(
         Err(error) => return error.render(&parts.headers, dev),
     };
     let info = request_info(&parts, params, remote, body);
-    let outcome = match shared
-        .route_pool
-        .call(file, move || module.http(&info))
-        .await
-    {
+    let pool = &shared.route_pool;
+    let outcome = match module.http_async(&info) {
+        Some(call) => pool.run_async(file, call).await,
+        None => pool.call(file, move || module.http(&info)).await,
+    };
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(overrun) => return overrun.http_error().render(&parts.headers, dev),
     };
@@ -406,11 +408,18 @@ async fn websocket(
     req = Request::from_parts(parts, body);
 
     // The request goes into the hook and comes back for the peer.
-    let decision = match shared
-        .route_pool
-        .call(file, move || Ok((module.ws_upgrade(&info), info)))
-        .await
-    {
+    let pool = &shared.route_pool;
+    let decision = match module.ws_upgrade_async(&info) {
+        Some(call) => pool
+            .run_async(file, call)
+            .await
+            .map(|decision| Ok((decision, info))),
+        None => {
+            pool.call(file, move || Ok((module.ws_upgrade(&info), info)))
+                .await
+        }
+    };
+    let decision = match decision {
         Ok(decision) => decision,
         Err(overrun) => return overrun.http_error().render(req.headers(), dev),
     };

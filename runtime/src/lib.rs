@@ -69,8 +69,9 @@
 //!    `.well-known`) are never served, and neither is anything a symlink leads to outside
 //!    `public/`. A miss goes on to routing.
 //! 2. The route table: a WebSocket route handles upgrades (`426` for a plain request); any
-//!    other upgrade request gets `404`, never a `101`; an HTTP route runs its handler on the
-//!    blocking pool; routes of the path that lack the method give `405` with `Allow`.
+//!    other upgrade request gets `404`, never a `101`; an HTTP route runs its handler (an
+//!    `async fn` inline on the async workers, a sync `fn` on the bounded blocking pool); routes
+//!    of the path that lack the method give `405` with `Allow`.
 //! 3. Nothing matched: the renderer's `index.html` for `GET`/`HEAD` when it is on, else `404`
 //!    `Cannot find any route matching [GET] /path`.
 //!
@@ -99,6 +100,7 @@ mod route_pool;
 mod server;
 mod shared;
 mod static_files;
+mod task;
 pub mod ws;
 
 pub use app::{App, RouteEntry};

@@ -47,11 +47,13 @@ pub struct Limits {
     /// keep-alive connection between requests. Default 10 s.
     pub header_read_timeout: Duration,
     /// A route handler (or WebSocket hook) that runs longer than this gets a `504` (an
-    /// `error` report for a hook, `1011` for `open`). Rust cannot stop a thread: the call
-    /// keeps its thread until it returns, and that is logged; the peer's next hooks do not
-    /// wait for it, so they may run while it is still running. Default 30 s.
+    /// `error` report for a hook, `1011` for `open`). An `async fn`'s future is dropped then.
+    /// Rust cannot stop a thread: a sync call keeps its thread until it returns, and that is
+    /// logged; the peer's next hooks do not wait for it, so they may run while it is still
+    /// running. Default 30 s.
     pub handler_timeout: Duration,
-    /// How many route calls may run at once, each on its own thread of the blocking pool.
+    /// How many sync route calls (`fn`, not `async fn`) may run at once, each on its own
+    /// thread of the blocking pool.
     /// Calls beyond wait for a free thread (within `handler_timeout`). The bound keeps
     /// runaway routes from taking every thread: static files and the server's own file
     /// reads use the same pool. Default 64.

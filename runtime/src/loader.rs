@@ -24,9 +24,10 @@
 
 use crate::Hub;
 use crate::module::{
-    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
+    CallError, HttpOutcome, RequestInfo, RouteFuture, RouteModule, RouteResponse, UpgradeDecision,
 };
 use crate::request_info::AbiRequest;
+use crate::task::{Generation, RouteTask};
 use crate::ws::{Peer, PeerRef};
 use nitro_abi as abi;
 use std::ffi::c_void;
@@ -75,15 +76,23 @@ pub enum LoadError {
 }
 
 /// A loaded generation of one route's code.
+///
+/// Dropping the last reference retires the generation: once its in-flight async calls are gone
+/// too (each holds the [`Generation`]), the route's `shutdown` entry stops its runtime.
 #[derive(Debug)]
 pub struct LoadedRoute {
     file: String,
-    table: &'static abi::RouteV1,
+    table: &'static abi::RouteV2,
     nitro_version: String,
+    generation: u64,
+    image: Arc<Generation>,
 }
 
 /// Distinguishes loads within this process; combined with the pid for unique file names.
 static LOAD_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Counts the generations (route libraries initialised) of this process.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 impl LoadedRoute {
     /// Loads `artifact` (a route `cdylib`) as the code of `route_file`.
@@ -147,14 +156,14 @@ impl LoadedRoute {
             });
         }
 
-        // SAFETY: with the ABI version checked, `nitro_route_v1` has the declared signature.
+        // SAFETY: with the ABI version checked, `nitro_route_v2` has the declared signature.
         let table_ptr = unsafe {
             let entry = lib
-                .get::<unsafe extern "C" fn() -> *const abi::RouteV1>(abi::ROUTE_ENTRY_SYMBOL)
+                .get::<unsafe extern "C" fn() -> *const abi::RouteV2>(abi::ROUTE_ENTRY_SYMBOL)
                 .map_err(|_| LoadError::MissingSymbol {
                     path: path.to_path_buf(),
                     file: file.clone(),
-                    symbol: "nitro_route_v1",
+                    symbol: "nitro_route_v2",
                 })?;
             entry()
         };
@@ -163,12 +172,12 @@ impl LoadedRoute {
 
         // SAFETY: the pointer comes from a route of our ABI version, pointing at a static in an
         // image that stays mapped for the rest of the process.
-        let table: &'static abi::RouteV1 = match unsafe { table_ptr.as_ref() } {
+        let table: &'static abi::RouteV2 = match unsafe { table_ptr.as_ref() } {
             Some(t) => t,
             None => {
                 return Err(LoadError::BadTable {
                     file,
-                    problem: "`nitro_route_v1` returned null".into(),
+                    problem: "`nitro_route_v2` returned null".into(),
                 });
             }
         };
@@ -179,13 +188,13 @@ impl LoadedRoute {
                 expected: abi::NITRO_ABI_VERSION,
             });
         }
-        if (table.struct_size as usize) < std::mem::size_of::<abi::RouteV1>() {
+        if (table.struct_size as usize) < std::mem::size_of::<abi::RouteV2>() {
             return Err(LoadError::BadTable {
                 file,
                 problem: format!(
                     "table is {} bytes, expected at least {}",
                     table.struct_size,
-                    std::mem::size_of::<abi::RouteV1>()
+                    std::mem::size_of::<abi::RouteV2>()
                 ),
             });
         }
@@ -193,6 +202,8 @@ impl LoadedRoute {
         let nitro_version =
             String::from_utf8_lossy(unsafe { table.nitro_version.as_slice() }).into_owned();
 
+        // Counted from 1 in this process; names the route's runtime threads.
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
         // Host services for this generation, valid until the process exits (leaked).
         let host_ctx: &'static HostCtx = Box::leak(Box::new(HostCtx {
             hub: hub.clone(),
@@ -202,15 +213,22 @@ impl LoadedRoute {
         let host: &'static abi::HostApi = Box::leak(Box::new(abi::HostApi {
             abi_version: abi::NITRO_ABI_VERSION,
             struct_size: std::mem::size_of::<abi::HostApi>() as u32,
+            generation,
             ctx: host_ctx as *const HostCtx as *const c_void,
             log: host_log,
             publish: host_publish,
             assets_dir: abi::Bytes::new(host_ctx.assets_dir.as_bytes()),
         }));
+        let image = Arc::new(Generation {
+            file: file.clone(),
+            shutdown: table.shutdown,
+        });
         let route = LoadedRoute {
             file,
             table,
             nitro_version,
+            generation,
+            image,
         };
         // SAFETY: `init` has the declared signature; `host` lives forever; the outcome
         // lives for the call.
@@ -229,6 +247,12 @@ impl LoadedRoute {
         &self.nitro_version
     }
 
+    /// Which load of a route library this is in the process (from 1); the route's runtime
+    /// threads are named `nitro-<route>-g<generation>`.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Runs one call into the route with a fresh [`abi::Outcome`], mapping its status.
     fn call(&self, f: impl FnOnce(*const abi::Outcome) -> abi::Status) -> Result<(), CallError> {
         let mut failure: Option<String> = None;
@@ -237,22 +261,37 @@ impl LoadedRoute {
             fail: outcome_fail,
         };
         let status = f(&out);
-        match status {
-            abi::Status::OK => Ok(()),
-            abi::Status::MISSING => Err(CallError::Missing),
-            abi::Status::FAILED => Err(CallError::Failed(
-                failure.unwrap_or_else(|| "the hook returned an error".into()),
-            )),
-            abi::Status::PANICKED => {
-                Err(CallError::Panicked(failure.unwrap_or_else(|| {
-                    format!("route `{}` panicked", self.file)
-                })))
-            }
-            abi::Status(other) => Err(CallError::Panicked(format!(
-                "route `{}` returned an unknown status {other}",
-                self.file
-            ))),
-        }
+        status_result(status, failure, &self.file)
+    }
+}
+
+/// Waits at most `timeout` for the routes retired so far (dropped with the `App` that held them,
+/// once their last call ended) to finish their `shutdown`: their `nitro::state` values dropped,
+/// their runtimes stopped. For a process about to exit, after the server drained: without it,
+/// the exit would cut a database pool off instead of closing it. Returns how many are still
+/// shutting down.
+pub fn wait_retired(timeout: std::time::Duration) -> usize {
+    crate::task::wait_retired(timeout)
+}
+
+/// Maps a call's final status (and what it reported through its outcome) to a result.
+fn status_result(
+    status: abi::Status,
+    failure: Option<String>,
+    file: &str,
+) -> Result<(), CallError> {
+    match status {
+        abi::Status::OK => Ok(()),
+        abi::Status::MISSING => Err(CallError::Missing),
+        abi::Status::FAILED => Err(CallError::Failed(
+            failure.unwrap_or_else(|| "the hook returned an error".into()),
+        )),
+        abi::Status::PANICKED => Err(CallError::Panicked(
+            failure.unwrap_or_else(|| format!("route `{file}` panicked")),
+        )),
+        abi::Status(other) => Err(CallError::Panicked(format!(
+            "route `{file}` returned an unknown status {other}"
+        ))),
     }
 }
 
@@ -358,12 +397,50 @@ unsafe extern "C" fn host_publish(
 // ---------------------------------------------------------------------------------------------
 // HTTP responder
 
-#[derive(Default)]
 struct ResponseSlot {
     status: u16,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     error: Option<(u16, String, Option<String>)>,
+}
+
+impl Default for ResponseSlot {
+    fn default() -> ResponseSlot {
+        ResponseSlot {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+impl ResponseSlot {
+    /// The host's responder writing into the slot at `ctx`.
+    fn responder(ctx: *mut ResponseSlot) -> abi::HttpResponder {
+        abi::HttpResponder {
+            ctx: ctx as *mut c_void,
+            status: res_status,
+            header: res_header,
+            body: res_body,
+            error: res_error,
+        }
+    }
+
+    fn into_outcome(self) -> HttpOutcome {
+        match self.error {
+            Some((status, message, data)) => HttpOutcome::Error {
+                status,
+                message,
+                data,
+            },
+            None => HttpOutcome::Response(RouteResponse {
+                status: self.status,
+                headers: self.headers,
+                body: self.body,
+            }),
+        }
+    }
 }
 
 /// # Safety (shared by the responder callbacks)
@@ -426,6 +503,37 @@ struct UpgradeSlot {
     protocol: Option<String>,
     namespace: Option<String>,
     context: Vec<(String, String)>,
+}
+
+impl UpgradeSlot {
+    /// The host's upgrade responder writing into the slot at `ctx`.
+    fn responder(ctx: *mut UpgradeSlot) -> abi::UpgradeResponder {
+        abi::UpgradeResponder {
+            ctx: ctx as *mut c_void,
+            reject: up_reject,
+            header: up_header,
+            body: up_body,
+            protocol: up_protocol,
+            namespace: up_namespace,
+            context: up_context,
+        }
+    }
+
+    fn into_decision(self) -> UpgradeDecision {
+        match self.reject {
+            Some(status) => UpgradeDecision::Reject {
+                status,
+                headers: self.headers,
+                body: self.body,
+            },
+            None => UpgradeDecision::Accept {
+                headers: self.headers,
+                protocol: self.protocol,
+                namespace: self.namespace,
+                context: self.context,
+            },
+        }
+    }
 }
 
 /// # Safety (shared by the upgrade callbacks)
@@ -709,32 +817,12 @@ impl RouteModule for LoadedRoute {
             return Err(CallError::Missing);
         };
         let view = AbiRequest::new(req);
-        let mut slot = ResponseSlot {
-            status: 200,
-            ..ResponseSlot::default()
-        };
-        let responder = abi::HttpResponder {
-            ctx: &mut slot as *mut ResponseSlot as *mut c_void,
-            status: res_status,
-            header: res_header,
-            body: res_body,
-            error: res_error,
-        };
+        let mut slot = ResponseSlot::default();
+        let responder = ResponseSlot::responder(&mut slot);
         // SAFETY: `http` has the ABI signature; the request view, responder and outcome live
         // for the call.
         self.call(|out| unsafe { http(out, view.as_abi(), &responder) })?;
-        Ok(match slot.error {
-            Some((status, message, data)) => HttpOutcome::Error {
-                status,
-                message,
-                data,
-            },
-            None => HttpOutcome::Response(RouteResponse {
-                status: slot.status,
-                headers: slot.headers,
-                body: slot.body,
-            }),
-        })
+        Ok(slot.into_outcome())
     }
 
     fn ws_upgrade(&self, req: &RequestInfo) -> Result<UpgradeDecision, CallError> {
@@ -743,30 +831,10 @@ impl RouteModule for LoadedRoute {
         };
         let view = AbiRequest::new(req);
         let mut slot = UpgradeSlot::default();
-        let responder = abi::UpgradeResponder {
-            ctx: &mut slot as *mut UpgradeSlot as *mut c_void,
-            reject: up_reject,
-            header: up_header,
-            body: up_body,
-            protocol: up_protocol,
-            namespace: up_namespace,
-            context: up_context,
-        };
+        let responder = UpgradeSlot::responder(&mut slot);
         // SAFETY: `upgrade` has the ABI signature; everything passed lives for the call.
         self.call(|out| unsafe { upgrade(out, view.as_abi(), &responder) })?;
-        Ok(match slot.reject {
-            Some(status) => UpgradeDecision::Reject {
-                status,
-                headers: slot.headers,
-                body: slot.body,
-            },
-            None => UpgradeDecision::Accept {
-                headers: slot.headers,
-                protocol: slot.protocol,
-                namespace: slot.namespace,
-                context: slot.context,
-            },
-        })
+        Ok(slot.into_decision())
     }
 
     fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError> {
@@ -806,5 +874,158 @@ impl RouteModule for LoadedRoute {
         };
         // SAFETY: ABI signature; `error` and the peer live for the call.
         self.call(|out| unsafe { hook(out, peer_handle(peer), abi::Bytes::new(error.as_bytes())) })
+    }
+
+    fn http_async(&self, req: &RequestInfo) -> Option<RouteFuture<HttpOutcome>> {
+        let start = self.table.http_async?;
+        let view = AbiRequest::new(req);
+        Some(self.start_task(
+            ResponseSlot::default(),
+            ResponseSlot::responder,
+            // SAFETY: `http_async` has the ABI signature; the request view lives for the start
+            // call, the outcome and responder until the task is dropped (`start_task`).
+            |out, res, task| unsafe { start(out, view.as_abi(), res, task) },
+            ResponseSlot::into_outcome,
+        ))
+    }
+
+    fn ws_upgrade_async(&self, req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
+        let start = self.table.ws_upgrade_async?;
+        let view = AbiRequest::new(req);
+        Some(self.start_task(
+            UpgradeSlot::default(),
+            UpgradeSlot::responder,
+            // SAFETY: as in `http_async`.
+            |out, res, task| unsafe { start(out, view.as_abi(), res, task) },
+            UpgradeSlot::into_decision,
+        ))
+    }
+
+    fn ws_open_async(&self, peer: &PeerRef) -> Option<RouteFuture<()>> {
+        let start = self.table.ws_open_async?;
+        // SAFETY: ABI signature; the peer is borrowed for the start call (the route retains
+        // it if its task keeps it), the outcome lives until the task is dropped.
+        Some(self.start_hook(|out, task| unsafe { start(out, peer_handle(peer), task) }))
+    }
+
+    fn ws_message_async(
+        &self,
+        peer: &PeerRef,
+        data: &[u8],
+        binary: bool,
+    ) -> Option<RouteFuture<()>> {
+        let start = self.table.ws_message_async?;
+        // SAFETY: as in `ws_open_async`; `data` is borrowed for the start call.
+        Some(self.start_hook(|out, task| unsafe {
+            start(out, peer_handle(peer), abi::Bytes::new(data), binary, task)
+        }))
+    }
+
+    fn ws_close_async(&self, peer: &PeerRef, code: u16, reason: &str) -> Option<RouteFuture<()>> {
+        let start = self.table.ws_close_async?;
+        // SAFETY: as in `ws_open_async`; `reason` is borrowed for the start call.
+        Some(self.start_hook(|out, task| unsafe {
+            start(
+                out,
+                peer_handle(peer),
+                code,
+                abi::Bytes::new(reason.as_bytes()),
+                task,
+            )
+        }))
+    }
+
+    fn ws_error_async(&self, peer: &PeerRef, error: &str) -> Option<RouteFuture<()>> {
+        let start = self.table.ws_error_async?;
+        // SAFETY: as in `ws_open_async`; `error` is borrowed for the start call.
+        Some(self.start_hook(|out, task| unsafe {
+            start(
+                out,
+                peer_handle(peer),
+                abi::Bytes::new(error.as_bytes()),
+                task,
+            )
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async calls
+
+/// What an async call keeps on the host side for the route to write to until the task is
+/// dropped: its outcome (a failure message), its answer and the responder writing into it.
+struct TaskSlots<A, R> {
+    failure: Option<String>,
+    out: abi::Outcome,
+    answer: A,
+    responder: R,
+}
+
+// SAFETY: besides `A` (which is `Send`), the slots hold the outcome and responder tables, whose
+// raw pointers point into this same allocation and are only used by the host callbacks, which
+// the route may call from whichever thread polls the task (one at a time).
+unsafe impl<A: Send, R> Send for TaskSlots<A, R> {}
+
+impl LoadedRoute {
+    /// Starts an async call and returns the future of its result. `responder` makes the
+    /// responder table for the answer slot; `start` calls the entry point with the outcome, the
+    /// responder and the task to fill in; `finish` turns the answer into the result.
+    fn start_task<A, R, T>(
+        &self,
+        answer: A,
+        responder: fn(*mut A) -> R,
+        start: impl FnOnce(*const abi::Outcome, *const R, *mut abi::Task) -> abi::Status,
+        finish: fn(A) -> T,
+    ) -> RouteFuture<T>
+    where
+        A: Send + 'static,
+        R: 'static,
+        T: Send + 'static,
+    {
+        let slots = TaskSlots {
+            failure: None,
+            out: abi::Outcome {
+                ctx: std::ptr::null_mut(),
+                fail: outcome_fail,
+            },
+            answer,
+            // Pointed at the answer below, once the slots have their final address.
+            responder: responder(std::ptr::null_mut()),
+        };
+        let started = RouteTask::start(&self.image, slots, |slots, task| {
+            // SAFETY: `slots` is the heap allocation `RouteTask` keeps until the route dropped
+            // the task, so these pointers stay valid for as long as the ABI requires.
+            unsafe {
+                (*slots).out.ctx = &raw mut (*slots).failure as *mut c_void;
+                (*slots).responder = responder(&raw mut (*slots).answer);
+                start(&raw const (*slots).out, &raw const (*slots).responder, task)
+            }
+        });
+        let file = self.file.clone();
+        let mut task = match started {
+            Ok(task) => task,
+            Err((status, slots)) => {
+                let error = status_result(status, slots.failure, &file)
+                    .err()
+                    .unwrap_or_else(|| {
+                        CallError::Panicked(format!("route `{file}` started no task"))
+                    });
+                return Box::pin(std::future::ready(Err(error)));
+            }
+        };
+        Box::pin(async move {
+            let status = (&mut task).await;
+            let slots = task.into_slots();
+            status_result(status, slots.failure, &file)?;
+            Ok(finish(slots.answer))
+        })
+    }
+
+    /// [`start_task`](Self::start_task) for a WebSocket hook, which answers nothing.
+    fn start_hook(
+        &self,
+        start: impl FnOnce(*const abi::Outcome, *mut abi::Task) -> abi::Status,
+    ) -> RouteFuture<()> {
+        self.start_task((), |_| (), |out, _, task| start(out, task), |()| ())
     }
 }

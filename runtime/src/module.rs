@@ -1,11 +1,21 @@
 //! What the server needs from a route's code, independent of how it was loaded.
 //!
 //! [`RouteModule`] is implemented by [`crate::loader::LoadedRoute`] (a compiled route library)
-//! and, in tests, by plain Rust values. Every method is synchronous and may block: the server
-//! calls them on its blocking pool, never on an async worker.
+//! and, in tests, by plain Rust values. Each hook comes in two forms. The synchronous method may
+//! block: the server calls it on its bounded route pool, never on an async worker. The `*_async`
+//! method starts the hook as a [`RouteFuture`] when the route wrote it as an `async fn`; the
+//! server polls that future on its own workers (so it must not block), under the handler
+//! timeout, and dropping it cancels the call. A module answers `None` there for a sync hook (the
+//! default), and the server falls back to the synchronous method.
+
+use std::future::Future;
+use std::pin::Pin;
 
 pub use crate::request_info::RequestInfo;
 use crate::ws::PeerRef;
+
+/// An async call into a route, started: polled inline by the server, dropped to cancel it.
+pub type RouteFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>> + Send + 'static>>;
 
 /// A successful answer of an HTTP handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,5 +117,48 @@ pub trait RouteModule: Send + Sync + 'static {
     /// Runs the `error` hook (a no-op when absent).
     fn ws_error(&self, _peer: &PeerRef, _error: &str) -> Result<(), CallError> {
         Ok(())
+    }
+
+    /// Starts the HTTP handler when it is an `async fn`; `None` means: call [`http`] on the
+    /// route pool. The arguments are borrowed for this call only (the route copies them).
+    ///
+    /// [`http`]: RouteModule::http
+    fn http_async(&self, _req: &RequestInfo) -> Option<RouteFuture<HttpOutcome>> {
+        None
+    }
+
+    /// Starts an `async fn upgrade`; `None`: call [`ws_upgrade`](RouteModule::ws_upgrade).
+    fn ws_upgrade_async(&self, _req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
+        None
+    }
+
+    /// Starts an `async fn open`; `None`: call [`ws_open`](RouteModule::ws_open).
+    fn ws_open_async(&self, _peer: &PeerRef) -> Option<RouteFuture<()>> {
+        None
+    }
+
+    /// Starts an `async fn message`; `None`: call [`ws_message`](RouteModule::ws_message).
+    fn ws_message_async(
+        &self,
+        _peer: &PeerRef,
+        _data: &[u8],
+        _binary: bool,
+    ) -> Option<RouteFuture<()>> {
+        None
+    }
+
+    /// Starts an `async fn close`; `None`: call [`ws_close`](RouteModule::ws_close).
+    fn ws_close_async(
+        &self,
+        _peer: &PeerRef,
+        _code: u16,
+        _reason: &str,
+    ) -> Option<RouteFuture<()>> {
+        None
+    }
+
+    /// Starts an `async fn error`; `None`: call [`ws_error`](RouteModule::ws_error).
+    fn ws_error_async(&self, _peer: &PeerRef, _error: &str) -> Option<RouteFuture<()>> {
+        None
     }
 }

@@ -1,7 +1,12 @@
-//! Where route code runs: a bounded number of threads of tokio's blocking pool, each call under
-//! a deadline.
+//! Where route code runs: a sync `fn` on a bounded number of threads of tokio's blocking pool,
+//! an `async fn` inline on the server's workers; each call under a deadline.
 //!
-//! Route handlers are synchronous and may block or spin. On the async workers that would stall
+//! An `async fn` hook is polled where the request is served ([`RoutePool::run_async`]): no
+//! thread hop, and a sleeping handler costs a future, not a thread. Its deadline really cancels:
+//! past [`Limits::handler_timeout`] the route's future is dropped and the caller answers `504`.
+//! It must not block (the watchdog in `task.rs` logs a poll that holds a worker too long).
+//!
+//! A sync `fn` means "may block or spin". On the async workers that would stall
 //! every connection (measured: two spinning requests delayed an unrelated `/` by 2.7 s on two
 //! workers), so every call into a route runs on the blocking pool, at most
 //! [`Limits::route_threads`] at once, and the caller waits at most
@@ -21,7 +26,7 @@ use http::StatusCode;
 use tokio::sync::Semaphore;
 
 use crate::http_error::HttpError;
-use crate::module::CallError;
+use crate::module::{CallError, RouteFuture};
 
 const RUNNING: u8 = 0;
 const DONE: u8 = 1;
@@ -76,6 +81,30 @@ impl RoutePool {
             size,
             timeout,
             overrunning: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Polls `call`, an async call into the route `file`, on this task, at most the handler
+    /// timeout; past it, `call` is dropped, which drops the route's future.
+    pub(crate) async fn run_async<T>(
+        &self,
+        file: &str,
+        call: RouteFuture<T>,
+    ) -> Result<Result<T, CallError>, Overrun> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                tracing::warn!(
+                    target: "nitro::route",
+                    route = %file,
+                    "route `{file}` did not answer within {} s: its future was dropped",
+                    self.timeout.as_secs_f64()
+                );
+                Err(Overrun::Running {
+                    file: file.to_owned(),
+                    timeout: self.timeout,
+                })
+            }
         }
     }
 

@@ -52,7 +52,7 @@ fn an_abi_version_mismatch_is_refused_before_anything_runs() {
         "nitro_loader_test_abi_mismatch",
         "",
         "#[unsafe(no_mangle)] pub static NITRO_ROUTE_ABI: u32 = 999;\n\
-         #[unsafe(no_mangle)] pub extern \"C\" fn nitro_route_v1() -> *const u8 { std::process::abort() }\n",
+         #[unsafe(no_mangle)] pub extern \"C\" fn nitro_route_v2() -> *const u8 { std::process::abort() }\n",
     );
     let cache = tempfile::tempdir().unwrap();
     let err = LoadedRoute::load(

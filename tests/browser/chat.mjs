@@ -128,13 +128,13 @@ scenarios["reload-overlay"] = async function reloadOverlay(page, ctx) {
 
   const routePath = path.join(dir, "routes", "_ws.rs");
   const good = fs.readFileSync(routePath, "utf8");
-  const head = "pub fn message(peer: &Peer, message: &Message) {\n";
+  const head = "pub async fn message(peer: Peer, message: Message) {\n";
   if (!good.includes(head)) throw new Error("routes/_ws.rs does not have the expected `message` hook");
   await ctx.step("break routes/_ws.rs and wait for the error overlay", async () => {
     fs.writeFileSync(routePath, good.replace(head, `${head}    let oops: u32 = "not a number";\n`));
     await page.waitForFunction(() =>
       (document.querySelector("nitro-dev-overlay")?.shadowRoot?.querySelector("pre")?.textContent ?? "").includes(
-        "routes/_ws.rs:16:",
+        "routes/_ws.rs:19:",
       ),
     );
   });

@@ -112,6 +112,9 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     pipeline::print_failures(&generated, &report, &outcomes, ui);
     let routes = pipeline::entries(&outcomes);
     let failing = pipeline::failures(&outcomes);
+    // From here the routes belong to the `App` and the dev loop only: a build replaced by an
+    // edit must not stay referenced, or its runtime would never be retired (issue 9).
+    drop((loaded, outcomes));
 
     let app = App::new(table.clone(), routes.clone());
     serve::serve(

@@ -46,14 +46,27 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/mod.rs"),
         ),
         (
+            "src/ffi/async_export.rs",
+            include_str!("../../embedded/nitro/ffi/async_export.rs"),
+        ),
+        (
             "src/ffi/export.rs",
             include_str!("../../embedded/nitro/ffi/export.rs"),
+        ),
+        (
+            "src/ffi/guard.rs",
+            include_str!("../../embedded/nitro/ffi/guard.rs"),
         ),
         (
             "src/ffi/host.rs",
             include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
+        (
+            "src/ffi/task.rs",
+            include_str!("../../embedded/nitro/ffi/task.rs"),
+        ),
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
+        ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };
@@ -92,6 +105,10 @@ serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"
 serde_urlencoded = "0.7"
+tokio = {{ version = "1", features = ["rt-multi-thread", "sync", "time"], optional = true }}
+
+[features]
+tokio = ["dep:tokio"]
 "#
     )
 }
@@ -159,6 +176,16 @@ mod tests {
             dependencies(&nitro_manifest()),
             dependencies(&real),
             "the dependencies of nitro/Cargo.toml changed: update `nitro_manifest` in cli/src/embedded.rs"
+        );
+        let features = |manifest: &str| {
+            toml::from_str::<toml::Table>(manifest)
+                .unwrap()
+                .remove("features")
+        };
+        assert_eq!(
+            features(&nitro_manifest()),
+            features(&real),
+            "the features of nitro/Cargo.toml changed: update `nitro_manifest` in cli/src/embedded.rs"
         );
     }
 

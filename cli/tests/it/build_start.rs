@@ -383,6 +383,126 @@ fn api_template_runs_from_a_copied_output_without_cargo() {
     );
 }
 
+/// An `async fn` handler that calls an HTTP API (issue 9): `nitro::Result<Json<User>>` from a
+/// request to another server, over tokio's `TcpStream`, with the client address kept in
+/// `nitro::state`, whose drop at exit leaves a marker file.
+const ASYNC_API_ROUTE: &str = r#"
+use nitro::{Error, Json, Request, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Deserialize, Serialize)]
+pub struct User {
+    id: u32,
+    name: String,
+}
+
+struct Api {
+    addr: String,
+    marker: String,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        // Where a pool would close its connections, which takes a moment: `nitro start` drops
+        // route state on exit and waits for it.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let _ = std::fs::write(&self.marker, "state dropped");
+    }
+}
+
+pub async fn handler(req: Request) -> Result<Json<User>> {
+    let addr = req.query("api").ok_or_else(|| Error::bad_request("`api` is missing"))?;
+    let marker = req.query("marker").unwrap_or_default();
+    let api = nitro::state(|| async move { Api { addr, marker } }).await;
+    let id = req.param("id").unwrap_or("0");
+    let io = |e: std::io::Error| Error::internal(format!("the user API failed: {e}"));
+    let mut stream = tokio::net::TcpStream::connect(&api.addr).await.map_err(io)?;
+    let request = format!("GET /users/{id} HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(io)?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.map_err(io)?;
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let user: User = serde_json::from_str(body).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Json(user))
+}
+"#;
+
+/// A user API on 127.0.0.1 (one thread, `Connection: close`): `GET /users/N` answers
+/// `{"id":N,"name":"Ada"}`.
+fn user_api() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            let id: u32 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|path| path.strip_prefix("/users/"))
+                .and_then(|id| id.parse().ok())
+                .unwrap_or(0);
+            let body = format!("{{\"id\":{id},\"name\":\"Ada\"}}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn an_async_route_calling_an_http_api_runs_from_a_built_output() {
+    let work = workspace();
+    let project = work.path().join("async");
+    init(&project, "minimal");
+    std::fs::write(
+        project.join("nitro.toml"),
+        "[dependencies]\n\
+         serde = { version = \"1\", features = [\"derive\"] }\n\
+         serde_json = \"1\"\n\
+         tokio = { version = \"1\", features = [\"net\", \"io-util\"] }\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(project.join("routes/users")).unwrap();
+    std::fs::write(project.join("routes/users/[id].get.rs"), ASYNC_API_ROUTE).unwrap();
+    build(&project);
+    let deployed = deploy(&project, work.path());
+    let mut server = start_without_cargo(&deployed, work.path(), &[deployed.to_str().unwrap()]);
+
+    let api = user_api();
+    let marker = work.path().join("state-dropped.txt");
+    let user = get(
+        server.port,
+        &format!("/users/7?api=127.0.0.1:{api}&marker={}", marker.display()),
+        &[],
+    );
+    assert_eq!(user.status, 200, "{}", user.text());
+    assert_eq!(user.json(), serde_json::json!({ "id": 7, "name": "Ada" }));
+    // The sync route of the template still answers beside it.
+    assert_eq!(get(server.port, "/", &[]).text(), "Hello from nitro!");
+
+    // SIGTERM: after the drain, the route's state is dropped before the process exits.
+    assert!(!marker.exists());
+    server.signal("TERM");
+    assert!(
+        server.wait_exit(Duration::from_secs(60)).success(),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "state dropped",
+        "{}",
+        server.stderr()
+    );
+}
+
 /// What the api template answers, under `dev` and under `start` alike.
 fn check_api(port: u16) {
     let index = get(port, "/", &[]);
@@ -506,7 +626,7 @@ fn manifest_text(library: &str, sha256: &str) -> String {
     serde_json::json!({
         "format": 1,
         "date": "2026-11-26T00:00:00Z",
-        "nitro": { "version": env!("CARGO_PKG_VERSION"), "abi": 1 },
+        "nitro": { "version": env!("CARGO_PKG_VERSION"), "abi": nitro_abi::NITRO_ABI_VERSION },
         "server": "server/nitro",
         "public_dir": null,
         "index_html": null,

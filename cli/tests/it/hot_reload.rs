@@ -115,17 +115,17 @@ async fn a_broken_edit_keeps_the_last_good_build_and_reports_the_error() {
 
     let good = ws_source(&project);
     let broken = good.replace(
-        "pub fn message(peer: &Peer, message: &Message) {\n",
-        "pub fn message(peer: &Peer, message: &Message) {\n    let oops: u32 = \"not a number\";\n",
+        "pub async fn message(peer: Peer, message: Message) {\n",
+        "pub async fn message(peer: Peer, message: Message) {\n    let oops: u32 = \"not a number\";\n",
     );
     assert_ne!(good, broken);
     save_by_rename(&project, "routes/_ws.rs", &broken);
     wait_count(&dev, "route `routes/_ws.rs` failed to build", 1).await;
 
-    // Terminal: rustc's diagnostic, pointing at the user's file (line 16: the inserted one).
+    // Terminal: rustc's diagnostic, pointing at the user's file (line 19: the inserted one).
     let stderr = dev.stderr();
     assert!(stderr.contains("error[E0308]"), "{stderr}");
-    assert!(stderr.contains("--> routes/_ws.rs:16:"), "{stderr}");
+    assert!(stderr.contains("--> routes/_ws.rs:19:"), "{stderr}");
     assert!(
         stderr.contains("still serving its last good build"),
         "{stderr}"
@@ -135,15 +135,15 @@ async fn a_broken_edit_keeps_the_last_good_build_and_reports_the_error() {
     let error = next_dev_message(&mut dev_socket).await;
     assert_eq!(error["type"], "error", "{error}");
     let text = error["text"].as_str().unwrap();
-    assert!(text.contains("routes/_ws.rs:16:"), "{text}");
+    assert!(text.contains("routes/_ws.rs:19:"), "{text}");
     assert!(!text.contains('\x1b'));
     assert!(
         error["html"]
             .as_str()
             .unwrap()
-            .contains("routes/_ws.rs:16:")
+            .contains("routes/_ws.rs:19:")
     );
-    assert_eq!(error["locations"][0], "routes/_ws.rs:16:21");
+    assert_eq!(error["locations"][0], "routes/_ws.rs:19:21");
     // The old code still serves the open connection.
     assert_eq!(ping(&mut a).await, "pong");
     // A page opened now gets the overlay at once.
@@ -159,6 +159,80 @@ async fn a_broken_edit_keeps_the_last_good_build_and_reports_the_error() {
     wait_count(&dev, "rebuilt routes/_ws.rs in ", 1).await;
     assert_eq!(next_dev_message(&mut dev_socket).await["type"], "ok");
     assert_eq!(ping(&mut a).await, "pong, fixed");
+}
+
+/// An async route with a background task: `tokio::spawn`ed on its first call.
+const TICKER: &str = r#"
+static TICKER: std::sync::Once = std::sync::Once::new();
+
+pub async fn handler() -> &'static str {
+    // A background task of this build: it must stop when the build is replaced.
+    TICKER.call_once(|| {
+        tokio::spawn(async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+    });
+    "VERSION"
+}
+"#;
+
+/// The threads of process `pid` whose names start with `prefix`.
+fn threads(pid: u32, prefix: &str) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
+/// Issue 9: each build of an async route has its own runtime (a thread named
+/// `nitro-tick-g<n>`); once an edit replaces the build, the old runtime stops with its
+/// background task, so ten edits do not leave ten tickers behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_edit_of_an_async_route_stops_the_old_builds_runtime() {
+    let project = small_project();
+    let manifest = std::fs::read_to_string(project.path().join("nitro.toml")).unwrap();
+    project.write(
+        "nitro.toml",
+        &format!(
+            "{manifest}\n[dependencies]\ntokio = {{ version = \"1\", features = [\"time\"] }}\n"
+        ),
+    );
+    project.write("routes/tick.rs", &TICKER.replace("VERSION", "v1"));
+    let dev = NitroDev::start_async(project.path()).await;
+    let json = [("accept", "application/json")];
+    assert_eq!(http(dev.port, "GET", "/tick", &json, b"").text(), "v1");
+
+    let mut previous = std::collections::BTreeSet::new();
+    for version in 1..=3 {
+        if version > 1 {
+            save_by_rename(
+                &project,
+                "routes/tick.rs",
+                &TICKER.replace("VERSION", &format!("v{version}")),
+            );
+            wait_count(&dev, "rebuilt routes/tick.rs in ", version - 1).await;
+            let reply = http(dev.port, "GET", "/tick", &json, b"");
+            assert_eq!(reply.text(), format!("v{version}"));
+        }
+        // One runtime thread: this build's, never the one before.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = threads(dev.pid(), "nitro-tick-g");
+            if now.len() == 1 && now.is_disjoint(&previous) {
+                previous = now;
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "after edit {version}: runtime threads {now:?} (the previous build's: {previous:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 fn small_project() -> Project {

@@ -17,6 +17,6 @@ mod hot_reload;
 mod http_routes;
 mod ide;
 mod nitro_test;
-mod route_api;
 mod pubsub;
+mod route_api;
 mod websocket_example;

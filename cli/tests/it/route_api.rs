@@ -23,6 +23,19 @@ const FILES: &[(&str, &str)] = &[
         "[dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nanyhow = \"1\"\n",
     ),
     ("routes/orders/[id].post.rs", ORDERS),
+    // The same API in an `async fn` handler, which takes the request by value.
+    (
+        "routes/async-orders/[id].post.rs",
+        "use nitro::{Request, Result};
+         #[derive(serde::Deserialize)] struct Filter { verbose: Option<bool> }
+         pub async fn handler(req: Request) -> Result<String> {
+             let id: u64 = req.param_as(\"id\")?;
+             let f: Filter = req.query_as()?;
+             let n: i32 = nitro::assets::read_to_string(\"limit.txt\")?.trim().parse()?;
+             Ok(format!(\"async {id} {:?} {n}\", f.verbose))
+}
+",
+    ),
     ("assets/limit.txt", "42\n"),
     (
         "routes/err-string.get.rs",
@@ -115,6 +128,14 @@ fn route_api_under_dev() {
     assert_eq!((ok.status, ok.text().as_str()), (200, "7 Some(true) 42"));
     let ok = post(port, "/orders/7");
     assert_eq!((ok.status, ok.text().as_str()), (200, "7 None 42"));
+    let ok = post(port, "/async-orders/7?verbose=true");
+    assert_eq!(
+        (ok.status, ok.text().as_str()),
+        (200, "async 7 Some(true) 42")
+    );
+    let bad = post(port, "/async-orders/7?verbose=maybe");
+    assert_eq!(bad.status, 400);
+    assert!(message(&bad).contains("`verbose`"), "{}", bad.text());
 
     let bad_id = post(port, "/orders/x");
     assert_eq!(bad_id.status, 400);
@@ -222,6 +243,8 @@ fn assets_ship_with_the_build() {
 
     let ok = post(server.port, "/orders/7?verbose=false");
     assert_eq!((ok.status, ok.text().as_str()), (200, "7 Some(false) 42"));
+    let ok = post(server.port, "/async-orders/8");
+    assert_eq!((ok.status, ok.text().as_str()), (200, "async 8 None 42"));
     // In production an unhandled error is logged but its text stays on the server.
     let missing = get(server.port, "/missing", &[]);
     assert_eq!(missing.status, 500);

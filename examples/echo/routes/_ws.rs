@@ -4,6 +4,6 @@
 
 use nitro::ws::{Message, Peer};
 
-pub fn message(peer: &Peer, message: &Message) {
+pub async fn message(peer: Peer, message: Message) {
     peer.send(message);
 }

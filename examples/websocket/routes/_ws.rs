@@ -2,17 +2,20 @@
 //!
 //! Served at `/_ws`. Every peer gets a welcome, the others hear who joined and left, messages
 //! are echoed to the sender and published to everyone else, and `ping` gets a `pong`.
+//!
+//! The hooks are `async fn`s, polled on the server's own workers: they may `.await` (a database,
+//! an HTTP call) but must not block. A blocking hook is written as a plain `fn` instead.
 
 use nitro::json;
 use nitro::ws::{Close, Message, Peer};
 
-pub fn open(peer: &Peer) {
+pub async fn open(peer: Peer) {
     peer.send(json!({ "user": "server", "message": format!("欢迎 {peer}!") }));
     peer.publish("chat", json!({ "user": "server", "message": format!("{peer} 加入了！") }));
     peer.subscribe("chat");
 }
 
-pub fn message(peer: &Peer, message: &Message) {
+pub async fn message(peer: Peer, message: Message) {
     if message.text().contains("ping") {
         peer.send(json!({ "user": "server", "message": "pong" }));
     } else {
@@ -22,6 +25,6 @@ pub fn message(peer: &Peer, message: &Message) {
     }
 }
 
-pub fn close(peer: &Peer, _details: &Close) {
+pub async fn close(peer: Peer, _details: Close) {
     peer.publish("chat", json!({ "user": "server", "message": format!("{peer} 离开了！") }));
 }

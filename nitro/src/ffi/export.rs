@@ -3,53 +3,13 @@
 //! under `catch_unwind` and answers through the host's responders.
 #![allow(unsafe_code)]
 
-use super::host::{RawPeer, copy_request, set_host};
+use super::guard::{
+    entered, guarded, panic_report, panic_text, record_panic, write_response, write_upgrade,
+};
+use super::host::{RawPeer, copy_request, host_log, set_host};
 use crate::ws::{Close, HookOutput, IntoUpgrade, Message, Peer, WsError};
 use crate::{IntoResponse, Request};
-use nitro_abi as abi;
-use std::any::Any;
-use std::cell::RefCell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
-thread_local! {
-    /// The message of the last panic on this thread, captured by the hook `init` installs.
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// The text of a panic payload: what `panic!` was given (`&str` or `String`), else
-/// `Box<dyn Any>` (as std's own hook says).
-fn panic_text(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("Box<dyn Any>")
-}
-
-/// Runs `f`, turning a panic into [`abi::Status::PANICKED`] reported through `out`.
-///
-/// # Safety
-/// `out` must be a valid `Outcome` for the call.
-unsafe fn guarded(out: *const abi::Outcome, f: impl FnOnce() -> Result<(), String>) -> abi::Status {
-    let report = |message: &str| {
-        // SAFETY: `out` is valid for the call (caller's contract); the message is borrowed.
-        unsafe { ((*out).fail)((*out).ctx, abi::Bytes::new(message.as_bytes())) }
-    };
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => abi::Status::OK,
-        Ok(Err(message)) => {
-            report(&message);
-            abi::Status::FAILED
-        }
-        Err(payload) => {
-            let message = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| format!("panicked: {}", panic_text(&*payload)));
-            report(&message);
-            abi::Status::PANICKED
-        }
-    }
-}
+use std::panic::catch_unwind;
 
 /// Items used by the code `nitro` generates for each route. Not a public API.
 #[doc(hidden)]
@@ -57,8 +17,30 @@ pub mod __private {
     use super::*;
     pub use nitro_abi as abi;
 
+    pub use super::super::async_export::{
+        AsyncHandler, AsyncHook, AsyncWithRequest, AsyncWithoutRequest, http_async, ws_close_async,
+        ws_error_async, ws_message_async, ws_open_async, ws_upgrade_async,
+    };
+
     /// The version of this crate, reported in the route table.
     pub const NITRO_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+    /// The `shutdown` entry: drops per-generation state and stops the route's runtime. A panic
+    /// (from a value's `Drop`) is logged and ends the shutdown early; it never unwinds.
+    pub fn shutdown(timeout_ms: u64) {
+        let stopped = catch_unwind(|| {
+            crate::rt::shutdown(std::time::Duration::from_millis(timeout_ms));
+        });
+        if let Err(payload) = stopped {
+            host_log(
+                abi::level::ERROR,
+                &format!(
+                    "shutting down the route's runtime failed: {}",
+                    panic_report(&*payload)
+                ),
+            );
+        }
+    }
 
     /// A handler function: `fn(&Request) -> impl IntoResponse` or `fn() -> impl IntoResponse`.
     #[diagnostic::on_unimplemented(
@@ -99,6 +81,7 @@ pub mod __private {
         unsafe {
             guarded(out, || {
                 set_host(host);
+                crate::rt::configure(route_file, (*host).generation);
                 std::panic::set_hook(Box::new(move |info| {
                     let location = info
                         .location()
@@ -115,8 +98,7 @@ pub mod __private {
                         })
                         .unwrap_or_else(|| route_file.to_string());
                     let payload = panic_text(info.payload());
-                    let message = format!("panicked at {location}:\n{payload}");
-                    LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
+                    record_panic(format!("panicked at {location}:\n{payload}"));
                 }));
                 Ok(())
             })
@@ -133,35 +115,10 @@ pub mod __private {
     ) -> abi::Status {
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let request = copy_request(&*req);
                 let response = handler.call(&request);
-                let res = &*res;
-                if let Some(err) = &response.error {
-                    if err.is_unhandled() {
-                        // The host logs it with the route file and answers a 500 whose text
-                        // only `nitro dev` shows.
-                        return Err(err.message().to_owned());
-                    }
-                    let data = err.data().map(|d| d.to_string()).unwrap_or_default();
-                    (res.error)(
-                        res.ctx,
-                        err.status(),
-                        abi::Bytes::new(err.message().as_bytes()),
-                        abi::Bytes::new(data.as_bytes()),
-                    );
-                    return Ok(());
-                }
-                (res.status)(res.ctx, response.status);
-                for (name, value) in &response.headers {
-                    (res.header)(
-                        res.ctx,
-                        abi::Bytes::new(name.as_bytes()),
-                        abi::Bytes::new(value.as_bytes()),
-                    );
-                }
-                (res.body)(res.ctx, abi::Bytes::new(&response.body));
-                Ok(())
+                write_response(&*res, &response)
             })
         }
     }
@@ -176,45 +133,10 @@ pub mod __private {
     ) -> abi::Status {
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let request = copy_request(&*req);
                 let upgrade = hook(&request).into_upgrade();
-                let res = &*res;
-                let b = |s: &str| abi::Bytes::new(s.as_bytes());
-                if let Some(rejection) = upgrade.rejection {
-                    if let Some(err) = rejection.error.as_ref().filter(|e| e.is_unhandled()) {
-                        return Err(err.message().to_owned());
-                    }
-                    (res.reject)(res.ctx, rejection.status());
-                    let (headers, body) = match &rejection.error {
-                        Some(err) => (
-                            vec![(
-                                "content-type".to_string(),
-                                "application/json; charset=utf-8".to_string(),
-                            )],
-                            err.to_json().to_string().into_bytes(),
-                        ),
-                        None => (rejection.headers.clone(), rejection.body.clone()),
-                    };
-                    for (name, value) in &headers {
-                        (res.header)(res.ctx, b(name), b(value));
-                    }
-                    (res.body)(res.ctx, abi::Bytes::new(&body));
-                    return Ok(());
-                }
-                for (name, value) in &upgrade.headers {
-                    (res.header)(res.ctx, b(name), b(value));
-                }
-                if let Some(p) = &upgrade.protocol {
-                    (res.protocol)(res.ctx, b(p));
-                }
-                if let Some(ns) = &upgrade.namespace {
-                    (res.namespace)(res.ctx, b(ns));
-                }
-                for (key, json) in &upgrade.context {
-                    (res.context)(res.ctx, b(key), b(json));
-                }
-                Ok(())
+                write_upgrade(&*res, &upgrade)
             })
         }
     }
@@ -228,7 +150,7 @@ pub mod __private {
     ) -> abi::Status {
         let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
-        unsafe { guarded(out, || hook(&peer).into_outcome()) }
+        unsafe { entered(out, || hook(&peer).into_outcome()) }
     }
 
     /// # Safety
@@ -243,7 +165,7 @@ pub mod __private {
         let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let message = Message {
                     data: data.as_slice().to_vec(),
                     binary,
@@ -265,7 +187,7 @@ pub mod __private {
         let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let details = Close {
                     code,
                     reason: String::from_utf8_lossy(reason.as_slice()).into_owned(),
@@ -286,7 +208,7 @@ pub mod __private {
         let peer = Peer::from_raw(RawPeer::borrowed(peer));
         // SAFETY: forwarded caller contract.
         unsafe {
-            guarded(out, || {
+            entered(out, || {
                 let error = WsError {
                     message: String::from_utf8_lossy(error.as_slice()).into_owned(),
                 };
@@ -324,9 +246,9 @@ macro_rules! __export_route {
         #[unsafe(no_mangle)]
         pub static NITRO_ROUTE_ABI: u32 = $crate::__private::abi::NITRO_ABI_VERSION;
 
-        static __NITRO_ROUTE: $crate::__private::abi::RouteV1 = $crate::__private::abi::RouteV1 {
+        static __NITRO_ROUTE: $crate::__private::abi::RouteV2 = $crate::__private::abi::RouteV2 {
             abi_version: $crate::__private::abi::NITRO_ABI_VERSION,
-            struct_size: ::core::mem::size_of::<$crate::__private::abi::RouteV1>() as u32,
+            struct_size: ::core::mem::size_of::<$crate::__private::abi::RouteV2>() as u32,
             nitro_version: $crate::__private::abi::Bytes::new(
                 $crate::__private::NITRO_VERSION.as_bytes(),
             ),
@@ -346,14 +268,29 @@ macro_rules! __export_route {
     ws_message: $crate::__export_route!(@message $module $message),
     ws_close: $crate::__export_route!(@close $module $close),
     ws_error: $crate::__export_route!(@error $module $error),
+    http_async: $crate::__export_route!(@http_async $module $http),
+    ws_upgrade_async: $crate::__export_route!(@upgrade_async $module $upgrade),
+    ws_open_async: $crate::__export_route!(@open_async $module $open),
+    ws_message_async: $crate::__export_route!(@message_async $module $message),
+    ws_close_async: $crate::__export_route!(@close_async $module $close),
+    ws_error_async: $crate::__export_route!(@error_async $module $error),
+            shutdown: {
+                unsafe extern "C" fn shutdown(timeout_ms: u64) {
+                    $crate::__private::shutdown(timeout_ms)
+                }
+                Some(shutdown)
+            },
         };
 
         #[unsafe(no_mangle)]
-        pub extern "C" fn nitro_route_v1() -> *const $crate::__private::abi::RouteV1 {
+        pub extern "C" fn nitro_route_v2() -> *const $crate::__private::abi::RouteV2 {
             &__NITRO_ROUTE
         }
     };
     (@http $m:ident _) => {
+        None
+    };
+    (@http $m:ident (async $f:ident)) => {
         None
     };
     (@http $m:ident $f:ident) => {{
@@ -370,6 +307,9 @@ macro_rules! __export_route {
     (@upgrade $m:ident _) => {
         None
     };
+    (@upgrade $m:ident (async $f:ident)) => {
+        None
+    };
     (@upgrade $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -384,6 +324,9 @@ macro_rules! __export_route {
     (@open $m:ident _) => {
         None
     };
+    (@open $m:ident (async $f:ident)) => {
+        None
+    };
     (@open $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -395,6 +338,9 @@ macro_rules! __export_route {
         Some(shim)
     }};
     (@message $m:ident _) => {
+        None
+    };
+    (@message $m:ident (async $f:ident)) => {
         None
     };
     (@message $m:ident $f:ident) => {{
@@ -412,6 +358,9 @@ macro_rules! __export_route {
     (@close $m:ident _) => {
         None
     };
+    (@close $m:ident (async $f:ident)) => {
+        None
+    };
     (@close $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -427,6 +376,9 @@ macro_rules! __export_route {
     (@error $m:ident _) => {
         None
     };
+    (@error $m:ident (async $f:ident)) => {
+        None
+    };
     (@error $m:ident $f:ident) => {{
         unsafe extern "C" fn shim(
             out: *const $crate::__private::abi::Outcome,
@@ -438,17 +390,81 @@ macro_rules! __export_route {
         }
         Some(shim)
     }};
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn panic_text_reads_what_panic_was_given() {
-        let text = |payload: Box<dyn Any + Send>| panic_text(&*payload).to_owned();
-        assert_eq!(text(Box::new("literal")), "literal");
-        assert_eq!(text(Box::new(format!("formatted {}", 1))), "formatted 1");
-        assert_eq!(text(Box::new(42_u8)), "Box<dyn Any>");
-    }
+    (@http_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            req: *const $crate::__private::abi::HttpRequest,
+            res: *const $crate::__private::abi::HttpResponder,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::http_async(out, req, res, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@upgrade_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            req: *const $crate::__private::abi::HttpRequest,
+            res: *const $crate::__private::abi::UpgradeResponder,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_upgrade_async(out, req, res, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@open_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_open_async(out, peer, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@message_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            data: $crate::__private::abi::Bytes,
+            binary: bool,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_message_async(out, peer, data, binary, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@close_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            code: u16,
+            reason: $crate::__private::abi::Bytes,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_close_async(out, peer, code, reason, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    (@error_async $m:ident (async $f:ident)) => {{
+        unsafe extern "C" fn shim(
+            out: *const $crate::__private::abi::Outcome,
+            peer: $crate::__private::abi::Peer,
+            error: $crate::__private::abi::Bytes,
+            task: *mut $crate::__private::abi::Task,
+        ) -> $crate::__private::abi::Status {
+            // SAFETY: called by the host per the ABI contract.
+            unsafe { $crate::__private::ws_error_async(out, peer, error, task, $m::$f) }
+        }
+        Some(shim)
+    }};
+    // A sync hook or none: no async entry point.
+    (@$async_hook:ident $m:ident $f:tt) => {
+        None
+    };
 }

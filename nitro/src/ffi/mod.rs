@@ -1,5 +1,7 @@
 //! The route side of the ABI: the calls into the host ([`host`]) and the entry points the
-//! route exports ([`export`]).
+//! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
+//! into `abi::Task`s; [`guard`] has what they share: panics caught, the runtime entered,
+//! answers written).
 //!
 //! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
 //! from the host through `nitro-abi`, whose contract is: borrowed data is valid for the call
@@ -8,8 +10,11 @@
 //! panic cannot cross the boundary (each route library has its own Rust runtime, so the host
 //! could not catch it even through `extern "C-unwind"`).
 
+mod async_export;
 mod export;
+mod guard;
 mod host;
+mod task;
 
 pub use export::__private;
 pub(crate) use host::{RawPeer, host_assets_dir, host_log, host_publish};

@@ -374,16 +374,27 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
     let Some(module) = current_module(&shared.app(), file, name) else {
         return Ok(());
     };
-    let (hook_module, hook_peer) = (module.clone(), peer.clone());
-    let result = shared
-        .route_pool
-        .call(file, move || match hook {
-            Hook::Open => hook_module.ws_open(&hook_peer),
-            Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
-            Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
-        })
-        .await
-        .unwrap_or_else(|overrun| Err(overrun.into()));
+    let pool = &shared.route_pool;
+    // An `async fn` hook is polled here, in the peer's task; a sync one runs on the pool. Either
+    // way the next event waits for it, so a peer's hooks run one at a time, in order.
+    let started = match &hook {
+        Hook::Open => module.ws_open_async(peer),
+        Hook::Message(data, binary) => module.ws_message_async(peer, data, *binary),
+        Hook::Close(code, reason) => module.ws_close_async(peer, *code, reason),
+    };
+    let result = match started {
+        Some(call) => pool.run_async(file, call).await,
+        None => {
+            let (hook_module, hook_peer) = (module.clone(), peer.clone());
+            pool.call(file, move || match hook {
+                Hook::Open => hook_module.ws_open(&hook_peer),
+                Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
+                Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
+            })
+            .await
+        }
+    }
+    .unwrap_or_else(|overrun| Err(overrun.into()));
     let err = match result {
         Ok(()) | Err(CallError::Missing) => return Ok(()),
         Err(err) => err,
@@ -395,13 +406,15 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
         "the WebSocket `{name}` hook of `{file}` failed: {err}"
     );
     let message = err.to_string();
-    let error_peer = peer.clone();
-    match shared
-        .route_pool
-        .call(file, move || module.ws_error(&error_peer, &message))
-        .await
-        .unwrap_or_else(|overrun| Err(overrun.into()))
-    {
+    let reported = match module.ws_error_async(peer, &message) {
+        Some(call) => pool.run_async(file, call).await,
+        None => {
+            let error_peer = peer.clone();
+            pool.call(file, move || module.ws_error(&error_peer, &message))
+                .await
+        }
+    };
+    match reported.unwrap_or_else(|overrun| Err(overrun.into())) {
         Ok(()) | Err(CallError::Missing) => {}
         Err(err) => tracing::error!(
             target: "nitro::route",

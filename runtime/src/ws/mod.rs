@@ -2,7 +2,9 @@
 //!
 //! - A [`Peer`] is created when an upgrade is accepted and lives in the host: its socket,
 //!   topics and context survive reloads of the route's code. Every method of a peer is
-//!   non-blocking and may be called from any thread (route hooks run on the blocking pool).
+//!   non-blocking and may be called from any thread (sync route hooks run on the blocking
+//!   pool, async ones on the async workers, and what a route `tokio::spawn`s on its own
+//!   runtime).
 //! - The [`Hub`] is the per-server registry of open peers, by namespace, and of their topic
 //!   subscriptions. [`Peer::publish`] reaches the subscribers of a topic in the publisher's
 //!   namespace, except the publisher (unless asked); [`Hub::publish`] reaches every subscriber.

@@ -4,6 +4,7 @@
 // Test helpers are `pub` for the sibling modules; nothing here is exported.
 #![allow(unreachable_pub)]
 
+mod async_routes;
 mod common;
 mod hardening;
 mod http;
