@@ -77,7 +77,7 @@ fn build_route(name: &str, file: &str, hooks: &str, source: &str) -> PathBuf {
 const HTTP_ONLY: &str = "upgrade: _, open: _, message: _, close: _, error: _";
 
 fn load(lib: &Path, file: &str, cache: &Path) -> Arc<LoadedRoute> {
-    LoadedRoute::load(lib, file, &Hub::new(), cache).unwrap()
+    LoadedRoute::load(lib, file, &Hub::new(), cache, cache).unwrap()
 }
 
 /// The names of this process's threads.
