@@ -2,7 +2,6 @@
 //! [`abi::Outcome`]), entering the route's runtime, and answering through the host's responders.
 #![allow(unsafe_code)]
 
-use super::task::CallResult;
 use crate::Response;
 use crate::ws::Upgrade;
 use nitro_abi as abi;
@@ -95,7 +94,10 @@ pub(super) unsafe fn entered(
 ///
 /// # Safety
 /// `res` must be valid for the call (for an async call: inside the task's poll).
-pub(super) unsafe fn write_response(res: &abi::HttpResponder, response: &Response) -> CallResult {
+pub(super) unsafe fn write_response(
+    res: &abi::HttpResponder,
+    response: &Response,
+) -> Result<(), String> {
     // SAFETY: caller contract; every argument is borrowed for its callback.
     unsafe {
         if let Some(err) = &response.error {
@@ -129,7 +131,10 @@ pub(super) unsafe fn write_response(res: &abi::HttpResponder, response: &Respons
 ///
 /// # Safety
 /// `res` must be valid for the call (for an async call: inside the task's poll).
-pub(super) unsafe fn write_upgrade(res: &abi::UpgradeResponder, upgrade: &Upgrade) -> CallResult {
+pub(super) unsafe fn write_upgrade(
+    res: &abi::UpgradeResponder,
+    upgrade: &Upgrade,
+) -> Result<(), String> {
     let b = |s: &str| abi::Bytes::new(s.as_bytes());
     // SAFETY: caller contract; every argument is borrowed for its callback.
     unsafe {
