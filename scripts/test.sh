@@ -9,7 +9,7 @@
 #     recommended packages: `chromium` (the browser test's headless browser), `fonts-noto-cjk`
 #     (the chat's Chinese text in screenshots), `nodejs` and `npm` (the browser driver),
 #     `redis-server` and `openssl` (the pub/sub tests: a real Redis, TLS with a throwaway
-#     certificate);
+#     certificate), `iproute2` (`ss`, for the listen backlog test);
 #   - the browser driver's npm packages, into tests/browser/node_modules (no root);
 #   - crossws's npm packages, into tests/crossws/node_modules (the pub/sub interop test);
 #   - the `rust-analyzer` rustup component (the editor test runs the real one; no root).
@@ -24,6 +24,7 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v ss >/dev/null 2>&1 || need_apt+=(iproute2) # the listen backlog test
 if ((${#need_apt[@]})) && [ -z "${NITRO_TEST_NO_INSTALL:-}" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
   echo "scripts/test.sh: installing Debian packages as root, without recommended packages: ${need_apt[*]}" >&2

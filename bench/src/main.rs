@@ -2,8 +2,15 @@
 //!
 //! ```text
 //! cargo run --release -p nitro-bench -- reload [--reloads N] [--restarts N] [--nitro PATH]
+//! cargo run --release -p nitro-bench -- compare [--secs S] [--repeats N] [--only LIST]
+//!     [--idle-peers N] [--client-threads N] [--baseline NITRO] [--node-output DIR] [-q] [--nitro PATH]
+//! cargo run --release -p nitro-bench -- load WORKLOAD PORT PID [--secs S]
 //! cargo run --release -p nitro-bench -- pubsub [--rounds N] [--messages N] [--nitro PATH]
 //! ```
+//!
+//! `compare` measures `nitro start` (on a `nitro build` of `examples/websocket`) against bare
+//! tokio-tungstenite and hyper servers built into this binary ([`reference`]), with one client
+//! ([`client`]), in one run; see [`compare`] and `docs/benchmarks.md`.
 //!
 //! `pubsub` (`pubsub.rs`) measures WebSocket publishes relayed between three `nitro start`
 //! instances through a real `redis-server`: latency and throughput.
@@ -28,35 +35,48 @@ use std::time::{Duration, Instant};
 
 use tungstenite::Message;
 
+mod client;
+mod compare;
+mod procfs;
 mod pubsub;
+mod reference;
 
 /// A bound for any one wait (a reload, a start).
 const WAIT: Duration = Duration::from_secs(120);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("reload") => match reload(&args[1..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
+    let rest = args.get(1..).unwrap_or_default();
+    let port = || rest.first().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let result = match args.first().map(String::as_str) {
+        Some("reload") => reload(rest),
+        Some("compare") => compare::run(rest),
+        Some("load") => compare::load(rest),
+        // The bare servers `compare` starts as child processes.
+        Some("ref-ws") => reference::websocket(port()).map_err(|e| e.to_string()),
+        Some("ref-http") => match rest.get(1).map(std::fs::read) {
+            Some(Ok(page)) => reference::http(port(), page).map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(format!("cannot read the page: {e}")),
+            None => Err("usage: nitro-bench ref-http PORT FILE".into()),
         },
-        Some("pubsub") => match pubsub::run(&args[1..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Some("pubsub") => pubsub::run(rest),
         _ => {
             eprintln!(
                 "usage: nitro-bench reload [--reloads N] [--restarts N] [--nitro PATH]\n\
+                 \x20      nitro-bench compare [--secs S] [--repeats N] [--only ping1,ping50,broadcast,get,idle]\n\
+                 \x20          [--idle-peers N] [--client-threads N] [--baseline NITRO] [--node-output DIR] [-q] [--nitro PATH]\n\
+                 \x20      nitro-bench load ping1|ping50|broadcast|get|idle PORT PID [--secs S]\n\
                  \x20      nitro-bench pubsub [--rounds N] [--messages N] [--nitro PATH]\n\
-                 (cargo run --release -p nitro-bench -- reload)"
+                 (cargo run --release -p nitro-bench -- compare; see docs/benchmarks.md)"
             );
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -202,14 +222,6 @@ fn get_root(port: u16) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-fn proc_status(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 fn open_fds(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
@@ -261,7 +273,7 @@ fn reload(args: &[String]) -> Result<()> {
     let mut latencies = Vec::with_capacity(reloads);
     let mut rss = Vec::with_capacity(reloads);
     let mut fds = Vec::with_capacity(reloads);
-    let rss_before = proc_status(dev.pid(), "VmRSS:").unwrap_or(0);
+    let rss_before = procfs::status(dev.pid(), "VmRSS:").unwrap_or(0);
     let fds_before = open_fds(dev.pid()).unwrap_or(0);
     eprintln!("editing routes/_ws.rs {reloads} times…");
     for i in 1..=reloads {
@@ -294,7 +306,7 @@ fn reload(args: &[String]) -> Result<()> {
             std::thread::sleep(Duration::from_millis(2));
         }
         latencies.push(saved.elapsed().as_secs_f64() * 1000.0);
-        rss.push(proc_status(dev.pid(), "VmRSS:").unwrap_or(0));
+        rss.push(procfs::status(dev.pid(), "VmRSS:").unwrap_or(0));
         fds.push(open_fds(dev.pid()).unwrap_or(0));
         if i % 50 == 0 {
             eprintln!("  {i} reloads");

@@ -23,6 +23,8 @@ pub mod output;
 pub mod pipeline;
 pub mod project;
 pub(crate) mod serve;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod supervise;
 pub mod ui;
 
 #[cfg(test)]
@@ -78,14 +80,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
     let ui = ui::Ui::new(cli.quiet);
-    match &cli.command {
+    let result = match &cli.command {
         Command::Dev(args) => dev::run(args, &ui),
         Command::Build(args) => build::run(args, &ui),
         Command::Start(args) => start::run(args, &ui),
         Command::Init(args) => init::run(args, &ui),
         Command::Test(args) => test::run(args, &ui),
         Command::Doc(args) => doc::run(args, &ui),
-    }
+    };
+    logging::flush();
+    result
 }
 
 /// Formats an error for the terminal: `error: …`, each cause as `  caused by: …`, then the

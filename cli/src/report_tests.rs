@@ -135,6 +135,7 @@ fn samples(tmp: &Path) -> Vec<Sample> {
         output: None,
         port: None,
         host: None,
+        supervise: false,
     };
     let env = StartEnv {
         nitro_port: Some("http".into()),

@@ -92,11 +92,7 @@ pub(crate) fn serve(
     ready: impl FnOnce(&Server) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("nitro")
-        .build()
-        .map_err(ServeError::Runtime)?;
+    let runtime = runtime(&config.limits).map_err(ServeError::Runtime)?;
     let served = runtime.block_on(async {
         let mut signals = Signals::new().map_err(ServeError::Signals)?;
         let backplane = config_pubsub::start(&hub, pubsub, ui)?;
@@ -119,6 +115,7 @@ pub(crate) fn serve(
             if mode == Mode::Start {
                 signals.next().await;
                 status_ui.warn("second signal: exiting now");
+                crate::logging::flush();
                 std::process::exit(130);
             }
         });
@@ -145,6 +142,17 @@ pub(crate) fn serve(
     served?;
     ui.status("  stopped");
     Ok(())
+}
+
+/// The tokio runtime the server runs on. Route code runs on its blocking threads, which get
+/// `[limits] route_stack` of stack (tokio's default, 2 MiB, is less than ordinary code may
+/// need, and an overflow ends the process).
+fn runtime(limits: &nitro_runtime::Limits) -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nitro")
+        .thread_stack_size(limits.route_stack)
+        .build()
 }
 
 /// The URL on stdout (the one line a script reads), and a note when every interface listens.
@@ -204,6 +212,21 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_threads_have_the_configured_stack() {
+        /// Uses about `N` bytes of stack.
+        fn deep<const N: usize>() -> u8 {
+            let frame = std::hint::black_box([7u8; N]);
+            frame[N / 2]
+        }
+        let runtime = runtime(&nitro_runtime::Limits::default()).unwrap();
+        // A 3 MiB array overflows tokio's default 2 MiB stack (the process aborts).
+        let value = runtime
+            .block_on(async { tokio::task::spawn_blocking(deep::<{ 3 << 20 }>).await })
+            .unwrap();
+        assert_eq!(value, 7);
+    }
 
     #[test]
     fn urls() {

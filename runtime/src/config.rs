@@ -18,7 +18,8 @@ pub struct ServerConfig {
     /// The project's `public/` folder. `None`, or a folder that does not exist: no static files.
     pub public_dir: Option<PathBuf>,
     /// The renderer's `index.html` (`[renderer] static = true`): served for `GET`/`HEAD`
-    /// requests no route matches, read from disk on each request.
+    /// requests no route matches, read from disk on each request (once, with
+    /// [`cache_files`](ServerConfig::cache_files)).
     pub index_html: Option<PathBuf>,
     /// Dev mode: error bodies include the messages of unhandled errors (panics, build errors).
     pub dev: bool,
@@ -38,8 +39,19 @@ pub struct ServerConfig {
     /// Log one line per request (method, path, status, time) at info level, target
     /// `nitro::request`.
     pub request_log: bool,
+    /// The files of `public/` and the renderer's `index.html` do not change while the server
+    /// runs (a built output: `nitro start`): they are indexed and read once, at start, and
+    /// served from memory (files up to 1 MiB, 64 MiB in all; larger ones from disk), with the
+    /// same headers, validators and variants as from disk. Off (`nitro dev`): every request
+    /// looks at the files as they are.
+    pub cache_files: bool,
     /// How long shutdown waits for in-flight requests and closing WebSockets.
     pub shutdown_timeout: Duration,
+    /// A file where each route call, as it starts on its thread, writes its route file (one
+    /// line, at the start of the file), so that a supervising process can say which route was
+    /// running when the server died of something no thread can catch (a stack overflow, an
+    /// abort, a segfault, `exit`). `nitro start --supervise` sets it. `None`: nothing written.
+    pub call_record: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -55,7 +67,9 @@ impl ServerConfig {
             allowed_origins: None,
             precompressed: false,
             request_log: false,
+            cache_files: false,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
+            call_record: None,
         }
     }
 }

@@ -355,7 +355,7 @@ pub(crate) fn serve(
         );
         return response;
     }
-    let offer = match handshake::check(req.method(), req.headers()) {
+    let offer = match handshake::check(req.method(), req.version(), req.headers()) {
         Ok(offer) => offer,
         Err(Refusal::NotAnUpgrade) => return handshake::upgrade_required(),
         Err(Refusal::Invalid(error)) => return error.render(req.headers(), true),

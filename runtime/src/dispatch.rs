@@ -49,9 +49,8 @@ use crate::module::{
     CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
 };
 use crate::shared::Shared;
-use crate::static_files;
 use crate::ws::handshake::{self, Refusal};
-use crate::ws::{self, Peer, PeerTask};
+use crate::ws::{self, Peer, PeerTask, SendLimit};
 use crate::{App, RouteEntry};
 
 pub(crate) async fn handle(
@@ -77,15 +76,10 @@ pub(crate) async fn handle(
 
     if get_or_head
         && !wants_websocket
-        && let Some(public) = &shared.config.public_dir
-        && let Some(response) = static_files::serve_public(
-            public,
-            shared.config.precompressed,
-            req.method(),
-            req.uri(),
-            req.headers(),
-        )
-        .await
+        && let Some(response) = shared
+            .files
+            .serve_public(req.method(), req.uri(), req.headers())
+            .await
     {
         return response;
     }
@@ -123,9 +117,7 @@ pub(crate) async fn handle(
         Match::NotFound => {
             if get_or_head
                 && wants_page(req.headers())
-                && let Some(index_html) = &shared.config.index_html
-                && let Some(response) =
-                    static_files::serve_index_html(index_html, req.method()).await
+                && let Some(response) = shared.files.serve_page(req.method()).await
             {
                 return response;
             }
@@ -391,7 +383,7 @@ async fn websocket(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let dev = shared.config.dev;
-    let offer = match handshake::check(req.method(), req.headers()) {
+    let offer = match handshake::check(req.method(), req.version(), req.headers()) {
         Ok(offer) => offer,
         Err(Refusal::NotAnUpgrade) => return handshake::upgrade_required(),
         Err(Refusal::Invalid(error)) => return error.render(req.headers(), dev),
@@ -484,7 +476,10 @@ async fn websocket(
                 namespace,
                 info,
                 context,
-                shared.config.limits.ws_send_queue,
+                SendLimit {
+                    bytes: shared.config.limits.ws_send_queue,
+                    timeout: shared.config.limits.ws_send_timeout,
+                },
             );
             let task = PeerTask {
                 shared: shared.clone(),
@@ -514,9 +509,9 @@ fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
             .write_buffer_size(limits.ws_buffer)
             .max_message_size(Some(limits.ws_max_message))
             .max_frame_size(Some(limits.ws_max_frame));
-        let stream =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        // Large client frames reach tungstenite in fragments, so its read buffer stays small.
+        let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
+        let stream = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         ws::run_peer(task, stream).await;
     });
 }

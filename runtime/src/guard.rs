@@ -26,13 +26,28 @@
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap};
-use http::{Request, StatusCode, Uri};
+use http::{Request, StatusCode, Uri, Version};
 
 use crate::config::ServerConfig;
 use crate::http_error::HttpError;
 
 /// Checks the request's authority against the allowed hosts. `Err` is the `403` (or `400`).
 pub(crate) fn check_host<B>(config: &ServerConfig, req: &Request<B>) -> Result<(), HttpError> {
+    // RFC 9112 §3.2: a request with more than one `Host`, or an HTTP/1.1 request without
+    // one, gets `400`.
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "the request has more than one `Host` header",
+        ));
+    }
+    if req.version() >= Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "the request has no `Host` header (HTTP/1.1 requires one)",
+        ));
+    }
     let header_host = match req.headers().get(header::HOST).map(|v| v.to_str()) {
         None => None,
         Some(Ok(host)) => Some(host),
@@ -50,7 +65,14 @@ pub(crate) fn check_host<B>(config: &ServerConfig, req: &Request<B>) -> Result<(
         if let (Some(target), Some(host)) = (target, header_host)
             && !target.eq_ignore_ascii_case(host)
         {
-            return Err(forbidden_host(target));
+            return Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the request target's host `{}` is not its `Host` header `{}`",
+                    target.escape_debug(),
+                    host.escape_debug()
+                ),
+            ));
         }
         return Ok(());
     };
@@ -242,11 +264,27 @@ mod tests {
 
         let open = config(None, None);
         assert!(check_host(&open, &req("/", Some("anything.example"))).is_ok());
-        assert!(check_host(&open, &req("/", None)).is_ok());
+        // RFC 9112 §3.2: HTTP/1.1 needs a `Host`, and only one; HTTP/1.0 may go without.
         assert_eq!(
-            check_host(&open, &absolute).unwrap_err().status,
-            StatusCode::FORBIDDEN
+            check_host(&open, &req("/", None)).unwrap_err().status,
+            StatusCode::BAD_REQUEST
         );
+        let mut http10 = req("/", None);
+        *http10.version_mut() = Version::HTTP_10;
+        assert!(check_host(&open, &http10).is_ok());
+        let two = Request::get("/")
+            .header("host", "localhost:3000")
+            .header("host", "evil.example")
+            .body(())
+            .unwrap();
+        for config in [&open, &dev] {
+            let error = check_host(config, &two).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        }
+        // Without an allow-list (`nitro start`) the 403 does not point to `[dev]` settings.
+        let error = check_host(&open, &absolute).unwrap_err();
+        assert_eq!(error.status, StatusCode::FORBIDDEN);
+        assert!(!error.message.contains("[dev]"), "{}", error.message);
         let star = config(Some(&["*"]), None);
         assert!(check_host(&star, &req("/", Some("anything.example"))).is_ok());
     }

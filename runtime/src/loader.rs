@@ -726,6 +726,38 @@ unsafe extern "C" fn peer_unsubscribe(handle: *const c_void, topic: abi::Bytes) 
     })
 }
 
+/// Makes an `exit` called by route code (`std::process::exit`, which runs the C library's exit
+/// handlers) leave a line on stderr naming the route, before the process goes: such an exit
+/// is otherwise silent, with status 0 for `exit(0)`. Registered once per process; the line is
+/// written only while a route call is running. (Aborts, signals and stack overflows run no
+/// handler: a supervisor reports those, see `nitro start --supervise`.)
+pub fn report_exit_from_routes() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        unsafe extern "C" {
+            fn atexit(handler: extern "C" fn()) -> i32;
+        }
+        // SAFETY: `atexit` is the C library's (which std links); the handler is a plain
+        // `extern "C" fn` that never unwinds (it only formats and writes, ignoring errors).
+        let registered = unsafe { atexit(exit_handler) };
+        if registered != 0 {
+            tracing::debug!(target: "nitro::route", "cannot register the exit handler");
+        }
+    });
+}
+
+extern "C" fn exit_handler() {
+    use std::io::Write;
+    let _ = std::panic::catch_unwind(|| {
+        if let Some((running, route)) = crate::route_pool::in_flight() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "nitro: the process is exiting while {running} route call(s) run (the last that started: `{route}`): did a route call `std::process::exit`?"
+            );
+        }
+    });
+}
+
 /// Feeds `items` to a route's sink.
 ///
 /// # Safety

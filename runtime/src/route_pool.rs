@@ -28,6 +28,45 @@ use tokio::sync::Semaphore;
 use crate::http_error::HttpError;
 use crate::module::{CallError, RouteFuture};
 
+/// Route calls running now, in the whole process (any pool), and the route of the last one
+/// that started: what an `exit` from route code is reported with ([`in_flight`]).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static LAST_STARTED: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// When route calls are running: how many, and the route of the last one that started.
+pub(crate) fn in_flight() -> Option<(usize, String)> {
+    let running = IN_FLIGHT.load(Ordering::Acquire);
+    if running == 0 {
+        return None;
+    }
+    // `try_lock`: this may run at exit, while a thread holds the lock.
+    let last = LAST_STARTED
+        .try_lock()
+        .map(|last| last.clone())
+        .unwrap_or_default();
+    Some((running, last))
+}
+
+/// Marks a route call running until dropped.
+struct Running;
+
+impl Running {
+    fn start(file: &str) -> Running {
+        if let Ok(mut last) = LAST_STARTED.lock() {
+            last.clear();
+            last.push_str(file);
+        }
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 const RUNNING: u8 = 0;
 const DONE: u8 = 1;
 /// The caller stopped waiting.
@@ -41,7 +80,15 @@ pub(crate) struct RoutePool {
     timeout: Duration,
     /// Calls that passed their deadline and are still running.
     overrunning: Arc<AtomicUsize>,
+    /// Where each call records its route as it starts ([`ServerConfig::call_record`]).
+    ///
+    /// [`ServerConfig::call_record`]: crate::ServerConfig::call_record
+    record: Option<Arc<std::fs::File>>,
 }
+
+/// The bytes a call record takes: a route file name and a line break, zero-padded, so that
+/// each record overwrites the whole previous one in one write.
+const RECORD_LEN: usize = 512;
 
 /// A route call that did not finish within the handler timeout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +128,7 @@ impl RoutePool {
             size,
             timeout,
             overrunning: Arc::new(AtomicUsize::new(0)),
+            record: None,
         }
     }
 
@@ -106,6 +154,24 @@ impl RoutePool {
                 })
             }
         }
+    }
+
+    /// Records each call's route file in `path` (created or truncated) as it starts; an error
+    /// is logged and nothing recorded.
+    pub(crate) fn with_call_record(mut self, path: Option<&std::path::Path>) -> RoutePool {
+        let Some(path) = path else { return self };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+        {
+            Ok(file) => self.record = Some(Arc::new(file)),
+            Err(err) => {
+                tracing::warn!(target: "nitro::route", "cannot record route calls in `{}`: {err}", path.display())
+            }
+        }
+        self
     }
 
     /// Runs `f`, a call into the route `file`, on a pool thread, and waits for it at most the
@@ -135,8 +201,14 @@ impl RoutePool {
             let state = state.clone();
             let overrunning = self.overrunning.clone();
             let file = file.to_owned();
+            let record = self.record.clone();
             move || {
+                if let Some(record) = record {
+                    write_record(&record, &file);
+                }
+                let running = Running::start(&file);
                 let result = f();
+                drop(running);
                 drop(permit);
                 if state.swap(DONE, Ordering::AcqRel) == ABANDONED {
                     let left = overrunning.fetch_sub(1, Ordering::AcqRel) - 1;
@@ -177,6 +249,16 @@ impl RoutePool {
     }
 }
 
+/// Overwrites the call record with `file` (see [`RECORD_LEN`]).
+fn write_record(record: &std::fs::File, file: &str) {
+    use std::os::unix::fs::FileExt;
+    let mut line = [0u8; RECORD_LEN];
+    let name = &file.as_bytes()[..file.len().min(RECORD_LEN - 1)];
+    line[..name.len()].copy_from_slice(name);
+    line[name.len()] = b'\n';
+    let _ = record.write_at(&line, 0);
+}
+
 /// Runs `f` (a call into a route) on tokio's blocking pool, so a slow or blocking route never
 /// stalls the async workers. A panic that escapes `f` (an in-process [`RouteModule`] that
 /// panics instead of returning [`CallError::Panicked`]) becomes `CallError::Panicked`.
@@ -202,5 +284,43 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         text.clone()
     } else {
         "a panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_call_records_its_route_as_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls");
+        let pool = RoutePool::new(2, Duration::from_secs(5)).with_call_record(Some(&path));
+        let read = || {
+            let text = std::fs::read(&path).unwrap();
+            let end = text.iter().position(|&b| b == b'\n').unwrap();
+            String::from_utf8(text[..end].to_vec()).unwrap()
+        };
+        let seen = pool
+            .call("routes/a-much-longer-name.rs", move || Ok(()))
+            .await;
+        assert!(matches!(seen, Ok(Ok(()))));
+        assert_eq!(read(), "routes/a-much-longer-name.rs");
+        let (path2, during) = (path.clone(), Arc::new(std::sync::Mutex::new(String::new())));
+        let during2 = during.clone();
+        pool.call("routes/b.rs", move || {
+            let text = std::fs::read(&path2).unwrap();
+            *during2.lock().unwrap() = String::from_utf8_lossy(&text[..12]).into_owned();
+            Ok(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            *during.lock().unwrap(),
+            "routes/b.rs\n",
+            "written before the call runs"
+        );
+        assert_eq!(read(), "routes/b.rs");
     }
 }

@@ -22,6 +22,7 @@ use crate::devclient::{self, DevClient};
 use crate::http_error::HttpError;
 use crate::route_pool::panic_message;
 use crate::shared::Shared;
+use crate::static_files::StaticFiles;
 use crate::ws::Hub;
 use crate::{App, dispatch, request_log};
 
@@ -59,8 +60,10 @@ impl Server {
         app: App,
     ) -> Result<Server, ServerError> {
         config.limits = config.limits.sanitized();
+        crate::loader::report_exit_from_routes();
+        hub.set_max_topics(config.limits.ws_max_topics);
         let addr = config.addr;
-        let listener = TcpListener::bind(addr).await.map_err(|source| {
+        let listener = listen(addr, config.limits.listen_backlog).map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
                 ServerError::AddrInUse { addr }
             } else {
@@ -70,7 +73,8 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let shared = Arc::new(Shared::new(config, hub, app));
+        let files = StaticFiles::load(&config).await;
+        let shared = Arc::new(Shared::new(config, hub, app, files));
         Ok(Server {
             listener,
             local_addr,
@@ -240,8 +244,27 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Swaps in a new app atomically. Requests in flight finish on the app they started with;
     /// the next request, and the next event of every open WebSocket, use the new one.
+    ///
+    /// The open peers of a WebSocket route the new app no longer has (its file was deleted or
+    /// renamed) are closed with `1001` (going away): their hooks are gone, so nothing they
+    /// send could be handled.
     pub fn set_app(&self, app: App) {
+        let old = self.shared.app();
+        let removed: Vec<String> = old
+            .routes
+            .keys()
+            .filter(|file| !app.routes.contains_key(*file))
+            .cloned()
+            .collect();
         self.shared.set_app(app);
+        if !removed.is_empty() {
+            let closed = self
+                .hub()
+                .close_route_peers(&old.table, &removed, 1001, "route removed");
+            if closed > 0 {
+                tracing::info!(target: "nitro::ws", "closed {closed} WebSocket peers of removed routes ({})", removed.join(", "));
+            }
+        }
     }
 
     /// The current app.
@@ -266,4 +289,19 @@ impl ServerHandle {
     pub fn dev_client(&self) -> Option<&Arc<DevClient>> {
         self.shared.dev_client.get()
     }
+}
+
+/// A listener on `addr` with room for `backlog` connections not yet accepted (the kernel caps
+/// it at `net.core.somaxconn`). `TcpListener::bind` uses 128, which a burst of connections
+/// overflows: 10 000 opened at once overflowed it 4 803 times.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does on Unix: a restarted server can bind at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

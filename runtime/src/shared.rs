@@ -10,6 +10,7 @@ use crate::App;
 use crate::config::ServerConfig;
 use crate::devclient::DevClient;
 use crate::route_pool::RoutePool;
+use crate::static_files::StaticFiles;
 use crate::ws::Hub;
 
 /// State shared by the listener, the connections and the handles.
@@ -26,20 +27,24 @@ pub(crate) struct Shared {
     pub(crate) route_pool: RoutePool,
     /// `nitro dev`'s client: injected into HTML responses, with its dev socket.
     pub(crate) dev_client: OnceLock<Arc<DevClient>>,
+    /// `public/` and the renderer's page.
+    pub(crate) files: StaticFiles,
 }
 
 impl Shared {
     /// The state of a server about to serve `app` with `config` (its limits already
-    /// sanitized).
-    pub(crate) fn new(config: ServerConfig, hub: Arc<Hub>, app: App) -> Shared {
+    /// sanitized) and the static `files` it names.
+    pub(crate) fn new(config: ServerConfig, hub: Arc<Hub>, app: App, files: StaticFiles) -> Shared {
         Shared {
-            route_pool: RoutePool::new(config.limits.route_threads, config.limits.handler_timeout),
+            route_pool: RoutePool::new(config.limits.route_threads, config.limits.handler_timeout)
+                .with_call_record(config.call_record.as_deref()),
             config,
             app: ArcSwap::from_pointee(app),
             hub,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             dev_client: OnceLock::new(),
+            files,
         }
     }
 

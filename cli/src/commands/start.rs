@@ -51,6 +51,13 @@ pub(crate) struct StartArgs {
     /// every interface).
     #[arg(long)]
     pub(crate) host: Option<String>,
+
+    /// Run the server in a child process and start it again when a fault no thread can
+    /// catch ends it (a stack overflow, an abort, a segfault, `exit`), saying which route was
+    /// running; at most 10 restarts a minute, with a growing wait. Not needed under an init
+    /// system that restarts the service (see docs/deploy.md). Linux only.
+    #[arg(long)]
+    pub(crate) supervise: bool,
 }
 
 /// The environment `nitro start` reads. Empty values count as unset.
@@ -195,8 +202,41 @@ pub(crate) fn output_dir(arg: Option<&Path>, exe: Option<&Path>) -> PathBuf {
     PathBuf::from(OUTPUT_DIR)
 }
 
+/// `--supervise`: this same command, without the flag, in a child process.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn supervised(ui: &Ui) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let exe = std::env::current_exe().context("cannot find this program to run the server")?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|arg| arg != "--supervise")
+        .collect();
+    crate::supervise::run(ui, &exe, &args, crate::supervise::Budget::production())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn supervised(_: &Ui) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "`nitro start --supervise` is only available on Linux: use your init system to restart the server"
+    )
+}
+
+/// The record file when a supervisor runs this server (see `supervise.rs`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn call_record() -> Option<PathBuf> {
+    crate::supervise::supervised_server()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn call_record() -> Option<PathBuf> {
+    None
+}
+
 /// Runs `nitro start` until a signal.
 pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if args.supervise {
+        return supervised(ui);
+    }
     let env = StartEnv::from_process();
     let addr = resolve_addr(args, &env)?;
     // A taken port is said before the output is read and its routes loaded.
@@ -234,6 +274,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         index_html: manifest.index_html.as_deref().map(|p| output.path(p)),
         dev: false,
         precompressed: true,
+        cache_files: true,
         request_log: !ui.is_quiet(),
         shutdown_timeout,
         limits: manifest
@@ -243,6 +284,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .map(crate::project::config_limits::BuiltLimits::to_limits)
             .unwrap_or_default(),
         allowed_origins: manifest.config.allowed_origins.clone(),
+        call_record: call_record(),
         ..ServerConfig::new(addr)
     };
     ui.status(&format!(
@@ -309,6 +351,7 @@ mod tests {
             output: None,
             port,
             host: host.map(str::to_owned),
+            supervise: false,
         }
     }
 

@@ -15,8 +15,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify_debouncer_full::notify::{self, EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
 
 /// Quiet time before a burst of events is handed over. Editors emit several events per save
 /// within a few milliseconds; 10 ms was enough in measurements, 20 ms leaves a margin.
@@ -166,7 +166,18 @@ impl Watcher {
     /// Starts watching `project_dir` (canonical).
     pub(crate) fn start(project_dir: &Path) -> notify_debouncer_full::notify::Result<Watcher> {
         let (tx, events) = mpsc::channel();
-        let mut debouncer = new_debouncer(DEBOUNCE, Some(TICK), tx)?;
+        // Symlinks are not followed: inotify has one watch per folder, so a link in `public/`
+        // to `routes/` would re-register `routes/` under the link's path, and every route
+        // edit would be reported as an asset change (never rebuilt). Files reached through a
+        // symlink are served, but editing them does not reload the page.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut debouncer = new_debouncer_opt::<_, RecommendedWatcher, RecommendedCache>(
+            DEBOUNCE,
+            Some(TICK),
+            tx,
+            RecommendedCache::new(),
+            config,
+        )?;
         debouncer.watch(project_dir, RecursiveMode::NonRecursive)?;
         let mut watcher = Watcher {
             project_dir: project_dir.to_owned(),
@@ -247,6 +258,31 @@ mod tests {
 
     fn c(path: &str) -> Option<Change> {
         classify(Path::new(path))
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_symlink_in_public_to_routes_does_not_hide_route_edits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(project.join("routes")).unwrap();
+        std::fs::create_dir_all(project.join("public")).unwrap();
+        std::fs::write(project.join("routes/index.rs"), "// v1\n").unwrap();
+        std::os::unix::fs::symlink("../routes", project.join("public/src")).unwrap();
+        let mut watcher = Watcher::start(&project).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::write(project.join("routes/index.rs"), "// v2\n").unwrap();
+        let batch = watcher.next_batch().unwrap();
+        assert!(
+            batch.has(&Change::Route("routes/index.rs".into())),
+            "{:?}",
+            batch.changes
+        );
+        assert!(
+            !batch.changes.iter().any(|c| matches!(c, Change::Asset(_))),
+            "{:?}",
+            batch.changes
+        );
     }
 
     #[test]

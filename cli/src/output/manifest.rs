@@ -203,6 +203,20 @@ fn is_inside(rel: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
+/// Whether the relative path `inner` is `outer` or under it (both inside the output folder).
+fn contains(outer: &str, inner: &str) -> bool {
+    let parts = |path: &str| -> Vec<String> {
+        Path::new(path)
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    parts(inner).starts_with(&parts(outer))
+}
+
 /// Reads and checks the output folder `dir` (see the module docs).
 pub fn load(dir: &Path) -> Result<Output, OutputError> {
     let not_output = |reason: &str| OutputError::NotOutput {
@@ -326,6 +340,20 @@ fn check(manifest: &Manifest, path: &Path) -> Result<RouteTable, OutputError> {
             "`{bad}` is not a path inside the output folder"
         )));
     }
+    // Everything under the public folder is served: it must not hold the server, the
+    // manifest or a route library.
+    if let Some(public) = manifest.public_dir.as_deref() {
+        let private = std::iter::once(manifest.server.as_str())
+            .chain([MANIFEST])
+            .chain(manifest.routes.iter().map(|r| r.library.as_str()));
+        for inner in private {
+            if contains(public, inner) {
+                return Err(corrupt(format!(
+                    "the public folder `{public}` would publish `{inner}`: it must not contain the server, `{MANIFEST}` or the route libraries"
+                )));
+            }
+        }
+    }
     let mut files = Vec::new();
     for route in &manifest.routes {
         let Some(rel) = route.file.strip_prefix("routes/") else {
@@ -438,6 +466,19 @@ mod tests {
         escape.routes[0].library = "../elsewhere.so".into();
         let e = check(&escape, path).unwrap_err().to_string();
         assert!(e.contains("`../elsewhere.so` is not a path inside"), "{e}");
+
+        for public in [".", "server", "./server/", "server/routes"] {
+            let mut exposed = m.clone();
+            exposed.public_dir = Some(public.into());
+            let e = check(&exposed, path).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("the public folder `{public}` would publish")),
+                "{e}"
+            );
+        }
+        let mut fine = m.clone();
+        fine.public_dir = Some("public".into());
+        assert!(check(&fine, path).is_ok());
 
         let e = parse("{\"format\": 1", path).unwrap_err().to_string();
         assert!(

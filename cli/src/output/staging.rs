@@ -31,10 +31,19 @@ pub(crate) fn remove_stale_staging(project_dir: &Path) {
 }
 
 /// Moves `staging` to `target`, replacing an existing `target` only once `staging` is
-/// complete: the old folder is renamed aside, the new one renamed in, the old one removed.
+/// complete. Where the system can (Linux: `renameat2` with `RENAME_EXCHANGE`), the two
+/// folders swap places in one step, so there is always a complete `target`, even if the
+/// build is killed at that moment; the old output, now at `staging`, is then removed.
+/// Elsewhere, or where the file system refuses the exchange, the old folder is renamed
+/// aside, the new one renamed in, the old one removed (a kill between the two renames leaves
+/// the old output beside the project as `.output.old-<pid>`).
 pub(crate) fn replace_dir(staging: &Path, target: &Path) -> WriteResult<()> {
     if !target.exists() {
         return at(target, std::fs::rename(staging, target));
+    }
+    if exchange(staging, target)? {
+        let _ = std::fs::remove_dir_all(staging);
+        return Ok(());
     }
     let old = target.with_file_name(format!(".output.old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&old);
@@ -46,6 +55,24 @@ pub(crate) fn replace_dir(staging: &Path, target: &Path) -> WriteResult<()> {
     }
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// Swaps `a` and `b` atomically; `Ok(false)` when the system or file system cannot.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn exchange(a: &Path, b: &Path) -> WriteResult<bool> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(true),
+        // No renameat2 (old kernels, some sandboxes), or a file system without exchange.
+        Err(Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP | Errno::PERM) => Ok(false),
+        Err(errno) => Err((b.to_owned(), errno.into())),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn exchange(_: &Path, _: &Path) -> WriteResult<bool> {
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -69,6 +96,27 @@ mod tests {
             assert!(!dead.exists());
         }
         assert!(alive.exists() && other.exists());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn on_linux_the_new_output_is_swapped_in_one_step() {
+        // Both folders exist before and after: at no moment is there no `.output`.
+        let tmp = tempfile::tempdir().unwrap();
+        let (target, staging) = (tmp.path().join(".output"), tmp.path().join(".output.tmp"));
+        for (dir, build) in [(&target, "old"), (&staging, "new")] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("nitro.json"), build).unwrap();
+        }
+        assert!(
+            exchange(&staging, &target).unwrap(),
+            "renameat2 RENAME_EXCHANGE"
+        );
+        let read = |dir: &Path| std::fs::read_to_string(dir.join("nitro.json")).unwrap();
+        assert_eq!(
+            (read(&target), read(&staging)),
+            ("new".into(), "old".into())
+        );
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub(crate) struct LimitsSection {
     #[serde(default, deserialize_with = "size")]
     ws_send_queue: Option<usize>,
     #[serde(default, deserialize_with = "seconds")]
+    ws_send_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "topic_count")]
+    ws_max_topics: Option<usize>,
+    #[serde(default, deserialize_with = "seconds")]
     ws_idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "size")]
     max_body: Option<usize>,
@@ -41,6 +45,10 @@ pub(crate) struct LimitsSection {
     handler_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "thread_count")]
     route_threads: Option<usize>,
+    #[serde(default, deserialize_with = "stack_size")]
+    route_stack: Option<usize>,
+    #[serde(default, deserialize_with = "backlog")]
+    listen_backlog: Option<usize>,
 }
 
 impl LimitsSection {
@@ -56,6 +64,8 @@ impl LimitsSection {
         set(self.ws_max_frame, &mut limits.ws_max_frame);
         set(self.ws_buffer, &mut limits.ws_buffer);
         set(self.ws_send_queue, &mut limits.ws_send_queue);
+        set(self.ws_send_timeout, &mut limits.ws_send_timeout);
+        set(self.ws_max_topics, &mut limits.ws_max_topics);
         set(self.ws_idle_timeout, &mut limits.ws_idle_timeout);
         set(self.max_body, &mut limits.max_body);
         set(self.body_timeout, &mut limits.body_timeout);
@@ -64,6 +74,10 @@ impl LimitsSection {
         set(self.header_read_timeout, &mut limits.header_read_timeout);
         set(self.handler_timeout, &mut limits.handler_timeout);
         set(self.route_threads, &mut limits.route_threads);
+        set(self.route_stack, &mut limits.route_stack);
+        if let Some(backlog) = self.listen_backlog {
+            limits.listen_backlog = backlog as u32;
+        }
         // A frame can never be bigger than the largest message.
         limits.ws_max_frame = limits.ws_max_frame.min(limits.ws_max_message);
         limits
@@ -78,6 +92,11 @@ pub struct BuiltLimits {
     pub ws_max_frame: usize,
     pub ws_buffer: usize,
     pub ws_send_queue: usize,
+    /// Recorded since issue 15; older manifests get the defaults.
+    #[serde(default = "defaults::ws_send_timeout")]
+    pub ws_send_timeout: f64,
+    #[serde(default = "defaults::ws_max_topics")]
+    pub ws_max_topics: usize,
     pub ws_idle_timeout: f64,
     pub max_body: usize,
     pub body_timeout: f64,
@@ -86,6 +105,28 @@ pub struct BuiltLimits {
     pub header_read_timeout: f64,
     pub handler_timeout: f64,
     pub route_threads: usize,
+    #[serde(default = "defaults::route_stack")]
+    pub route_stack: usize,
+    #[serde(default = "defaults::listen_backlog")]
+    pub listen_backlog: u32,
+}
+
+/// The defaults of the manifest's newer keys.
+mod defaults {
+    use nitro_runtime::Limits;
+
+    pub(super) fn ws_send_timeout() -> f64 {
+        Limits::default().ws_send_timeout.as_secs_f64()
+    }
+    pub(super) fn ws_max_topics() -> usize {
+        Limits::default().ws_max_topics
+    }
+    pub(super) fn route_stack() -> usize {
+        Limits::default().route_stack
+    }
+    pub(super) fn listen_backlog() -> u32 {
+        Limits::default().listen_backlog
+    }
 }
 
 impl From<&Limits> for BuiltLimits {
@@ -95,6 +136,8 @@ impl From<&Limits> for BuiltLimits {
             ws_max_frame: limits.ws_max_frame,
             ws_buffer: limits.ws_buffer,
             ws_send_queue: limits.ws_send_queue,
+            ws_send_timeout: limits.ws_send_timeout.as_secs_f64(),
+            ws_max_topics: limits.ws_max_topics,
             ws_idle_timeout: limits.ws_idle_timeout.as_secs_f64(),
             max_body: limits.max_body,
             body_timeout: limits.body_timeout.as_secs_f64(),
@@ -103,6 +146,8 @@ impl From<&Limits> for BuiltLimits {
             header_read_timeout: limits.header_read_timeout.as_secs_f64(),
             handler_timeout: limits.handler_timeout.as_secs_f64(),
             route_threads: limits.route_threads,
+            route_stack: limits.route_stack,
+            listen_backlog: limits.listen_backlog,
         }
     }
 }
@@ -120,6 +165,8 @@ impl BuiltLimits {
         limits.ws_max_frame = self.ws_max_frame;
         limits.ws_buffer = self.ws_buffer;
         limits.ws_send_queue = self.ws_send_queue;
+        seconds(self.ws_send_timeout, &mut limits.ws_send_timeout);
+        limits.ws_max_topics = self.ws_max_topics;
         seconds(self.ws_idle_timeout, &mut limits.ws_idle_timeout);
         limits.max_body = self.max_body;
         seconds(self.body_timeout, &mut limits.body_timeout);
@@ -128,6 +175,8 @@ impl BuiltLimits {
         seconds(self.header_read_timeout, &mut limits.header_read_timeout);
         seconds(self.handler_timeout, &mut limits.handler_timeout);
         limits.route_threads = self.route_threads;
+        limits.route_stack = self.route_stack;
+        limits.listen_backlog = self.listen_backlog;
         limits
     }
 }
@@ -137,6 +186,9 @@ pub(crate) fn expected(key: &str) -> String {
     match key {
         "max_headers" => COUNT_HEADERS.into(),
         "route_threads" => COUNT_THREADS.into(),
+        "ws_max_topics" => COUNT_TOPICS.into(),
+        "listen_backlog" => COUNT_BACKLOG.into(),
+        "route_stack" => SIZE_STACK.into(),
         "max_header_bytes" => SIZE_HEAD.into(),
         "ws_buffer" => SIZE_BUFFER.into(),
         key if key.ends_with("timeout") => SECONDS.into(),
@@ -205,11 +257,14 @@ const SIZE: &str =
     "a size in bytes from 1, as a number (`1048576`) or a string with a unit (`\"1 MiB\"`)";
 const SIZE_HEAD: &str =
     "a size of at least 8 KiB, as a number (`16384`) or a string with a unit (`\"16 KiB\"`)";
-const SIZE_BUFFER: &str =
-    "a size of at least 1 KiB, as a number (`4096`) or a string with a unit (`\"4 KiB\"`)";
+const SIZE_BUFFER: &str = "a size from 1 KiB to 64 KiB (a buffer each way for every peer), as a number (`4096`) or a string with a unit (`\"4 KiB\"`)";
+const SIZE_STACK: &str =
+    "a size from 256 KiB to 1 GiB, as a number or a string with a unit (`\"16 MiB\"`)";
 const SECONDS: &str = "a number of seconds greater than 0 and at most 86400, such as `30` or `0.5`";
 const COUNT_HEADERS: &str = "a whole number from 1 to 10000";
 const COUNT_THREADS: &str = "a whole number from 1 to 512";
+const COUNT_TOPICS: &str = "a whole number from 1 to 1000000";
+const COUNT_BACKLOG: &str = "a whole number from 1 to 65535";
 
 /// Parses `"1 MiB"`, `"16KiB"`, `"512 B"`, `"2 MB"`, `"1024"`.
 fn parse_size(text: &str) -> Option<usize> {
@@ -234,6 +289,7 @@ fn parse_size(text: &str) -> Option<usize> {
 
 struct SizeVisitor {
     min: usize,
+    max: usize,
     expected: &'static str,
 }
 
@@ -246,21 +302,21 @@ impl Visitor<'_> for SizeVisitor {
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<usize, E> {
         match usize::try_from(value) {
-            Ok(n) if n >= self.min => Ok(n),
+            Ok(n) if (self.min..=self.max).contains(&n) => Ok(n),
             _ => Err(E::invalid_value(Unexpected::Signed(value), &self)),
         }
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<usize, E> {
         match usize::try_from(value) {
-            Ok(n) if n >= self.min => Ok(n),
+            Ok(n) if (self.min..=self.max).contains(&n) => Ok(n),
             _ => Err(E::invalid_value(Unexpected::Unsigned(value), &self)),
         }
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<usize, E> {
         match parse_size(value) {
-            Some(n) if n >= self.min => Ok(n),
+            Some(n) if (self.min..=self.max).contains(&n) => Ok(n),
             _ => Err(E::invalid_value(Unexpected::Str(value), &self)),
         }
     }
@@ -270,6 +326,7 @@ fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::
     deserializer
         .deserialize_any(SizeVisitor {
             min: 1,
+            max: usize::MAX,
             expected: SIZE,
         })
         .map(Some)
@@ -279,6 +336,7 @@ fn head_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>
     deserializer
         .deserialize_any(SizeVisitor {
             min: 8 << 10,
+            max: usize::MAX,
             expected: SIZE_HEAD,
         })
         .map(Some)
@@ -287,8 +345,19 @@ fn head_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>
 fn buffer_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     deserializer
         .deserialize_any(SizeVisitor {
-            min: 1 << 10,
+            min: Limits::MIN_WS_BUFFER,
+            max: Limits::MAX_WS_BUFFER,
             expected: SIZE_BUFFER,
+        })
+        .map(Some)
+}
+
+fn stack_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(SizeVisitor {
+            min: 256 << 10,
+            max: 1 << 30,
+            expected: SIZE_STACK,
         })
         .map(Some)
 }
@@ -365,6 +434,24 @@ fn header_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usi
         .map(Some)
 }
 
+fn topic_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(CountVisitor {
+            max: 1_000_000,
+            expected: COUNT_TOPICS,
+        })
+        .map(Some)
+}
+
+fn backlog<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer
+        .deserialize_any(CountVisitor {
+            max: 65_535,
+            expected: COUNT_BACKLOG,
+        })
+        .map(Some)
+}
+
 fn thread_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     deserializer
         .deserialize_any(CountVisitor {
@@ -429,6 +516,10 @@ mod tests {
             header_read_timeout = 20
             handler_timeout = 0.25
             route_threads = 8
+            ws_send_timeout = 2
+            ws_max_topics = 64
+            route_stack = "16 MiB"
+            listen_backlog = 1024
             [websocket]
             allowed_origins = ["https://app.example", "http://localhost:5173/"]
             [dev]
@@ -448,6 +539,10 @@ mod tests {
         assert_eq!(l.header_read_timeout, Duration::from_secs(20));
         assert_eq!(l.handler_timeout, Duration::from_millis(250));
         assert_eq!(l.route_threads, 8);
+        assert_eq!(l.ws_send_timeout, Duration::from_secs(2));
+        assert_eq!(l.ws_max_topics, 64);
+        assert_eq!(l.route_stack, 16 << 20);
+        assert_eq!(l.listen_backlog, 1024);
         assert_eq!(
             c.allowed_origins.unwrap(),
             ["https://app.example", "http://localhost:5173"]
@@ -462,6 +557,21 @@ mod tests {
         let json = serde_json::to_string(&built).unwrap();
         let back: BuiltLimits = serde_json::from_str(&json).unwrap();
         assert_eq!(back.to_limits(), c.limits);
+    }
+
+    #[test]
+    fn an_older_manifest_gets_the_new_keys_defaults() {
+        let mut json = serde_json::to_value(BuiltLimits::from(&Limits::default())).unwrap();
+        for key in [
+            "ws_send_timeout",
+            "ws_max_topics",
+            "route_stack",
+            "listen_backlog",
+        ] {
+            json.as_object_mut().unwrap().remove(key);
+        }
+        let back: BuiltLimits = serde_json::from_value(json).unwrap();
+        assert_eq!(back.to_limits(), Limits::default());
     }
 
     #[test]
@@ -491,6 +601,10 @@ mod tests {
             (
                 "[limits]\nmax_header_bytes = 100\n",
                 "`max_header_bytes` in `[limits]` of `examples/x/nitro.toml:2` must be a size of at least 8 KiB, as a number (`16384`) or a string with a unit (`\"16 KiB\"`), found integer `100`",
+            ),
+            (
+                "[limits]\nws_buffer = \"1 GiB\"\n",
+                "`ws_buffer` in `[limits]` of `examples/x/nitro.toml:2` must be a size from 1 KiB to 64 KiB (a buffer each way for every peer), as a number (`4096`) or a string with a unit (`\"4 KiB\"`), found string \"1 GiB\"",
             ),
             (
                 "[limits]\nws_idle_timeout = true\n",

@@ -8,7 +8,13 @@
 //! `.br`/`.gz` variant the client accepts ([`precompressed`]).
 //!
 //! A miss is not an error: the request goes on to routing.
+//!
+//! [`StaticFiles`] is what the server holds: the folders, and with
+//! [`ServerConfig::cache_files`] (`nitro start`) what was read at start ([`memory`]).
+//!
+//! [`ServerConfig::cache_files`]: crate::ServerConfig::cache_files
 
+mod memory;
 mod precompressed;
 mod public_path;
 
@@ -23,14 +29,76 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::body::{Body, full};
+use crate::config::ServerConfig;
+use memory::FileCache;
 use public_path::{Resolved, resolve, url_to_relative};
+
+/// `public/` and the renderer's page of one server.
+#[derive(Debug, Default)]
+pub(crate) struct StaticFiles {
+    public_dir: Option<std::path::PathBuf>,
+    index_html: Option<std::path::PathBuf>,
+    precompressed: bool,
+    /// What was read at start ([`ServerConfig::cache_files`]).
+    cache: FileCache,
+}
+
+impl StaticFiles {
+    /// The files `config` names; with `cache_files`, read now (on the blocking pool).
+    pub(crate) async fn load(config: &ServerConfig) -> StaticFiles {
+        let public_dir = config.public_dir.clone();
+        let index_html = config.index_html.clone();
+        let cache = if config.cache_files {
+            let (public_dir, index_html) = (public_dir.clone(), index_html.clone());
+            tokio::task::spawn_blocking(move || {
+                FileCache::load(public_dir.as_deref(), index_html.as_deref())
+            })
+            .await
+            .unwrap_or_default()
+        } else {
+            FileCache::default()
+        };
+        StaticFiles {
+            public_dir,
+            index_html,
+            precompressed: config.precompressed,
+            cache,
+        }
+    }
+
+    /// The file of `public/` that `uri` names, or `None` (a miss goes on to routing).
+    pub(crate) async fn serve_public(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<Response<Body>> {
+        let public_dir = self.public_dir.as_ref()?;
+        if let Some(answer) = self.cache.serve_public(method, uri, headers).await {
+            return answer.map(|mut response| {
+                add_charset(response.headers_mut());
+                response
+            });
+        }
+        serve_public(public_dir, self.precompressed, method, uri, headers).await
+    }
+
+    /// The renderer's page, when there is one.
+    pub(crate) async fn serve_page(&self, method: &Method) -> Option<Response<Body>> {
+        let index_html = self.index_html.as_ref()?;
+        match self.cache.page() {
+            Some(page) => Some(page_response(page.clone(), method)),
+            None => serve_index_html(index_html, method).await,
+        }
+    }
+}
 
 /// Serves the file of `public_dir` that `uri` names, or `None` when there is none (or the
 /// path may not be served); with `precompressed` (see [`ServerConfig::precompressed`]), its
 /// `.br`/`.gz` variant when the client accepts one.
 ///
 /// [`ServerConfig::precompressed`]: crate::ServerConfig::precompressed
-pub(crate) async fn serve_public(
+async fn serve_public(
     public_dir: &Path,
     precompressed: bool,
     method: &Method,
@@ -81,7 +149,7 @@ pub(crate) async fn serve_public(
 
 /// Serves the renderer's `index.html`, read from disk on every request (dev edits show at
 /// once). Only that one file is ever served here.
-pub(crate) async fn serve_index_html(index_html: &Path, method: &Method) -> Option<Response<Body>> {
+async fn serve_index_html(index_html: &Path, method: &Method) -> Option<Response<Body>> {
     let html = match tokio::fs::read(index_html).await {
         Ok(html) => html,
         Err(err) => {
@@ -89,6 +157,11 @@ pub(crate) async fn serve_index_html(index_html: &Path, method: &Method) -> Opti
             return None;
         }
     };
+    Some(page_response(Bytes::from(html), method))
+}
+
+/// The renderer's answer: the page, never cached by the browser without asking.
+fn page_response(html: Bytes, method: &Method) -> Response<Body> {
     let length = html.len();
     let mut response = Response::new(if method == Method::HEAD {
         crate::body::empty()
@@ -102,7 +175,7 @@ pub(crate) async fn serve_index_html(index_html: &Path, method: &Method) -> Opti
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Some(response)
+    response
 }
 
 /// Adds `; charset=utf-8` to text types that lack a charset (as Nitro's production server does).

@@ -39,7 +39,7 @@ pub(super) async fn serve_file(file: &Path) -> ServeFile {
 }
 
 /// Whether `file.<ext>` exists as a regular file (not a symlink, not a folder).
-fn plain_sibling(file: &Path, ext: &str) -> bool {
+pub(super) fn plain_sibling(file: &Path, ext: &str) -> bool {
     let mut name = file.as_os_str().to_owned();
     name.push(".");
     name.push(ext);

@@ -56,7 +56,7 @@ pub(crate) fn url_to_relative(path: &str) -> Option<PathBuf> {
 }
 
 /// A dotfile or dot-directory other than `.well-known`.
-fn is_hidden(name: &str) -> bool {
+pub(crate) fn is_hidden(name: &str) -> bool {
     name.starts_with('.') && name != ".well-known"
 }
 

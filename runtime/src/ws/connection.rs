@@ -9,11 +9,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
+use super::fragment;
 use super::peer::{Outbound, PeerRef};
 use super::queue::{self, Receiver, Sender};
 use crate::module::{CallError, RouteModule};
@@ -69,7 +70,7 @@ where
         peer.clone(),
         stop_writer.clone(),
     ));
-    let (events, event_rx) = queue::queue(Some(EVENT_QUEUE));
+    let (mut events, event_rx) = queue::queue(Some(EVENT_QUEUE));
     let hooks = tokio::spawn(hook_loop(
         shared.clone(),
         route_file.clone(),
@@ -83,7 +84,7 @@ where
 
     let (code, reason) = read_loop(
         &mut stream,
-        &events,
+        &mut events,
         &peer,
         &shared.shutdown,
         shared.config.limits.ws_idle_timeout,
@@ -116,7 +117,7 @@ where
 /// Reads until the connection ends; returns the close code and reason for the `close` hook.
 async fn read_loop<S>(
     stream: &mut SplitStream<WebSocketStream<S>>,
-    events: &Sender<Event>,
+    events: &mut Sender<Event>,
     peer: &PeerRef,
     shutdown: &CancellationToken,
     idle_timeout: Duration,
@@ -138,35 +139,47 @@ where
     // Silence for half the idle timeout gets a ping; for the whole of it, a close.
     let mut last_heard = Instant::now();
     let mut pinged = false;
+    // One timer, for the life of the loop, serves the idle check and, once closing, the
+    // handshake's deadline: a frame costs no timer registration. The idle check is not moved
+    // when a frame arrives; when it fires early it is set again from `last_heard`. (Keeping
+    // the two cancellation futures for the life of the loop as well would save their waiter
+    // registration per frame, but costs about 100 bytes per idle peer.)
+    let timer = tokio::time::sleep_until(last_heard + idle_timeout / 2);
+    tokio::pin!(timer);
 
     loop {
-        let sleep_until = deadline.unwrap_or_else(Instant::now);
-        let idle_check = if pinged {
-            last_heard + idle_timeout
-        } else {
-            last_heard + idle_timeout / 2
-        };
         tokio::select! {
             biased;
             _ = shutdown.cancelled(), if deadline.is_none() => {
                 peer.close_with(1001, "server shutting down");
-                deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                let at = Instant::now() + CLOSE_TIMEOUT;
+                deadline = Some(at);
+                timer.as_mut().reset(at);
             }
             _ = peer.closing_token().cancelled(), if deadline.is_none() => {
-                deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                let at = Instant::now() + CLOSE_TIMEOUT;
+                deadline = Some(at);
+                timer.as_mut().reset(at);
             }
-            _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
-                tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
-                return finished(received);
-            }
-            _ = tokio::time::sleep_until(idle_check), if deadline.is_none() => {
-                if pinged {
+            () = &mut timer => {
+                if deadline.is_some() {
+                    tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
+                    return finished(received);
+                }
+                let due = last_heard + if pinged { idle_timeout } else { idle_timeout / 2 };
+                if Instant::now() < due {
+                    // Heard from the client since the timer was set.
+                    timer.as_mut().reset(due);
+                } else if pinged {
                     tracing::debug!(target: "nitro::ws", peer = %peer, "closing a peer silent for {idle_timeout:?}");
                     peer.close_with(1001, "idle timeout");
-                    deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                    let at = Instant::now() + CLOSE_TIMEOUT;
+                    deadline = Some(at);
+                    timer.as_mut().reset(at);
                 } else {
                     pinged = true;
                     peer.enqueue(Message::Ping(Bytes::new()));
+                    timer.as_mut().reset(last_heard + idle_timeout);
                 }
             }
             next = stream.next() => {
@@ -194,7 +207,11 @@ where
                             None => (1005, String::new()),
                         });
                         // tungstenite replies by itself; wait for the end of the stream.
-                        deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
+                        if deadline.is_none() {
+                            let at = Instant::now() + CLOSE_TIMEOUT;
+                            deadline = Some(at);
+                            timer.as_mut().reset(at);
+                        }
                     }
                     // tungstenite answers pings itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
@@ -228,6 +245,12 @@ where
 fn close_for(err: &WsError) -> Option<(u16, &'static str)> {
     match err {
         WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
+        // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. })
+            if *size as u64 > i64::MAX as u64 =>
+        {
+            Some((1002, "protocol error"))
+        }
         WsError::Capacity(_) => Some((1009, "message too big")),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(_) | WsError::AttackAttempt => Some((1002, "protocol error")),
@@ -279,11 +302,13 @@ async fn write_queue<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let item = tokio::select! {
             biased;
             item = queue.recv() => item,
-            _ = stop.cancelled() => None,
+            () = &mut stopped => None,
         };
         let Some(mut item) = item else { return };
         let mut batch = 0;
@@ -291,8 +316,12 @@ async fn write_queue<S>(
             match item {
                 Outbound::Frame(message) => {
                     peer.dequeued(message.len());
-                    if sink.feed(message).await.is_err() {
-                        return;
+                    for frame in fragment::fragments(message) {
+                        if sink.feed(frame).await.is_err() {
+                            return;
+                        }
+                        // The socket took the frame before it (`feed` waits for room).
+                        peer.made_progress();
                     }
                 }
                 Outbound::Close { code, reason } => {
@@ -323,17 +352,30 @@ async fn write_queue<S>(
     }
 }
 
-/// Runs the hooks of one peer strictly one at a time, in order.
+/// Runs the hooks of one peer strictly one at a time, in order. A hook that passes the handler
+/// timeout is reported as failed at once, but the peer's next hook (its `error` hook first)
+/// waits until it has returned: a peer's hooks never overlap.
 async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events: Receiver<Event>) {
+    let mut late = Late(None);
     while let Some(event) = events.recv().await {
         match event {
             Event::Open => {
-                if run_hook(&shared, &file, &peer, Hook::Open).await.is_err() {
+                if run_hook(&shared, &file, &peer, Hook::Open, &mut late)
+                    .await
+                    .is_err()
+                {
                     peer.close_with(1011, "internal error");
                 }
             }
             Event::Message(data, binary) => {
-                let _ = run_hook(&shared, &file, &peer, Hook::Message(data, binary)).await;
+                let _ = run_hook(
+                    &shared,
+                    &file,
+                    &peer,
+                    Hook::Message(data, binary),
+                    &mut late,
+                )
+                .await;
             }
             Event::Barrier(handled) => {
                 let _ = handled.send(());
@@ -343,7 +385,7 @@ async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events:
                 // `peers()`, and its `publish` still reaches the others.
                 peer.set_closed();
                 shared.hub.unregister(&peer);
-                let _ = run_hook(&shared, &file, &peer, Hook::Close(code, reason)).await;
+                let _ = run_hook(&shared, &file, &peer, Hook::Close(code, reason), &mut late).await;
                 return;
             }
         }
@@ -367,34 +409,86 @@ impl Hook {
     }
 }
 
+/// A hook call of this peer that passed the handler timeout and may still be running: it
+/// finishes when the sender, moved into the call, is dropped.
+struct Late(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl Late {
+    /// Waits until the late call (if any) has returned.
+    async fn wait(&mut self) {
+        if let Some(done) = self.0.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Runs `call` on the route pool after any late hook of this peer has returned; if it passes
+/// the handler timeout itself, it becomes the late one.
+async fn call_in_order(
+    shared: &Shared,
+    file: &str,
+    late: &mut Late,
+    call: impl FnOnce() -> Result<(), CallError> + Send + 'static,
+) -> Result<(), CallError> {
+    late.wait().await;
+    let (finished, done) = tokio::sync::oneshot::channel::<()>();
+    let result = shared
+        .route_pool
+        .call(file, move || {
+            let result = call();
+            drop(finished);
+            result
+        })
+        .await;
+    match result {
+        Ok(result) => result,
+        Err(overrun) => {
+            late.0 = Some(done);
+            Err(overrun.into())
+        }
+    }
+}
+
 /// Runs one hook of the route's current code. A failure is logged and reported to the
 /// route's `error` hook; `Err` tells the caller it failed.
-async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Result<(), ()> {
+async fn run_hook(
+    shared: &Shared,
+    file: &str,
+    peer: &PeerRef,
+    hook: Hook,
+    late: &mut Late,
+) -> Result<(), ()> {
     let name = hook.name();
     let Some(module) = current_module(&shared.app(), file, name) else {
         return Ok(());
     };
-    let pool = &shared.route_pool;
     // An `async fn` hook is polled here, in the peer's task; a sync one runs on the pool. Either
-    // way the next event waits for it, so a peer's hooks run one at a time, in order.
+    // way the next event waits for it, so a peer's hooks run one at a time, in order (a sync
+    // hook past the handler timeout keeps its thread: `call_in_order` makes the next one wait).
     let started = match &hook {
         Hook::Open => module.ws_open_async(peer),
         Hook::Message(data, binary) => module.ws_message_async(peer, data, *binary),
         Hook::Close(code, reason) => module.ws_close_async(peer, *code, reason),
     };
     let result = match started {
-        Some(call) => pool.run_async(file, call).await,
+        Some(call) => {
+            late.wait().await;
+            shared
+                .route_pool
+                .run_async(file, call)
+                .await
+                .unwrap_or_else(|overrun| Err(overrun.into()))
+        }
         None => {
             let (hook_module, hook_peer) = (module.clone(), peer.clone());
-            pool.call(file, move || match hook {
+            call_in_order(shared, file, late, move || match hook {
                 Hook::Open => hook_module.ws_open(&hook_peer),
                 Hook::Message(data, binary) => hook_module.ws_message(&hook_peer, &data, binary),
                 Hook::Close(code, reason) => hook_module.ws_close(&hook_peer, code, &reason),
             })
             .await
         }
-    }
-    .unwrap_or_else(|overrun| Err(overrun.into()));
+    };
     let err = match result {
         Ok(()) | Err(CallError::Missing) => return Ok(()),
         Err(err) => err,
@@ -407,14 +501,23 @@ async fn run_hook(shared: &Shared, file: &str, peer: &PeerRef, hook: Hook) -> Re
     );
     let message = err.to_string();
     let reported = match module.ws_error_async(peer, &message) {
-        Some(call) => pool.run_async(file, call).await,
+        Some(call) => {
+            late.wait().await;
+            shared
+                .route_pool
+                .run_async(file, call)
+                .await
+                .unwrap_or_else(|overrun| Err(overrun.into()))
+        }
         None => {
             let error_peer = peer.clone();
-            pool.call(file, move || module.ws_error(&error_peer, &message))
-                .await
+            call_in_order(shared, file, late, move || {
+                module.ws_error(&error_peer, &message)
+            })
+            .await
         }
     };
-    match reported.unwrap_or_else(|overrun| Err(overrun.into())) {
+    match reported {
         Ok(()) | Err(CallError::Missing) => {}
         Err(err) => tracing::error!(
             target: "nitro::route",

@@ -1,7 +1,7 @@
 //! The server side of the WebSocket opening handshake (RFC 6455 §4.2).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{Method, Response, StatusCode, Version};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::body::{Body, full};
@@ -31,7 +31,11 @@ pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// Checks an upgrade request.
-pub(crate) fn check(method: &Method, headers: &HeaderMap) -> Result<Offer, Refusal> {
+pub(crate) fn check(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Offer, Refusal> {
     if !wants_websocket(headers) {
         return Err(Refusal::NotAnUpgrade);
     }
@@ -45,6 +49,13 @@ pub(crate) fn check(method: &Method, headers: &HeaderMap) -> Result<Offer, Refus
         return invalid(
             StatusCode::BAD_REQUEST,
             &format!("the method must be `GET`, not `{method}`"),
+        );
+    }
+    // RFC 6455 §4.1: the upgrade is an HTTP/1.1 (or later) request.
+    if version < Version::HTTP_11 {
+        return invalid(
+            StatusCode::BAD_REQUEST,
+            &format!("the HTTP version must be at least 1.1, not `{version:?}`"),
         );
     }
     if !has_token(headers, &header::CONNECTION, "upgrade") {
@@ -174,7 +185,7 @@ mod tests {
         let mut h = headers(&GOOD);
         h.append("sec-websocket-protocol", HeaderValue::from_static("a, b"));
         h.append("sec-websocket-protocol", HeaderValue::from_static("c"));
-        let offer = check(&Method::GET, &h).unwrap();
+        let offer = check(&Method::GET, Version::HTTP_11, &h).unwrap();
         assert_eq!(offer.protocols, ["a", "b", "c"]);
         let response = switching_protocols(&offer, Some("b"), Vec::new());
         // The RFC 6455 example.
@@ -188,10 +199,10 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(
-            check(&Method::GET, &HeaderMap::new()),
+            check(&Method::GET, Version::HTTP_11, &HeaderMap::new()),
             Err(Refusal::NotAnUpgrade)
         ));
-        let status = |method: Method, h: HeaderMap| match check(&method, &h) {
+        let status = |method: Method, h: HeaderMap| match check(&method, Version::HTTP_11, &h) {
             Err(Refusal::Invalid(error)) => error.status,
             other => panic!("{other:?}"),
         };
@@ -208,6 +219,10 @@ mod tests {
             status(Method::POST, headers(&GOOD)),
             StatusCode::BAD_REQUEST
         );
+        match check(&Method::GET, Version::HTTP_10, &headers(&GOOD)) {
+            Err(Refusal::Invalid(error)) => assert_eq!(error.status, StatusCode::BAD_REQUEST),
+            other => panic!("an HTTP/1.0 upgrade: {other:?}"),
+        }
         let mut no_connection = headers(&GOOD);
         no_connection.remove("connection");
         assert_eq!(status(Method::GET, no_connection), StatusCode::BAD_REQUEST);

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -22,6 +22,10 @@ pub struct Hub {
     next_key: AtomicU64,
     /// Where publishes go for other instances, when a backplane is attached.
     relay: OnceLock<Relay>,
+    /// The most topics one peer may subscribe to ([`Limits::ws_max_topics`]).
+    ///
+    /// [`Limits::ws_max_topics`]: crate::Limits::ws_max_topics
+    max_topics: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -47,6 +51,7 @@ impl Hub {
             state: RwLock::new(State::default()),
             next_key: AtomicU64::new(0),
             relay: OnceLock::new(),
+            max_topics: AtomicUsize::new(crate::Limits::default().ws_max_topics),
         })
     }
 
@@ -125,6 +130,11 @@ impl Hub {
         closed
     }
 
+    /// Sets the most topics one peer may subscribe to (the server applies its limits).
+    pub(crate) fn set_max_topics(&self, max: usize) {
+        self.max_topics.store(max, Ordering::Relaxed);
+    }
+
     pub(crate) fn next_key(&self) -> u64 {
         self.next_key.fetch_add(1, Ordering::Relaxed)
     }
@@ -199,6 +209,20 @@ impl Hub {
         let Some(this) = ns.peers.get(&peer.key()).cloned() else {
             return; // not registered (yet, or any more)
         };
+        let max = self.max_topics.load(Ordering::Relaxed);
+        let topics = ns.subscriptions.get(&peer.key());
+        if topics.is_some_and(|topics| topics.len() >= max && !topics.contains(topic)) {
+            drop(state);
+            if peer.note_topic_limit() {
+                tracing::warn!(
+                    target: "nitro::ws",
+                    peer = %peer,
+                    "peer `{peer}` may subscribe to at most {max} topics (`[limits] ws_max_topics`): not subscribing it to `{}` or any further topic",
+                    topic.escape_debug()
+                );
+            }
+            return;
+        }
         ns.topics
             .entry(topic.to_owned())
             .or_default()
@@ -332,6 +356,21 @@ mod tests {
         a.subscribe("z");
         assert!(a.topics().is_empty(), "a peer that left cannot subscribe");
         assert_eq!(hub.publish(None, "y", Bytes::new(), true), 0);
+    }
+
+    #[test]
+    fn a_peer_has_at_most_max_topics() {
+        let hub = Hub::new();
+        hub.set_max_topics(2);
+        let (a, _ra) = join(&hub, "/a");
+        for topic in ["x", "y", "z", "x"] {
+            a.subscribe(topic);
+        }
+        assert_eq!(a.topics(), ["x", "y"]);
+        assert_eq!(hub.publish(None, "z", Bytes::new(), true), 0);
+        a.unsubscribe("x");
+        a.subscribe("z");
+        assert_eq!(a.topics(), ["y", "z"]);
     }
 
     #[test]

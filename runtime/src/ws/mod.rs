@@ -22,15 +22,21 @@
 //! with a close frame first: invalid UTF-8 `1007`, a message or frame over 1 MiB `1009`, any
 //! other protocol error `1002`. A failing `open` hook closes the peer with `1011`; server
 //! shutdown closes every peer with `1001`.
+//!
+//! Messages over 16 KiB travel in fragments both ways (`fragment.rs`), so a connection's
+//! buffers stay small after a large message.
 
 pub mod backplane;
 mod connection;
+mod fragment;
 pub(crate) mod handshake;
 mod hub;
 mod peer;
 mod queue;
 
 pub use hub::Hub;
+pub(crate) use peer::SendLimit;
 pub use peer::{Peer, PeerRef};
 
 pub(crate) use connection::{PeerTask, run_peer};
+pub(crate) use fragment::Reframe;

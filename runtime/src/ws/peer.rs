@@ -1,8 +1,9 @@
 //! The host side of one WebSocket connection.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use super::queue::{self, Receiver, Sender};
 use bytes::Bytes;
@@ -23,6 +24,32 @@ const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
 /// The connection is gone and the peer has left the hub.
 const CLOSED: u8 = 2;
+
+/// A burst may queue this many times [`Limits::ws_send_queue`] while the client keeps
+/// reading; past it the peer is closed whatever its pace.
+///
+/// [`Limits::ws_send_queue`]: crate::Limits::ws_send_queue
+pub(crate) const BURST_FACTOR: usize = 4;
+
+/// How a peer's outbound queue is bounded (see [`Limits::ws_send_queue`] and
+/// [`Limits::ws_send_timeout`]).
+///
+/// [`Limits::ws_send_queue`]: crate::Limits::ws_send_queue
+/// [`Limits::ws_send_timeout`]: crate::Limits::ws_send_timeout
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SendLimit {
+    pub(crate) bytes: usize,
+    pub(crate) timeout: Duration,
+}
+
+impl From<usize> for SendLimit {
+    fn from(bytes: usize) -> SendLimit {
+        SendLimit {
+            bytes,
+            timeout: crate::Limits::default().ws_send_timeout,
+        }
+    }
+}
 
 /// What the writer task sends.
 #[derive(Debug)]
@@ -51,7 +78,12 @@ pub struct Peer {
     ///
     /// [`Limits::ws_send_queue`]: crate::Limits::ws_send_queue
     queued: AtomicUsize,
-    queue_limit: usize,
+    queue_limit: SendLimit,
+    /// When the peer was created: the origin of `progress_ms`.
+    born: Instant,
+    /// When the outbound queue last moved (milliseconds after `born`): the writer handed a
+    /// frame to the socket, or the queue went from empty to not empty.
+    progress_ms: AtomicU64,
     /// Cancelled when the queue overflowed: the writer drops what is queued and sends `1008`.
     overflowed: CancellationToken,
     state: AtomicU8,
@@ -60,6 +92,8 @@ pub struct Peer {
     closing: CancellationToken,
     /// The close frame the server sent, if it started the closing handshake.
     sent_close: OnceLock<(u16, String)>,
+    /// Set once the peer was refused a subscription (warned about once).
+    topic_limit_hit: std::sync::atomic::AtomicBool,
     /// Context entries (key, JSON text) in insertion order; contexts are small.
     context: Mutex<Vec<(String, String)>>,
     /// The upgrade request as the ABI sees it, built when a route library first asks
@@ -75,7 +109,7 @@ impl Peer {
         namespace: String,
         request: RequestInfo,
         context: Vec<(String, String)>,
-        queue_limit: usize,
+        queue_limit: impl Into<SendLimit>,
     ) -> (PeerRef, Receiver<Outbound>) {
         let (outbound, rx) = queue::queue(None);
         let peer = Peer {
@@ -87,11 +121,14 @@ impl Peer {
             hub: Arc::downgrade(hub),
             outbound,
             queued: AtomicUsize::new(0),
-            queue_limit,
+            queue_limit: queue_limit.into(),
+            born: Instant::now(),
+            progress_ms: AtomicU64::new(0),
             overflowed: CancellationToken::new(),
             state: AtomicU8::new(OPEN),
             closing: CancellationToken::new(),
             sent_close: OnceLock::new(),
+            topic_limit_hit: std::sync::atomic::AtomicBool::new(false),
             context: Mutex::new(context),
             abi_request: OnceLock::new(),
         };
@@ -130,27 +167,48 @@ impl Peer {
 
     /// Queues a frame already built (shared by every subscriber of a publish).
     ///
-    /// When the bytes already queued plus this frame would pass the queue limit, the client
-    /// is not reading: the peer is closed with `1008` and its queue dropped (a frame is always
-    /// accepted into an empty queue, whatever its size).
+    /// The queue holds up to `ws_send_queue` bytes (any one frame fits in an empty queue).
+    /// Past that, a frame is still queued while the client keeps reading (the writer handed
+    /// something to the socket within `ws_send_timeout`), up to [`BURST_FACTOR`] times the
+    /// limit: a burst reaches a client that keeps up. Otherwise the client is not reading: the
+    /// peer is closed with `1008` and its queue dropped.
     pub(crate) fn enqueue(&self, message: Message) -> bool {
         if !self.is_open() {
             return false;
         }
         let len = message.len();
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
-        if before > 0 && before.saturating_add(len) > self.queue_limit {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            if self.close_with(1008, "send queue full") {
-                tracing::warn!(
-                    target: "nitro::ws",
-                    peer = %self.id,
-                    "closing a peer that does not read: {before} bytes are waiting for it (limit {})",
-                    self.queue_limit
-                );
-                self.overflowed.cancel();
+        if before == 0 {
+            // The clock for "no progress" starts when there is something to write.
+            self.made_progress();
+        }
+        let after = before.saturating_add(len);
+        let limit = self.queue_limit;
+        if before > 0 && after > limit.bytes {
+            let stalled = self.since_progress();
+            let why = if stalled > limit.timeout {
+                Some(format!(
+                    "nothing was written to it for {:.1} s",
+                    stalled.as_secs_f64()
+                ))
+            } else if after > limit.bytes.saturating_mul(BURST_FACTOR) {
+                Some(format!("more than {BURST_FACTOR} times the limit"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                if self.close_with(1008, "send queue full") {
+                    tracing::warn!(
+                        target: "nitro::ws",
+                        peer = %self.id,
+                        "closing a peer that does not read: {before} bytes are waiting for it (limit {}) and {why}",
+                        limit.bytes
+                    );
+                    self.overflowed.cancel();
+                }
+                return false;
             }
-            return false;
         }
         if self.outbound.send_now(Outbound::Frame(message)).is_ok() {
             true
@@ -158,6 +216,19 @@ impl Peer {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             false
         }
+    }
+
+    /// The writer handed a frame to the socket (or the queue just filled): the client is
+    /// keeping up, for now.
+    pub(crate) fn made_progress(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        self.progress_ms.fetch_max(now, Ordering::AcqRel);
+    }
+
+    /// How long since the outbound queue last moved.
+    fn since_progress(&self) -> Duration {
+        let last = Duration::from_millis(self.progress_ms.load(Ordering::Acquire));
+        self.born.elapsed().saturating_sub(last)
     }
 
     /// The writer took a frame of `len` bytes off the queue.
@@ -189,11 +260,17 @@ impl Peer {
         }
     }
 
-    /// Subscribes to `topic` (no-op once the peer has left).
+    /// Subscribes to `topic` (no-op once the peer has left, or when it already has
+    /// [`Limits::ws_max_topics`](crate::Limits::ws_max_topics) topics: logged once).
     pub fn subscribe(&self, topic: &str) {
         if let Some(hub) = self.hub.upgrade() {
             hub.subscribe(self, topic);
         }
+    }
+
+    /// Records that a subscription was refused; true the first time.
+    pub(crate) fn note_topic_limit(&self) -> bool {
+        !self.topic_limit_hit.swap(true, Ordering::Relaxed)
     }
 
     /// Unsubscribes from `topic`.
@@ -393,36 +470,70 @@ mod tests {
         assert!(!peer.send(Bytes::from_static(b"late"), false));
     }
 
-    #[test]
-    fn a_full_queue_closes_with_1008() {
+    fn limited(bytes: usize, timeout: Duration) -> (PeerRef, Receiver<Outbound>, Arc<Hub>) {
         let hub = Hub::new();
-        let (peer, mut rx) = Peer::new(
+        let (peer, rx) = Peer::new(
             &hub,
             "127.0.0.1:1".into(),
             "/_ws".into(),
             RequestInfo::default(),
             Vec::new(),
-            10,
+            SendLimit { bytes, timeout },
         );
-        // An empty queue takes any one frame.
-        assert!(peer.send(Bytes::from(vec![b'x'; 64]), true));
-        assert_eq!(peer.queued_bytes(), 64);
-        assert!(matches!(rx.try_recv(), Some(Outbound::Frame(_))));
-        peer.dequeued(64);
-        assert!(peer.send(Bytes::from_static(b"12345"), false));
-        assert!(peer.send(Bytes::from_static(b"12345"), false));
-        assert!(!peer.overflowed().is_cancelled());
-        assert!(
-            !peer.send(Bytes::from_static(b"1"), false),
-            "over the limit"
-        );
+        (peer, rx, hub)
+    }
+
+    fn assert_closed_1008(peer: &Peer) {
         assert!(peer.overflowed().is_cancelled());
         assert!(!peer.is_open());
         assert_eq!(
             peer.sent_close(),
             Some(&(1008, "send queue full".to_owned()))
         );
-        assert_eq!(peer.queued_bytes(), 10);
+    }
+
+    #[test]
+    fn a_burst_to_a_reader_is_queued_up_to_four_times_the_limit() {
+        let (peer, mut rx, _hub) = limited(10, Duration::from_secs(3600));
+        // An empty queue takes any one frame.
+        assert!(peer.send(Bytes::from(vec![b'x'; 64]), true));
+        assert_eq!(peer.queued_bytes(), 64);
+        assert!(matches!(rx.try_recv(), Some(Outbound::Frame(_))));
+        peer.dequeued(64);
+        // Past the limit, but the queue moved just now: a burst, kept up to 4 × 10 bytes.
+        for _ in 0..8 {
+            assert!(peer.send(Bytes::from_static(b"12345"), false));
+        }
+        assert_eq!(peer.queued_bytes(), 40);
+        assert!(!peer.overflowed().is_cancelled());
+        assert!(
+            !peer.send(Bytes::from_static(b"1"), false),
+            "over 4 × the limit"
+        );
+        assert_closed_1008(&peer);
+        assert_eq!(peer.queued_bytes(), 40);
+    }
+
+    #[test]
+    fn a_full_queue_that_does_not_move_closes_with_1008() {
+        let (peer, _rx, _hub) = limited(10, Duration::from_millis(50));
+        assert!(peer.send(Bytes::from_static(b"12345"), false));
+        assert!(peer.send(Bytes::from_static(b"12345"), false));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !peer.send(Bytes::from_static(b"1"), false),
+            "stalled and full"
+        );
+        assert_closed_1008(&peer);
+
+        // Written to within the timeout: still a reader.
+        let (peer, _rx, _hub) = limited(10, Duration::from_millis(200));
+        assert!(peer.send(Bytes::from_static(b"12345"), false));
+        assert!(peer.send(Bytes::from_static(b"12345"), false));
+        std::thread::sleep(Duration::from_millis(150));
+        peer.made_progress();
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(peer.send(Bytes::from_static(b"1"), false));
     }
 
     #[test]

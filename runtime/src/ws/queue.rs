@@ -4,11 +4,18 @@
 //! block of 32 slots per channel up front, about 3 KiB per peer for the two, which is a fifth
 //! of what an idle peer costs; this queue allocates on the first item and frees its buffer
 //! whenever it is drained, so 10 000 idle peers hold nothing here.
+//!
+//! One task waits on each side at most (`recv` and `send` take `&mut self`), so each side's
+//! wake-up is an [`AtomicWaker`]: no lock and no waiter list per item, as `Notify` would have.
+//! A side that stops waiting drops its waker, so a busy task is not woken for nothing.
+//! [`Sender::send_now`] takes `&self` and never waits, so it may be called from any thread.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 #[derive(Debug)]
 struct State<T> {
@@ -22,8 +29,10 @@ struct Inner<T> {
     state: Mutex<State<T>>,
     /// At most this many items wait (`None`: no bound).
     capacity: Option<usize>,
-    item_ready: Notify,
-    space_ready: Notify,
+    /// The receiver, waiting for an item or the end.
+    item_ready: AtomicWaker,
+    /// The sender, waiting for space.
+    space_ready: AtomicWaker,
 }
 
 impl<T> Inner<T> {
@@ -54,8 +63,8 @@ pub(crate) fn queue<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
             receiver_gone: false,
         }),
         capacity,
-        item_ready: Notify::new(),
-        space_ready: Notify::new(),
+        item_ready: AtomicWaker::new(),
+        space_ready: AtomicWaker::new(),
     });
     (
         Sender {
@@ -74,67 +83,79 @@ impl<T> Sender<T> {
         }
         state.items.push_back(item);
         drop(state);
-        self.inner.item_ready.notify_one();
+        self.inner.item_ready.wake();
         Ok(())
     }
 
     /// Queues `item`, waiting while the queue is full. `Err` when the receiver is gone.
-    pub(crate) async fn send(&self, item: T) -> Result<(), T> {
-        loop {
-            let space = self.inner.space_ready.notified();
-            {
-                let mut state = self.inner.lock();
-                if state.receiver_gone {
-                    return Err(item);
-                }
-                if self
-                    .inner
-                    .capacity
-                    .is_none_or(|capacity| state.items.len() < capacity)
-                {
-                    state.items.push_back(item);
-                    drop(state);
-                    self.inner.item_ready.notify_one();
-                    return Ok(());
-                }
+    pub(crate) async fn send(&mut self, item: T) -> Result<(), T> {
+        let mut item = Some(item);
+        poll_fn(|cx| {
+            // Registered before the check, so space made after it wakes this task.
+            self.inner.space_ready.register(cx.waker());
+            let mut state = self.inner.lock();
+            let Some(value) = item.take() else {
+                unreachable!("polled after it finished");
+            };
+            if state.receiver_gone {
+                drop(state);
+                self.inner.space_ready.take();
+                return Poll::Ready(Err(value));
             }
-            space.await;
-        }
+            if self
+                .inner
+                .capacity
+                .is_some_and(|capacity| state.items.len() >= capacity)
+            {
+                item = Some(value);
+                return Poll::Pending;
+            }
+            state.items.push_back(value);
+            drop(state);
+            // Not waiting any more: a later wake-up must not poll this task for nothing.
+            self.inner.space_ready.take();
+            self.inner.item_ready.wake();
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.inner.lock().sender_gone = true;
-        self.inner.item_ready.notify_one();
+        self.inner.item_ready.wake();
     }
 }
 
 impl<T> Receiver<T> {
     /// The next item, or `None` once the sender is gone and the queue is empty.
     pub(crate) async fn recv(&mut self) -> Option<T> {
-        loop {
-            let ready = self.inner.item_ready.notified();
-            {
-                let mut state = self.inner.lock();
-                if let Some(item) = pop(&mut state) {
-                    drop(state);
-                    self.inner.space_ready.notify_one();
-                    return Some(item);
-                }
-                if state.sender_gone {
-                    return None;
-                }
+        poll_fn(|cx| {
+            // Registered before the check, so an item queued after it wakes this task.
+            self.inner.item_ready.register(cx.waker());
+            let mut state = self.inner.lock();
+            if let Some(item) = pop(&mut state) {
+                drop(state);
+                // Not waiting any more: an item queued while this task runs (say, while it
+                // runs a hook) must not poll it for nothing.
+                self.inner.item_ready.take();
+                self.inner.space_ready.wake();
+                return Poll::Ready(Some(item));
             }
-            ready.await;
-        }
+            if state.sender_gone {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// The next item if one is waiting.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
         let item = pop(&mut self.inner.lock());
         if item.is_some() {
-            self.inner.space_ready.notify_one();
+            self.inner.space_ready.wake();
         }
         item
     }
@@ -148,7 +169,7 @@ impl<T> Drop for Receiver<T> {
         let items = std::mem::take(&mut state.items);
         drop(state);
         drop(items);
-        self.inner.space_ready.notify_one();
+        self.inner.space_ready.wake();
     }
 }
 
@@ -167,11 +188,12 @@ mod tests {
 
     #[tokio::test]
     async fn order_bound_and_ends() {
-        let (tx, mut rx) = queue(Some(2));
+        let (mut tx, mut rx) = queue(Some(2));
         tx.send(1).await.unwrap();
         tx.send(2).await.unwrap();
         tx.send_now(3).unwrap(); // past the bound on purpose
         let blocked = tokio::spawn(async move {
+            let mut tx = tx;
             tx.send(4).await.unwrap();
             tx
         });
@@ -185,9 +207,59 @@ mod tests {
         drop(tx);
         assert_eq!(rx.recv().await, None);
 
-        let (tx, rx) = queue::<u8>(None);
+        let (mut tx, rx) = queue::<u8>(None);
         drop(rx);
         assert_eq!(tx.send_now(1), Err(1));
         assert_eq!(tx.send(2).await, Err(2));
+    }
+
+    /// A producer and a consumer on different threads, through a small bound: every item
+    /// arrives, in order, and neither side misses a wake-up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_lost_wake_ups_across_threads() {
+        let (mut tx, mut rx) = queue(Some(4));
+        let producer = tokio::spawn(async move {
+            for i in 0..100_000u32 {
+                tx.send(i).await.unwrap();
+            }
+        });
+        let consumer = tokio::spawn(async move {
+            let mut next = 0u32;
+            while let Some(i) = rx.recv().await {
+                assert_eq!(i, next);
+                next += 1;
+            }
+            next
+        });
+        producer.await.unwrap();
+        assert_eq!(consumer.await.unwrap(), 100_000);
+
+        // `send_now` from several threads at once, one receiver.
+        let (tx, mut rx) = queue(None);
+        let tx = Arc::new(tx);
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u32 {
+                        tx.send_now((t, i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut last = [None::<u32>; 4];
+        for _ in 0..40_000 {
+            let (t, i) = rx.recv().await.unwrap();
+            assert!(
+                last[t as usize].is_none_or(|l| l + 1 == i),
+                "per-thread order"
+            );
+            last[t as usize] = Some(i);
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        drop(tx);
+        assert_eq!(rx.recv().await, None);
     }
 }

@@ -388,7 +388,11 @@ fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
 async fn protocol_violations_are_1002() {
     let log = Log::default();
     let server = TestServer::start(chat(&log)).await;
-    let cases: [(&str, Vec<u8>); 5] = [
+    // A 64-bit length with its top bit set (RFC 6455 §5.2: it must be 0).
+    let mut top_bit = vec![0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1];
+    top_bit.extend_from_slice(&[1, 2, 3, 4]);
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("a length with the top bit set", top_bit),
         ("unmasked frame", vec![0x81, 0x02, b'h', b'i']),
         ("RSV1 without an extension", client_frame(0xC1, b"hi")),
         ("reserved opcode", client_frame(0x83, b"hi")),
@@ -521,7 +525,10 @@ async fn a_slow_consumer_among_1000_subscribers_is_closed_with_1008() {
                 closes: closes.clone(),
             }) as Arc<dyn RouteModule>],
         ),
-        |config| config.limits.ws_send_queue = 16 << 10,
+        |config| {
+            config.limits.ws_send_queue = 16 << 10;
+            config.limits.ws_send_timeout = Duration::from_millis(500);
+        },
     )
     .await;
 
@@ -619,6 +626,223 @@ async fn a_slow_consumer_among_1000_subscribers_is_closed_with_1008() {
     assert_eq!(hub.peer_count(), FAST);
     eprintln!("slow consumer: dropped after {published} rounds ({data} news messages reached it)");
     drop(readers);
+}
+
+/// `N SIZE` makes the `message` hook send N binary messages of SIZE bytes at once (chat
+/// history from a hook); every peer is subscribed to `news`.
+struct Burst;
+
+impl RouteModule for Burst {
+    fn file(&self) -> &str {
+        "routes/_ws.rs"
+    }
+    fn ws_open(&self, peer: &PeerRef) -> Result<(), CallError> {
+        peer.subscribe("news");
+        Ok(())
+    }
+    fn ws_message(&self, peer: &PeerRef, data: &[u8], _: bool) -> Result<(), CallError> {
+        let text = std::str::from_utf8(data).unwrap();
+        let (count, size) = text.split_once(' ').unwrap();
+        let message = Bytes::from(vec![1u8; size.parse().unwrap()]);
+        for _ in 0..count.parse::<usize>().unwrap() {
+            peer.send(message.clone(), true);
+        }
+        Ok(())
+    }
+}
+
+/// Reads binary messages of `size` bytes until `count` arrived or something else does;
+/// returns how many arrived and what ended the wait.
+async fn read_burst(client: &mut Client, count: usize, size: usize) -> (usize, String) {
+    let mut got = 0;
+    while got < count {
+        match tokio::time::timeout(TIMEOUT, client.next()).await {
+            Ok(Some(Ok(Message::Binary(data)))) if data.len() == size => got += 1,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            other => return (got, format!("{other:?}")),
+        }
+    }
+    (got, String::new())
+}
+
+#[tokio::test]
+async fn bursts_over_the_send_queue_reach_a_reader_in_full() {
+    // Default limits: a 1 MiB send queue.
+    let server = TestServer::start(app(&["_ws.rs"], vec![Arc::new(Burst)])).await;
+    let mut client = connect(&server, "/_ws").await;
+    for (count, size) in [(1100, 1 << 10), (200, 8 << 10)] {
+        send(&mut client, &format!("{count} {size}")).await;
+        let (got, end) = read_burst(&mut client, count, size).await;
+        eprintln!("burst of {count} × {size} bytes from a hook: {got} delivered");
+        assert_eq!(got, count, "burst of {count} × {size} bytes: then {end}");
+    }
+    // 17 × 64 KiB published at once, as an HTTP route's `publish` does.
+    let hub = server.handle.hub().clone();
+    let message = Bytes::from(vec![1u8; 64 << 10]);
+    for _ in 0..17 {
+        assert_eq!(hub.publish(None, "news", message.clone(), true), 1);
+    }
+    let (got, end) = read_burst(&mut client, 17, 64 << 10).await;
+    eprintln!("publish of 17 × 64 KiB: {got} delivered");
+    assert_eq!(got, 17, "publish of 17 × 64 KiB: then {end}");
+
+    // A client that never reads is still closed with 1008, its queue bounded.
+    let mut silent = connect(&server, "/_ws").await;
+    // Its `open` hook has run (subscribed) once it answers; from now on it reads nothing.
+    send(&mut silent, "1 10").await;
+    assert_eq!(read_burst(&mut silent, 1, 10).await.0, 1);
+    let large = Bytes::from(vec![2u8; 256 << 10]);
+    let mut queued = 0;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while hub.publish(None, "news", large.clone(), true) == 2 {
+        queued += 1;
+        assert!(tokio::time::Instant::now() < deadline, "never closed");
+        // The reader keeps up; the silent one fills its socket buffers, then its queue.
+        let (got, end) = read_burst(&mut client, 1, 256 << 10).await;
+        assert_eq!(got, 1, "{end}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // At most the socket buffers (a few MiB on loopback) and four times the 1 MiB queue.
+    assert!(
+        queued * 256 < 64 << 10,
+        "{queued} messages of 256 KiB before the close"
+    );
+    let mut data = 0;
+    let close = loop {
+        let next = tokio::time::timeout(TIMEOUT, silent.next()).await;
+        let next = next.unwrap_or_else(|_| panic!("nothing after {data} messages"));
+        match next {
+            Some(Ok(Message::Binary(_))) => data += 1,
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
+            Some(Ok(_)) => {}
+            other => panic!("after {data} messages: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008);
+    eprintln!(
+        "silent client: closed with 1008 after {queued} messages of 256 KiB ({data} read late)"
+    );
+}
+
+#[tokio::test]
+async fn host_headers_and_http10_upgrades_follow_the_rfcs() {
+    let log = Log::default();
+    for dev in [false, true] {
+        let server = TestServer::with(chat(&log), |config| {
+            if dev {
+                dev_checks(config);
+            }
+        })
+        .await;
+        let addr = server.addr;
+        let status = async |head: String| Conn::open(addr).await.send(&head, b"").await.status;
+        // RFC 9112 §3.2: two `Host` headers, or none in HTTP/1.1, get 400.
+        let two = format!("GET / HTTP/1.1\nHost: {addr}\nHost: evil.example");
+        assert_eq!(status(two).await, 400, "two Host headers (dev: {dev})");
+        assert_eq!(
+            status("GET / HTTP/1.1".to_owned()).await,
+            400,
+            "no Host (dev: {dev})"
+        );
+        let http10 = "GET /_ws HTTP/1.0\nHost: localhost\n".to_owned() + &UPGRADE.join("\n");
+        // RFC 6455 §4.1: an upgrade needs HTTP/1.1.
+        assert_eq!(
+            status(http10).await,
+            400,
+            "an HTTP/1.0 upgrade (dev: {dev})"
+        );
+        let one = format!("GET / HTTP/1.1\nHost: {addr}");
+        assert_ne!(status(one).await, 400);
+    }
+}
+
+/// The backlog `ss` reports for the listener on `port` (`Send-Q` of a listening socket).
+fn listen_backlog(port: u16) -> u32 {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("`ss` (iproute2) is installed: scripts/test.sh installs it");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no listener on {port}"));
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_listen_backlog_is_large_and_configurable() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .map_or(4096, |text| text.trim().parse().unwrap());
+    let server = TestServer::start(echo_only()).await;
+    assert_eq!(listen_backlog(server.addr.port()), 4096.min(somaxconn));
+    let server = TestServer::with(echo_only(), |config| config.limits.listen_backlog = 300).await;
+    assert_eq!(listen_backlog(server.addr.port()), 300.min(somaxconn));
+}
+
+#[tokio::test]
+async fn a_peer_may_subscribe_to_at_most_ws_max_topics() {
+    /// Subscribes its peer to every topic in the message, one per line; answers its count.
+    struct Topics;
+    impl RouteModule for Topics {
+        fn file(&self) -> &str {
+            "routes/_ws.rs"
+        }
+        fn ws_message(&self, peer: &PeerRef, data: &[u8], _: bool) -> Result<(), CallError> {
+            for topic in std::str::from_utf8(data).unwrap().lines() {
+                peer.subscribe(topic);
+            }
+            peer.send(peer.topics().len().to_string().into(), false);
+            Ok(())
+        }
+    }
+    let server = TestServer::with(app(&["_ws.rs"], vec![Arc::new(Topics)]), |config| {
+        config.limits.ws_max_topics = 50
+    })
+    .await;
+    let mut client = connect(&server, "/_ws").await;
+    let many: Vec<String> = (0..10_000).map(|i| format!("topic-{i}")).collect();
+    send(&mut client, &many.join("\n")).await;
+    assert_eq!(next_text(&mut client).await, "50");
+}
+
+/// `GET /api/exit`: calls `std::process::exit(0)`, as a route might.
+struct Exits;
+
+impl RouteModule for Exits {
+    fn file(&self) -> &str {
+        "routes/api/exit.rs"
+    }
+    fn http(&self, _: &RequestInfo) -> Result<HttpOutcome, CallError> {
+        std::process::exit(0)
+    }
+}
+
+#[tokio::test]
+async fn an_exit_from_a_route_is_reported_before_the_process_goes() {
+    if std::env::var_os("NITRO_TEST_EXITING_SERVER").is_some() {
+        // The child: serve the route and call it; the process ends inside the call.
+        let server = TestServer::start(app(&["api/exit.rs"], vec![Arc::new(Exits)])).await;
+        let _ = get(server.addr, "/api/exit").await;
+        unreachable!("the route exits");
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hardening::an_exit_from_a_route_is_reported_before_the_process_goes",
+            "--nocapture",
+        ])
+        .env("NITRO_TEST_EXITING_SERVER", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the last that started: `routes/api/exit.rs`): did a route call `std::process::exit`?"
+        ),
+        "{stderr}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,9 +1100,11 @@ async fn path_traversal_table() {
     assert_eq!(get(addr, "/hello.txt").await.status, 200, "still serving");
 }
 
-/// `open` sleeps for 2 s; `message` sleeps when asked to.
+/// `open` sleeps for 2 s; `message` sleeps when asked to. Every `message` call is logged as
+/// it starts and ends.
 struct SlowHooks {
     errors: Log,
+    calls: Log,
 }
 
 impl RouteModule for SlowHooks {
@@ -892,11 +1118,14 @@ impl RouteModule for SlowHooks {
         Ok(())
     }
     fn ws_message(&self, peer: &PeerRef, data: &[u8], _: bool) -> Result<(), CallError> {
+        let text = String::from_utf8_lossy(data).into_owned();
+        self.calls.lock().unwrap().push(format!("start {text}"));
         if data == b"sleep" {
             std::thread::sleep(Duration::from_secs(2));
         } else {
             peer.send(Bytes::copy_from_slice(data), false);
         }
+        self.calls.lock().unwrap().push(format!("end {text}"));
         Ok(())
     }
     fn ws_error(&self, _: &PeerRef, error: &str) -> Result<(), CallError> {
@@ -908,11 +1137,13 @@ impl RouteModule for SlowHooks {
 #[tokio::test]
 async fn hooks_past_the_handler_timeout_are_errors() {
     let errors = Log::default();
+    let calls = Log::default();
     let server = TestServer::with(
         app(
             &["_ws.rs"],
             vec![Arc::new(SlowHooks {
                 errors: errors.clone(),
+                calls: calls.clone(),
             }) as Arc<dyn RouteModule>],
         ),
         |config| config.limits.handler_timeout = Duration::from_millis(300),
@@ -929,10 +1160,17 @@ async fn hooks_past_the_handler_timeout_are_errors() {
         errors.lock().unwrap()
     );
 
-    // A slow `message` is reported; the peer stays and its next messages are answered.
+    // A slow `message` is reported; the peer stays and its next messages are answered, in
+    // order: the next hook waits for the late one to return.
     let mut peer = connect(&server, "/_ws").await;
     send(&mut peer, "sleep").await;
-    eventually("the error hook", || errors.lock().unwrap().len() == 2).await;
     send(&mut peer, "after").await;
     assert_eq!(next_text(&mut peer).await, "after");
+    // "after" was answered from inside its call: the call may not have logged its end yet.
+    eventually("both calls ended", || calls.lock().unwrap().len() == 4).await;
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ["start sleep", "end sleep", "start after", "end after"]
+    );
+    assert_eq!(errors.lock().unwrap().len(), 2);
 }

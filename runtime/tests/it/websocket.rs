@@ -392,14 +392,23 @@ async fn swapping_the_app_keeps_connections() {
         Some("2")
     );
 
-    // A new app without the route: events are skipped, the connection stays.
-    server.handle.set_app(app(&[], Vec::new()));
-    send(&mut a, "version").await;
-    quiet(&mut a).await;
-    server.handle.set_app(chat_app(&log, 3));
-    send(&mut a, "version").await;
-    assert_eq!(next_text(&mut a).await, "v3");
     assert!(logged(&log, &format!("{a_id} open")));
+
+    // A new app without the route (its file deleted): its peers are closed with 1001, as
+    // their hooks are gone; peers of the routes that stay are not.
+    let (mut room, _) = join(&server, "/rooms/r/_ws").await;
+    server.handle.set_app(app(
+        &["rooms/[room]/_ws.rs"],
+        vec![Arc::new(Chat {
+            version: 4,
+            ..Chat::new("routes/rooms/[room]/_ws.rs", &log)
+        })],
+    ));
+    let frame = next_close(&mut a).await.unwrap();
+    assert_eq!(u16::from(frame.code), 1001);
+    assert_eq!(frame.reason.as_str(), "route removed");
+    send(&mut room, "version").await;
+    assert_eq!(next_text(&mut room).await, "v4");
 }
 
 #[tokio::test]
