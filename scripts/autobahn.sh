@@ -9,18 +9,14 @@
 #   scripts/autobahn.sh                 # all cases
 #   CASES="1.* 5.*" scripts/autobahn.sh # a subset (see the harness README for the variables)
 #
-# The harness lives in the `shared/` folder next to the checkout (CI has it there; set
-# NITRO_SHARED_DIR to use another) and installs its own Python runner. Reports go to
-# target/autobahn/reports-dev/ and reports-start/ (index.html, index.json).
+# The harness is in this repository, tests/autobahn/ (see its README): it installs its own
+# Python runner under target/autobahn/ (Python 2.7 for wstest, else Python 3.10+ for kosoku,
+# from PyPI). Reports go to target/autobahn/reports-dev/ and reports-start/ (index.html,
+# index.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
-shared="${NITRO_SHARED_DIR:-$root/../shared}"
-harness="$shared/tools/autobahn/run-fuzzingclient.sh"
-if [ ! -f "$harness" ]; then
-  echo "scripts/autobahn.sh: the Autobahn harness is not at $harness (set NITRO_SHARED_DIR)" >&2
-  exit 1
-fi
+harness="$root/tests/autobahn/run-fuzzingclient.sh"
 
 cargo build -q --bin nitro
 export AUTOBAHN_HOME="$root/target/autobahn"

@@ -381,6 +381,10 @@ pub struct HostApi {
     /// `sink`; each handle is borrowed for its callback. Read it only when `struct_size`
     /// covers it.
     pub peers: unsafe extern "C" fn(ctx: *const c_void, namespace: Bytes, sink: *const PeerSink),
+    /// The folder of the app's server assets (`assets/` of the project under `nitro dev`,
+    /// `server/assets/` of the built output under `nitro start`), as an absolute path in UTF-8.
+    /// Appended after the first release: read it only when `struct_size` covers it.
+    pub assets_dir: Bytes,
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

@@ -37,7 +37,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, dev, init, start};
+use crate::commands::{build, dev, doc, init, start, test};
 
 /// File-routed Rust servers: one Rust file per route, compiled and hot-reloaded.
 #[derive(Debug, Parser)]
@@ -68,6 +68,10 @@ pub(crate) enum Command {
     Start(start::StartArgs),
     /// Create a new project from a template.
     Init(init::InitArgs),
+    /// Run the `#[test]` functions of the route files.
+    Test(test::TestArgs),
+    /// Build and open the API docs of the `nitro` crate that routes use.
+    Doc(doc::DocArgs),
 }
 
 /// Parses the command line and runs the command. Returns the process exit code; an error is
@@ -81,6 +85,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(args, &ui),
         Command::Start(args) => start::run(args, &ui),
         Command::Init(args) => init::run(args, &ui),
+        Command::Test(args) => test::run(args, &ui),
+        Command::Doc(args) => doc::run(args, &ui),
     };
     logging::flush();
     result

@@ -48,7 +48,7 @@ impl PipelineError {
     pub fn hint(&self) -> Option<String> {
         match self {
             PipelineError::Scan(_) => Some(
-                "rename the files above; the rules for route file names are in `docs/routing.md`"
+                "rename the files above; the rules for route file names are at https://github.com/nitro-rs/nitro-rs/blob/main/docs/routing.md"
                     .into(),
             ),
             PipelineError::Routes(_) => None,
@@ -152,10 +152,12 @@ pub fn cache_dir(config: &ResolvedConfig) -> PathBuf {
 pub type Loaded = HashMap<String, Result<Arc<dyn RouteModule>, LoadError>>;
 
 /// Loads the artifacts of a build as new generations, but those for which `keep` says the
-/// current generation stands (a `fresh` artifact already served).
+/// current generation stands (a `fresh` artifact already served). `assets_dir` is what the
+/// routes' `nitro::assets` reads.
 pub fn load(
     report: &BuildReport,
     hub: &Arc<Hub>,
+    assets_dir: &Path,
     cache_dir: &Path,
     keep: impl Fn(&str, &Artifact) -> bool,
 ) -> Loaded {
@@ -164,7 +166,7 @@ pub fn load(
         .iter()
         .filter(|(file, artifact)| !keep(file, artifact))
         .map(|(file, artifact)| {
-            let loaded = LoadedRoute::load(&artifact.path, file, hub, cache_dir)
+            let loaded = LoadedRoute::load(&artifact.path, file, hub, assets_dir, cache_dir)
                 .map(|module| module as Arc<dyn RouteModule>);
             (file.clone(), loaded)
         })

@@ -74,6 +74,10 @@ fn samples(tmp: &Path) -> Vec<Sample> {
     out.push(sample("config_unknown_key", e, ConfigError::hint));
     let e = config::load(&tmp.join("missing"), &Overrides::default()).unwrap_err();
     out.push(sample("config_missing_project", e, ConfigError::hint));
+    let empty = tmp.join("notes");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = config::load(&empty, &Overrides::default()).unwrap_err();
+    out.push(sample("config_not_a_project", e, ConfigError::hint));
     let e = ConfigError::EnvPort { value: "x".into() };
     out.push(
         sample("config_env_port", e, ConfigError::hint)

@@ -64,6 +64,21 @@ pub(crate) enum ServeError {
     Signals(#[source] io::Error),
 }
 
+/// Fails at once when `addr`'s port is taken, so that `nitro dev` and `nitro start` say so
+/// before building or loading anything. Port 0 and other bind errors pass: the server's own
+/// bind reports those.
+pub(crate) fn check_addr(addr: SocketAddr) -> Result<(), ServeError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(addr) {
+        Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+            Err(ServeError::Server(ServerError::AddrInUse { addr }))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Serves `app` until a signal, relaying publishes through `pubsub` when given. `ready` runs
 /// once the server is bound, before its URL is printed (`nitro dev` attaches its dev client
 /// and starts its dev loop there).
@@ -222,5 +237,16 @@ mod tests {
         assert_eq!(url("0.0.0.0:80".parse().unwrap()), "http://127.0.0.1:80/");
         assert_eq!(url("[::]:8080".parse().unwrap()), "http://[::1]:8080/");
         assert_eq!(url("[::1]:1".parse().unwrap()), "http://[::1]:1/");
+    }
+
+    #[test]
+    fn a_taken_port_is_seen_before_serving() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = check_addr(addr).unwrap_err();
+        assert!(err.to_string().contains("already in use"), "{err}");
+        drop(taken);
+        assert!(check_addr(addr).is_ok());
+        assert!(check_addr("127.0.0.1:0".parse().unwrap()).is_ok());
     }
 }

@@ -325,7 +325,7 @@ impl Response {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned from a nitro handler",
     label = "this is returned from the handler",
-    note = "return a `String`, `&'static str`, `nitro::Html`, `nitro::Json`, `serde_json::Value`, `Vec<u8>`, `()`, `nitro::Response`, `nitro::Error`, or a `Result` of these"
+    note = "return a `String`, `&'static str`, `nitro::Html`, `nitro::Json`, `serde_json::Value`, `Vec<u8>`, `()`, `nitro::Response`, `nitro::Error`, `(status, T)`, or a `Result` of these (also `anyhow::Result<T>` and `Result<T, Box<dyn std::error::Error>>`)"
 )]
 pub trait IntoResponse {
     /// Converts into a response.
@@ -389,12 +389,42 @@ impl IntoResponse for serde_json::Value {
     }
 }
 
+/// `Err` never answers 2xx (or 1xx, 3xx): an error whose response has no error status of its
+/// own (`Err("went wrong".to_string())`) is a `500` with that body.
 impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     fn into_response(self) -> Response {
         match self {
             Ok(v) => v.into_response(),
-            Err(e) => e.into_response(),
+            Err(e) => {
+                let mut res = e.into_response();
+                if !(400..=599).contains(&res.status()) {
+                    res.status = 500;
+                }
+                res
+            }
         }
+    }
+}
+
+/// An unhandled `500` (logged; its text reaches the client only under `nitro dev`), so a
+/// handler may return `anyhow::Result<T>`.
+impl IntoResponse for anyhow::Error {
+    fn into_response(self) -> Response {
+        Error::from(self).into_response()
+    }
+}
+
+/// An unhandled `500`, so a handler may return `Result<T, Box<dyn std::error::Error>>`.
+impl IntoResponse for Box<dyn std::error::Error> {
+    fn into_response(self) -> Response {
+        Error::unhandled(&*self).into_response()
+    }
+}
+
+/// An unhandled `500`, so a handler may return `Result<T, Box<dyn Error + Send + Sync>>`.
+impl IntoResponse for Box<dyn std::error::Error + Send + Sync> {
+    fn into_response(self) -> Response {
+        Error::unhandled(&*self).into_response()
     }
 }
 
@@ -470,5 +500,22 @@ mod tests {
         assert_eq!(res.status(), 404);
         assert_eq!((201, "made").into_response().status(), 201);
         assert_eq!(Error::new(200, "odd").status(), 500);
+    }
+
+    #[test]
+    fn an_err_never_answers_success() {
+        let res = Err::<String, _>("something went wrong".to_string()).into_response();
+        assert_eq!(res.status(), 500);
+        assert_eq!(res.body(), b"something went wrong");
+        let res = Err::<(), _>((409, "taken")).into_response();
+        assert_eq!(res.status(), 409);
+        let res = Err::<(), _>(Response::redirect("/")).into_response();
+        assert_eq!(res.status(), 500);
+        let boxed: Box<dyn std::error::Error> = "x".parse::<u8>().unwrap_err().into();
+        let res = Err::<(), _>(boxed).into_response();
+        assert!(res.error().is_some_and(Error::is_unhandled));
+        let res = Err::<(), _>(anyhow::anyhow!("no")).into_response();
+        assert_eq!(res.status(), 500);
+        assert!(res.error().is_some_and(Error::is_unhandled));
     }
 }

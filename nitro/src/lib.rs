@@ -11,13 +11,10 @@
 //!
 //! ```
 //! // routes/users/[id].get.rs  →  GET /users/:id
-//! use nitro::{json, Error, Request, Result, Value};
+//! use nitro::{json, Request, Result, Value};
 //!
 //! pub fn handler(req: &Request) -> Result<Value> {
-//!     let id: u32 = req
-//!         .param("id")
-//!         .and_then(|id| id.parse().ok())
-//!         .ok_or_else(|| Error::bad_request("`id` must be a number"))?;
+//!     let id: u32 = req.param_as("id")?; // `/users/x` → 400 naming `id`
 //!     Ok(json!({ "id": id, "name": "Ada" }))
 //! }
 //! # let req = nitro::Request::builder("GET", "/users/7").param("id", "7").build();
@@ -25,6 +22,12 @@
 //! # let req = nitro::Request::builder("GET", "/users/x").param("id", "x").build();
 //! # assert_eq!(handler(&req).unwrap_err().status(), 400);
 //! ```
+//!
+//! `?` works on any error: [`Error`]s answer as written, other errors (`ParseIntError`,
+//! `std::io::Error`, `anyhow::Error`, …) answer `500` and are logged with the route file; see
+//! [`Error`]. [`Request::param_as`], [`Request::query_as`] and [`Request::form`] read typed
+//! input and answer `400` naming the field. Files that ship with the app live in `assets/`
+//! and are found with [`assets::path`].
 //!
 //! # WebSocket routes
 //!
@@ -85,7 +88,9 @@
 //! context or outside the process. A panic in a handler, before or after an `.await`, answers
 //! `500` and is logged with the route file; the server carries on.
 
+pub mod assets;
 mod error;
+mod extract;
 mod ffi;
 mod http;
 mod rt;

@@ -20,11 +20,25 @@ pub struct App {
     pub table: RouteTable,
     /// Keyed by route file as in [`nitro_router::Route::file`] (`routes/_ws.rs`).
     pub routes: HashMap<String, RouteEntry>,
+    /// In dev, the routes served from their last good build because their last edit failed
+    /// to build, with the first error. Their responses carry `x-nitro-stale: <file>`, and
+    /// each request logs the failure again.
+    pub stale: HashMap<String, String>,
 }
 
 impl App {
     pub fn new(table: RouteTable, routes: HashMap<String, RouteEntry>) -> App {
-        App { table, routes }
+        App {
+            table,
+            routes,
+            stale: HashMap::new(),
+        }
+    }
+
+    /// Marks routes as stale (see [`App::stale`]).
+    pub fn with_stale(mut self, stale: HashMap<String, String>) -> App {
+        self.stale = stale;
+        self
     }
 }
 
@@ -35,6 +49,7 @@ impl fmt::Debug for App {
         f.debug_struct("App")
             .field("table", &self.table)
             .field("routes", &files)
+            .field("stale", &self.stale)
             .finish()
     }
 }

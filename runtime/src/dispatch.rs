@@ -125,7 +125,7 @@ pub(crate) async fn handle(
         }
         Match::NotFound => {
             if get_or_head
-                && wants_page(&path, req.headers())
+                && wants_page(req.headers())
                 && let Some(response) = shared.files.serve_page(req.method()).await
             {
                 return response;
@@ -135,17 +135,15 @@ pub(crate) async fn handle(
     }
 }
 
-/// Whether an unmatched `GET`/`HEAD` should get the renderer's page: a browser navigation
-/// (`Accept` names `text/html`), or a path whose last segment has no extension (`/chat/room`,
-/// not `/app.js`).
-fn wants_page(path: &str, headers: &HeaderMap) -> bool {
-    let accepts_html = headers
+/// Whether an unmatched `GET`/`HEAD` should get the renderer's page: only a request whose
+/// `Accept` names `text/html` (a browser's navigation always does). `curl`, `fetch` and API
+/// clients get the `404` error, so a typo in an API path is not a `200` page.
+fn wants_page(headers: &HeaderMap) -> bool {
+    headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/html"));
-    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    accepts_html || !last.contains('.')
+        .any(|v| v.contains("text/html"))
 }
 
 /// Whether the loaded code of `file` defines WebSocket hooks.
@@ -215,8 +213,19 @@ async fn http_route(
         )),
         Err(err) => Err(call_failed(file, "handler", &err)),
     };
-    result.unwrap_or_else(|error| error.render(&parts.headers, dev))
+    let mut response = result.unwrap_or_else(|error| error.render(&parts.headers, dev));
+    if dev && let Some(failure) = app.stale.get(file) {
+        tracing::warn!(target: "nitro::dev", route = %file, "`{file}` answered from its last good build: its last edit failed to build ({failure})");
+        if let Ok(value) = HeaderValue::from_str(file) {
+            response.headers_mut().insert(STALE_HEADER, value);
+        }
+    }
+    response
 }
+
+/// Names the route file on the responses of a route served from its last good build because
+/// its last edit failed to build (dev only).
+const STALE_HEADER: &str = "x-nitro-stale";
 
 /// Logs a failed call into a route and makes the unhandled 500 for it.
 fn call_failed(file: &str, what: &str, err: &CallError) -> HttpError {
@@ -554,21 +563,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn page_urls_get_the_renderer_and_files_do_not() {
+    fn only_requests_accepting_html_get_the_renderer() {
         let none = HeaderMap::new();
         let mut html = HeaderMap::new();
         html.insert(
             header::ACCEPT,
             HeaderValue::from_static("text/html,*/*;q=0.8"),
         );
-        assert!(wants_page("/", &none));
-        assert!(wants_page("/chat/room-1", &none));
-        assert!(wants_page("/chat/room-1/", &none));
-        assert!(!wants_page("/missing.png", &none));
-        assert!(!wants_page("/assets/app.js", &none));
-        assert!(
-            wants_page("/docs/v1.2", &html),
-            "a navigation may have a dot"
-        );
+        let mut json = HeaderMap::new();
+        json.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut curl = HeaderMap::new();
+        curl.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        assert!(!wants_page(&none));
+        assert!(!wants_page(&json));
+        assert!(!wants_page(&curl));
+        assert!(wants_page(&html));
     }
 }

@@ -98,21 +98,28 @@ impl LoadedRoute {
     /// Loads `artifact` (a route `cdylib`) as the code of `route_file`.
     ///
     /// `cache_dir` receives the short-lived unique link the library is opened from. `hub` is the
-    /// server's pub/sub hub, which the route's server-wide `publish` reaches.
+    /// server's pub/sub hub, which the route's server-wide `publish` reaches. `assets_dir` is the
+    /// folder `nitro::assets` reads from (it need not exist).
     pub fn load(
         artifact: &Path,
         route_file: &str,
         hub: &Arc<Hub>,
+        assets_dir: &Path,
         cache_dir: &Path,
     ) -> Result<Arc<LoadedRoute>, LoadError> {
         let unique = unique_copy(artifact, cache_dir)?;
-        let result = Self::open(&unique, route_file, hub);
+        let result = Self::open(&unique, route_file, hub, assets_dir);
         // The mapping keeps the inode alive; the name is no longer needed.
         let _ = std::fs::remove_file(&unique);
         result
     }
 
-    fn open(path: &Path, route_file: &str, hub: &Arc<Hub>) -> Result<Arc<LoadedRoute>, LoadError> {
+    fn open(
+        path: &Path,
+        route_file: &str,
+        hub: &Arc<Hub>,
+        assets_dir: &Path,
+    ) -> Result<Arc<LoadedRoute>, LoadError> {
         use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 
         let file = route_file.to_string();
@@ -201,6 +208,7 @@ impl LoadedRoute {
         let host_ctx: &'static HostCtx = Box::leak(Box::new(HostCtx {
             hub: hub.clone(),
             file: file.clone(),
+            assets_dir: assets_dir.to_string_lossy().into_owned(),
         }));
         let host: &'static abi::HostApi = Box::leak(Box::new(abi::HostApi {
             abi_version: abi::NITRO_ABI_VERSION,
@@ -210,6 +218,7 @@ impl LoadedRoute {
             log: host_log,
             publish: host_publish,
             peers: host_peers,
+            assets_dir: abi::Bytes::new(host_ctx.assets_dir.as_bytes()),
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -341,6 +350,8 @@ fn utf8(b: &[u8]) -> String {
 struct HostCtx {
     hub: Arc<Hub>,
     file: String,
+    /// Borrowed by the route through `HostApi::assets_dir`, as long as the process lives.
+    assets_dir: String,
 }
 
 unsafe extern "C" fn host_log(ctx: *const c_void, level: u8, message: abi::Bytes) {

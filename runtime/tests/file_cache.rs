@@ -9,6 +9,11 @@ mod common;
 use std::path::Path;
 
 use common::*;
+
+/// The renderer's page, asked for as a browser does (the fallback needs `Accept: text/html`).
+async fn page(addr: std::net::SocketAddr) -> Reply {
+    request(addr, "GET", "/", &["Accept: text/html"], b"").await
+}
 use nitro_runtime::App;
 
 /// A built output's `public/` (variants included, no symlinks) and a renderer page.
@@ -153,7 +158,10 @@ async fn answers_from_memory_are_the_answers_from_disk() {
     let br = statuses("/sub/", &["Accept-Encoding: br"]).await;
     assert_eq!(br.header("content-encoding"), Some("br"));
     assert_eq!(br.text(), "BR-HTML");
-    assert_eq!(statuses("/", &[]).await.text(), "<h1>page</h1>");
+    assert_eq!(
+        statuses("/", &["Accept: text/html"]).await.text(),
+        "<h1>page</h1>"
+    );
     assert_eq!(statuses("/big.bin", &[]).await.body.len(), (1 << 20) + 1);
     disk.stop().await;
     memory.stop().await;
@@ -170,7 +178,7 @@ async fn a_cached_server_never_reads_the_files_again() {
 
     let reply = get(server.addr, "/hello.txt").await;
     assert_eq!((reply.status, reply.text().as_str()), (200, "hello, world"));
-    assert_eq!(get(server.addr, "/").await.text(), "<h1>page</h1>");
+    assert_eq!(page(server.addr).await.text(), "<h1>page</h1>");
     assert_eq!(
         get(server.addr, "/new.txt").await.status,
         404,
@@ -187,11 +195,11 @@ async fn without_the_cache_edits_are_served_at_once() {
     let dir = temp_dir();
     output(dir.path());
     let mut server = server(dir.path(), false).await;
-    assert_eq!(get(server.addr, "/").await.text(), "<h1>page</h1>");
+    assert_eq!(page(server.addr).await.text(), "<h1>page</h1>");
     std::fs::write(dir.path().join("index.html"), "<h1>edited</h1>").unwrap();
     std::fs::write(dir.path().join("public/hello.txt"), "edited too").unwrap();
     write(dir.path().join("public/new.txt"), "new");
-    assert_eq!(get(server.addr, "/").await.text(), "<h1>edited</h1>");
+    assert_eq!(page(server.addr).await.text(), "<h1>edited</h1>");
     assert_eq!(get(server.addr, "/hello.txt").await.text(), "edited too");
     assert_eq!(get(server.addr, "/new.txt").await.text(), "new");
     std::fs::remove_file(dir.path().join("public/hello.txt")).unwrap();
@@ -225,6 +233,6 @@ async fn a_public_folder_with_a_symlink_is_read_on_each_request() {
     );
     // The renderer's page is still held.
     std::fs::write(dir.path().join("index.html"), "<h1>edited</h1>").unwrap();
-    assert_eq!(get(server.addr, "/").await.text(), "<h1>page</h1>");
+    assert_eq!(page(server.addr).await.text(), "<h1>page</h1>");
     server.stop().await;
 }

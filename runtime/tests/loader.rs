@@ -55,7 +55,14 @@ fn an_abi_version_mismatch_is_refused_before_anything_runs() {
          #[unsafe(no_mangle)] pub extern \"C\" fn nitro_route_v2() -> *const u8 { std::process::abort() }\n",
     );
     let cache = tempfile::tempdir().unwrap();
-    let err = LoadedRoute::load(&lib, "routes/old.rs", &Hub::new(), cache.path()).unwrap_err();
+    let err = LoadedRoute::load(
+        &lib,
+        "routes/old.rs",
+        &Hub::new(),
+        cache.path(),
+        cache.path(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, LoadError::AbiMismatch { found: 999, .. }),
         "{err:?}"
@@ -74,7 +81,8 @@ fn a_library_without_the_abi_symbol_is_refused() {
         "#[unsafe(no_mangle)] pub extern \"C\" fn something_else() {}\n",
     );
     let cache = tempfile::tempdir().unwrap();
-    let err = LoadedRoute::load(&lib, "routes/x.rs", &Hub::new(), cache.path()).unwrap_err();
+    let err = LoadedRoute::load(&lib, "routes/x.rs", &Hub::new(), cache.path(), cache.path())
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -110,7 +118,14 @@ nitro::__export_route!(route, "routes/[what].rs", http: handler, upgrade: _, ope
 "#,
     );
     let cache = tempfile::tempdir().unwrap();
-    let route = LoadedRoute::load(&lib, "routes/[what].rs", &Hub::new(), cache.path()).unwrap();
+    let route = LoadedRoute::load(
+        &lib,
+        "routes/[what].rs",
+        &Hub::new(),
+        cache.path(),
+        cache.path(),
+    )
+    .unwrap();
     assert_eq!(route.file(), "routes/[what].rs");
     assert!(
         std::fs::read_dir(cache.path()).unwrap().next().is_none(),
@@ -158,7 +173,14 @@ nitro::__export_route!(route, "routes/[what].rs", http: handler, upgrade: _, ope
     assert!(route.ws_upgrade(&req("ok")).is_ok());
 
     // A second load of the same artifact is an independent generation.
-    let again = LoadedRoute::load(&lib, "routes/[what].rs", &Hub::new(), cache.path()).unwrap();
+    let again = LoadedRoute::load(
+        &lib,
+        "routes/[what].rs",
+        &Hub::new(),
+        cache.path(),
+        cache.path(),
+    )
+    .unwrap();
     assert!(matches!(
         again.http(&req("ok")),
         Ok(HttpOutcome::Response(_))

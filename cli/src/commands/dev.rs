@@ -47,6 +47,8 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         ui.warn(warning);
     }
+    // A taken port is said before a build that may take minutes.
+    serve::check_addr(config.addr)?;
     // `[websocket] pubsub` needs a URL when serving: say so now, not after the build.
     let pubsub = config
         .pubsub
@@ -96,7 +98,13 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     )?;
 
     let hub = Hub::new();
-    let loaded = pipeline::load(&report, &hub, &pipeline::cache_dir(&config), |_, _| false);
+    let loaded = pipeline::load(
+        &report,
+        &hub,
+        &config.assets_dir(),
+        &pipeline::cache_dir(&config),
+        |_, _| false,
+    );
     let outcomes = pipeline::outcomes(&table, &generated, &report, &loaded);
     for line in pipeline::summary(&table, report.duration, &outcomes, ui) {
         ui.status(&line);

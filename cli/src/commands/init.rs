@@ -36,13 +36,13 @@ pub(crate) struct InitArgs {
 /// The templates: each is `examples/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Template {
-    /// The WebSocket chat (`examples/websocket`): a `_ws.rs` route and a page.
+    /// The WebSocket chat: a `_ws.rs` route and a page.
     Websocket,
-    /// A JSON API (`examples/api`): params, a POST with a JSON body, errors.
+    /// A JSON API: params, a POST with a JSON body, errors.
     Api,
-    /// One route (`examples/minimal`).
+    /// One route, `routes/index.rs`.
     Minimal,
-    /// A WebSocket echo (`examples/echo`): what the conformance run talks to.
+    /// A WebSocket echo and a page to try it.
     Echo,
 }
 
@@ -50,7 +50,7 @@ type Files = &'static [(&'static str, &'static [u8])];
 
 macro_rules! example {
     ($name:literal: $($file:literal),+ $(,)?) => {
-        &[$(($file, include_bytes!(concat!("../../../examples/", $name, "/", $file)))),+]
+        &[$(($file, include_bytes!(concat!("../../embedded/examples/", $name, "/", $file)))),+]
     };
 }
 
@@ -230,6 +230,13 @@ pub(crate) fn run(args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         args.template.name(),
         created.written.len()
     ));
+    // The generated workspace, so that an editor resolves `nitro::` in route files before
+    // the first `nitro dev` (see `project::ide`). Nothing is built; a failure only warns.
+    if let Err(error) = prepare_workspace(&args.dir) {
+        ui.warn(&format!(
+            "cannot prepare `.nitro/` for editors ({error:#}): `nitro dev` will"
+        ));
+    }
     let cd = if args.dir == Path::new(".") {
         String::new()
     } else {
@@ -239,6 +246,18 @@ pub(crate) fn run(args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         "  next: {cd}nitro dev      (then `nitro build` and `nitro start`; see README.md)"
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Scans the new project and writes its generated workspace (no build).
+fn prepare_workspace(dir: &Path) -> anyhow::Result<()> {
+    let config = crate::project::config::load_with_env(
+        dir,
+        &crate::project::config::Overrides::default(),
+        &crate::project::config::Env::default(),
+    )?;
+    let table = crate::pipeline::scan(&config)?;
+    crate::project::codegen::generate(&config, &table)?;
+    Ok(())
 }
 
 #[cfg(test)]

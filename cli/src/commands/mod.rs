@@ -2,5 +2,7 @@
 
 pub(crate) mod build;
 pub(crate) mod dev;
+pub(crate) mod doc;
 pub(crate) mod init;
 pub(crate) mod start;
+pub(crate) mod test;

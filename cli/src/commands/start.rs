@@ -25,7 +25,7 @@ use clap::Args;
 use nitro_runtime::loader::LoadedRoute;
 use nitro_runtime::{App, Hub, RouteEntry, ServerConfig};
 
-use crate::output::manifest::{self as output, MANIFEST, OUTPUT_DIR, Output};
+use crate::output::manifest::{self as output, ASSETS_DIR, MANIFEST, OUTPUT_DIR, Output};
 use crate::pipeline;
 use crate::serve::{self, Mode};
 use crate::ui::{Ui, plural};
@@ -239,6 +239,8 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     let env = StartEnv::from_process();
     let addr = resolve_addr(args, &env)?;
+    // A taken port is said before the output is read and its routes loaded.
+    serve::check_addr(addr)?;
     let shutdown_timeout = parse_timeout(env.shutdown_timeout.as_deref())?;
     let exe = std::env::current_exe().ok();
     let dir = output_dir(args.output.as_deref(), exe.as_deref());
@@ -311,10 +313,18 @@ fn load_routes(
     // The loader opens each library through a unique link; the output folder may be read-only,
     // so the links go to a private temporary folder, removed once everything is loaded.
     let cache = std::env::temp_dir().join(format!("nitro-start-{}", std::process::id()));
+    let assets = output.path(ASSETS_DIR);
+    let assets = std::path::absolute(&assets).unwrap_or(assets);
     let mut routes = HashMap::new();
     let mut result = Ok(());
     for route in &output.manifest.routes {
-        match LoadedRoute::load(&output.path(&route.library), &route.file, hub, &cache) {
+        match LoadedRoute::load(
+            &output.path(&route.library),
+            &route.file,
+            hub,
+            &assets,
+            &cache,
+        ) {
             Ok(module) => {
                 routes.insert(route.file.clone(), RouteEntry::Loaded(module));
             }

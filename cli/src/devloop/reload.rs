@@ -261,6 +261,7 @@ impl DevLoop {
         let loaded = pipeline::load(
             &report,
             &self.hub,
+            &self.config.assets_dir(),
             &pipeline::cache_dir(&self.config),
             |file, artifact| {
                 artifact.fresh && matches!(self.routes.get(file), Some(RouteEntry::Loaded(_)))
@@ -292,8 +293,9 @@ impl DevLoop {
             })
             .cloned()
             .collect();
+        let stale = stale_routes(&merged.entries, &merged.failing);
         self.handle
-            .set_app(App::new(table.clone(), merged.entries.clone()));
+            .set_app(App::new(table.clone(), merged.entries.clone()).with_stale(stale));
         let elapsed = started.elapsed();
         let closed =
             if self.config.websocket_reload == WebSocketReload::Restart && !restart.is_empty() {
@@ -304,11 +306,14 @@ impl DevLoop {
             };
 
         self.table = table;
-        self.generated = generated;
+        let previous_problems = std::mem::replace(&mut self.generated, generated).problems;
         self.routes = merged.entries;
-        self.failing = merged.failing;
+        let previous_failing = std::mem::replace(&mut self.failing, merged.failing);
 
         self.report_rebuild(&Rebuilt {
+            touched,
+            previous_failing: &previous_failing,
+            previous_problems: &previous_problems,
             to_build: &to_build,
             report: &report,
             reloaded: &merged.reloaded,
@@ -359,6 +364,12 @@ impl DevLoop {
         }
         for route in rebuilt.to_build {
             let file = &route.file;
+            if let Some(rendered) = self.failing.get(file)
+                && !rebuilt.touched.contains(file)
+                && rebuilt.previous_failing.get(file) == Some(rendered)
+            {
+                continue; // the same errors as last time, its file not saved since: said already
+            }
             if let Some(diagnostics) = report.failed.get(file) {
                 self.ui.diagnostics(diagnostics);
             }
@@ -381,7 +392,12 @@ impl DevLoop {
         }
         for problem in &self.generated.problems {
             let file = problem.file();
-            if !rebuilt.to_build.iter().any(|r| r.file == file) && self.failing.contains_key(file) {
+            let said =
+                rebuilt.previous_problems.contains(problem) && !rebuilt.touched.contains(file);
+            if !said
+                && !rebuilt.to_build.iter().any(|r| r.file == file)
+                && self.failing.contains_key(file)
+            {
                 self.ui.error(&problem.to_string());
             }
         }
@@ -516,8 +532,37 @@ pub(crate) fn merge(
     merged
 }
 
+/// The routes served from their last good build while their last edit fails to build, with
+/// the first line of their errors (for the `x-nitro-stale` header and the log of each hit).
+pub(crate) fn stale_routes(
+    entries: &HashMap<String, RouteEntry>,
+    failing: &BTreeMap<String, String>,
+) -> HashMap<String, String> {
+    failing
+        .iter()
+        .filter(|(file, _)| matches!(entries.get(*file), Some(RouteEntry::Loaded(_))))
+        .map(|(file, rendered)| {
+            let plain = crate::devloop::ansi::strip(rendered);
+            let first = plain
+                .lines()
+                .find(|line| line.starts_with("error"))
+                .or_else(|| plain.lines().find(|line| !line.trim().is_empty()))
+                .unwrap_or("see the terminal")
+                .trim()
+                .to_owned();
+            (file.clone(), first)
+        })
+        .collect()
+}
+
 /// What a rebuild did, for the terminal.
 struct Rebuilt<'a> {
+    /// The route files saved in this batch: their errors are printed again even if unchanged.
+    touched: &'a BTreeSet<String>,
+    /// What was failing, and the problems found, before this rebuild: an error is printed once
+    /// per change, not on every unrelated rebuild.
+    previous_failing: &'a BTreeMap<String, String>,
+    previous_problems: &'a [RouteProblem],
     to_build: &'a [RouteCrate],
     report: &'a BuildReport,
     reloaded: &'a [String],

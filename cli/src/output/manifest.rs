@@ -25,6 +25,9 @@ use sha2::{Digest, Sha256};
 pub const MANIFEST: &str = "nitro.json";
 /// The output folder inside a project.
 pub const OUTPUT_DIR: &str = ".output";
+/// The server assets inside the output folder: a copy of the project's `assets/`, which
+/// `nitro start` hands to the routes' `nitro::assets`.
+pub const ASSETS_DIR: &str = "server/assets";
 /// The version of the manifest's format.
 pub const FORMAT: u32 = 1;
 

@@ -32,12 +32,20 @@ pub(crate) struct Sizes {
     pub(crate) compressed_files: usize,
     pub(crate) compressed: u64,
     pub(crate) index_html: u64,
+    /// The copy of `assets/`.
+    pub(crate) assets: u64,
+    pub(crate) assets_files: usize,
 }
 
 impl Sizes {
     /// Lines for the terminal.
     pub(crate) fn lines(&self) -> Vec<String> {
-        let total = self.server + self.libraries + self.public + self.compressed + self.index_html;
+        let total = self.server
+            + self.libraries
+            + self.assets
+            + self.public
+            + self.compressed
+            + self.index_html;
         let mut lines = vec![
             format!("  server/nitro      {:>10}", human(self.server)),
             format!(
@@ -46,6 +54,13 @@ impl Sizes {
                 plural(self.library_count, "library")
             ),
         ];
+        if self.assets_files > 0 {
+            lines.push(format!(
+                "  server/assets/    {:>10}  ({})",
+                human(self.assets),
+                plural(self.assets_files, "file")
+            ));
+        }
         if self.index_html > 0 {
             lines.push(format!(
                 "  index.html        {:>10}",
@@ -155,6 +170,11 @@ pub(crate) fn write_output(
         None
     };
 
+    let assets = config.assets_dir();
+    if assets.is_dir() {
+        copy_assets(&assets, &dir.join(output::ASSETS_DIR), &mut sizes)?;
+    }
+
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -192,6 +212,29 @@ pub(crate) fn write_output(
     text.push('\n');
     at(&path, std::fs::write(&path, text))?;
     Ok(sizes)
+}
+
+/// Copies the project's `assets/` folder as it is (links followed: the output is
+/// self-contained), for `nitro::assets` under `nitro start`.
+fn copy_assets(src: &Path, dst: &Path, sizes: &mut Sizes) -> WriteResult<()> {
+    at(dst, std::fs::create_dir_all(dst))?;
+    for entry in at(src, std::fs::read_dir(src))? {
+        let entry = at(src, entry)?;
+        let (path, target) = (entry.path(), dst.join(entry.file_name()));
+        if path.is_dir() {
+            let (real, here) = (path.canonicalize(), src.canonicalize());
+            if let (Ok(real), Ok(here)) = (real, here)
+                && here.starts_with(real)
+            {
+                continue; // a link back up: the copy would never end
+            }
+            copy_assets(&path, &target, sizes)?;
+        } else if path.is_file() {
+            sizes.assets += at(&target, std::fs::copy(&path, &target))?;
+            sizes.assets_files += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Copies `src` (under the canonical public `root`) to `dst`, compressing what is worth it.
@@ -303,6 +346,8 @@ mod tests {
             compressed_files: 1,
             compressed: 800,
             index_html: 0,
+            assets: 0,
+            assets_files: 0,
         }
         .lines();
         assert_eq!(lines[1], "  server/routes/        1.0 MB  (1 library)");
@@ -324,6 +369,8 @@ mod tests {
             compressed_files: 2,
             compressed: 23_456,
             index_html: 1_234,
+            assets: 4_321,
+            assets_files: 2,
         };
         insta::assert_snapshot!("build_size_table", all.lines().join("\n"));
         let bare = Sizes {

@@ -361,7 +361,12 @@ pub fn parse_messages(
                 let Some(rendered) = &msg.message.rendered else {
                     continue;
                 };
-                let rendered = rewrite_paths(rendered, request.project_dir);
+                let mut rendered = rewrite_paths(rendered, request.project_dir);
+                if let Some(file) = by_crate.get(msg.target.name.as_str())
+                    && let Ok(source) = std::fs::read_to_string(request.project_dir.join(file))
+                {
+                    rendered = point_at_route_file(&rendered, &msg.message.message, file, &source);
+                }
                 match by_crate.get(msg.target.name.as_str()) {
                     Some(file) => route_diagnostics
                         .entry((*file).to_owned())
@@ -487,6 +492,47 @@ pub fn rewrite_paths(text: &str, project_dir: &Path) -> String {
         text = prefix_nitro_dir(&text, &needle);
     }
     text
+}
+
+/// An error rustc reports at the generated crate's `lib.rs` (the export macro: a handler or
+/// hook with the wrong signature or return type) is about a function of the route file:
+/// point its location at that function's line in the user's file instead
+/// (`--> routes/x.rs:3:8`), which is what an editor or a terminal can jump to.
+pub fn point_at_route_file(rendered: &str, message: &str, file: &str, source: &str) -> String {
+    let generated = format!(".nitro/routes/{CRATE_PREFIX}");
+    let Some(start) = rendered.find(&generated) else {
+        return rendered.to_owned();
+    };
+    let after = &rendered[start..];
+    let Some(lib) = after.find("/src/lib.rs:") else {
+        return rendered.to_owned();
+    };
+    let digits_end = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let numbers = &after[lib + "/src/lib.rs:".len()..];
+    let line_len = digits_end(numbers);
+    let mut end = lib + "/src/lib.rs:".len() + line_len;
+    if after[end..].starts_with(':') {
+        end += 1 + digits_end(&after[end + 1..]);
+    }
+    // Which function: the hook a message names in backticks, else the HTTP handler.
+    let hook = ["upgrade", "open", "message", "close", "error"]
+        .into_iter()
+        .find(|h| message.contains(&format!("`{h}`")))
+        .unwrap_or("handler");
+    let needle = format!("fn {hook}");
+    let Some((line, column)) = source.lines().enumerate().find_map(|(i, text)| {
+        let at = text.find(&needle)?;
+        let rest = &text[at + needle.len()..];
+        rest.starts_with(|c: char| c == '(' || c == '<' || c.is_whitespace())
+            .then_some((i + 1, at + 4))
+    }) else {
+        return rendered.to_owned();
+    };
+    format!(
+        "{}{file}:{line}:{column}{}",
+        &rendered[..start],
+        &rendered[start + end..]
+    )
 }
 
 /// Puts `.nitro/` before each `needle` that lacks it.
@@ -720,6 +766,38 @@ mod tests {
         assert_eq!(
             rewrite_paths("/home/ada/app/routes/x.rs", Path::new("/home/ada/app/")),
             "routes/x.rs"
+        );
+    }
+
+    #[test]
+    fn signature_errors_point_at_the_route_file() {
+        let rendered = "error[E0277]: `handler` in this route file has the wrong signature\n \
+                        --> .nitro/routes/nitro_route_x_0123abcd/src/lib.rs:4:1\n  |\n";
+        let source =
+            "use nitro::Request;\n\npub fn handler(req: &Request) -> Result<String, String> {\n";
+        let out = point_at_route_file(
+            rendered,
+            "`handler` in this route file has the wrong signature",
+            "routes/x.rs",
+            source,
+        );
+        assert_eq!(
+            out,
+            "error[E0277]: `handler` in this route file has the wrong signature\n --> routes/x.rs:3:8\n  |\n"
+        );
+        // A hook's message names the hook; other diagnostics are left alone.
+        let ws = "error: x\n --> .nitro/routes/nitro_route_ws_0123abcd/src/lib.rs:3:1\n";
+        let out = point_at_route_file(
+            ws,
+            "`u8` cannot be returned from a WebSocket `upgrade` hook",
+            "routes/_ws.rs",
+            "pub fn open() {}\npub fn upgrade(r: &nitro::Request) -> u8 { 1 }\n",
+        );
+        assert_eq!(out, "error: x\n --> routes/_ws.rs:2:8\n");
+        let other = "error: y\n --> routes/x.rs:1:1\n";
+        assert_eq!(
+            point_at_route_file(other, "y", "routes/x.rs", source),
+            other
         );
     }
 

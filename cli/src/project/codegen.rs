@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use nitro_router::{Route, RouteKind, RouteTable};
 
 use crate::project::config::ResolvedConfig;
-use crate::project::embedded;
+use crate::project::{embedded, ide};
 
 /// Prefix of every generated route crate's name; [`generate`] only ever deletes folders
 /// carrying it.
@@ -280,7 +280,7 @@ fn literal(s: &str) -> String {
 }
 
 /// A TOML key, bare when possible.
-fn toml_key(key: &str) -> String {
+pub(crate) fn toml_key(key: &str) -> String {
     if !key.is_empty()
         && key
             .chars()
@@ -302,6 +302,7 @@ pub fn workspace_manifest(members: &[String]) -> String {
     );
     for member in members {
         out.push_str(&format!("    \"routes/{member}\",\n"));
+        out.push_str(&format!("    \"routes/{member}/ide\",\n"));
     }
     out.push_str(
         r#"]
@@ -439,6 +440,16 @@ pub fn plan(config: &ResolvedConfig, routes: &[RouteSource<'_>]) -> Plan {
         plan.files.insert(
             dir.join("src/lib.rs"),
             route_lib(file, &absolute.to_string_lossy(), &hooks, &asynchronous),
+        );
+        plan.files.insert(
+            ide::ide_dir(&dir).join("Cargo.toml"),
+            ide::ide_manifest(
+                &crate_name,
+                file,
+                &absolute.to_string_lossy(),
+                &config.dependencies,
+                tokio,
+            ),
         );
         plan.routes.push(RouteCrate {
             file: file.clone(),
@@ -1021,7 +1032,9 @@ mod tests {
             parsed["workspace"]["members"].as_array().unwrap(),
             &vec![
                 toml::Value::from("routes/nitro_route_a_1"),
-                toml::Value::from("routes/nitro_route_b_1")
+                toml::Value::from("routes/nitro_route_a_1/ide"),
+                toml::Value::from("routes/nitro_route_b_1"),
+                toml::Value::from("routes/nitro_route_b_1/ide")
             ]
         );
         let dev = &parsed["profile"]["dev"];
@@ -1090,6 +1103,7 @@ mod tests {
         }
         for n in [&index, &ws] {
             expected.push(format!("routes/{n}/Cargo.toml"));
+            expected.push(format!("routes/{n}/ide/Cargo.toml"));
             expected.push(format!("routes/{n}/src/lib.rs"));
         }
         assert_eq!(files, expected.into_iter().collect());

@@ -85,6 +85,13 @@ impl ResolvedConfig {
         self.project_dir.join("public")
     }
 
+    /// `<project>/assets`: files that ship with the server, read by routes through
+    /// `nitro::assets` (absolute, so that a route reads them from any working directory).
+    pub fn assets_dir(&self) -> PathBuf {
+        std::path::absolute(self.project_dir.join("assets"))
+            .unwrap_or_else(|_| self.project_dir.join("assets"))
+    }
+
     /// `<project>/index.html`: the static renderer's page.
     pub fn index_html(&self) -> PathBuf {
         self.project_dir.join("index.html")
@@ -146,6 +153,10 @@ pub enum ConfigError {
     /// The project folder is missing or not a folder.
     #[error("project folder `{}` {reason}", .dir.display())]
     ProjectDir { dir: PathBuf, reason: String },
+
+    /// The folder has neither `routes/` nor `nitro.toml`.
+    #[error("`{}` is not a nitro project: it has neither `routes/` nor `nitro.toml`", .dir.display())]
+    NotAProject { dir: PathBuf },
 
     /// `nitro.toml` exists but cannot be read.
     #[error("cannot read `{}`", .file.display())]
@@ -209,14 +220,18 @@ impl ConfigError {
     pub fn hint(&self) -> Option<String> {
         match self {
             ConfigError::ProjectDir { .. } => Some(
-                "pass the folder that holds `routes/` (and `nitro.toml`), e.g. `nitro dev examples/websocket`".into(),
+                "pass the folder that holds `routes/` (and `nitro.toml`), e.g. `nitro dev my-app`; `nitro init my-app` makes one".into(),
             ),
+            ConfigError::NotAProject { dir } => Some(format!(
+                "run `nitro init {}` to make a project there, or pass the folder that holds `routes/`",
+                dir.display()
+            )),
             ConfigError::Read { .. } | ConfigError::Other { .. } => None,
             ConfigError::Syntax { .. } => {
-                Some("the format is documented in `docs/config.md`".into())
+                Some(format!("the format is documented at {CONFIG_DOCS}"))
             }
             ConfigError::UnknownKey { .. } | ConfigError::InvalidValue { .. } => Some(
-                "every key of `nitro.toml` is listed in `docs/config.md`".into(),
+                format!("every key of `nitro.toml` is listed at {CONFIG_DOCS}"),
             ),
             ConfigError::ReservedDependency { name, .. } => Some(format!(
                 "remove `{name}` from `[dependencies]`: every route already gets the version that matches this `nitro`"
@@ -303,6 +318,9 @@ struct DevSection {
     allowed_hosts: Option<Vec<HostName>>,
 }
 
+/// Where `nitro.toml` is documented, for hints (an installed `nitro` has no `docs/` beside it).
+const CONFIG_DOCS: &str = "https://github.com/nitro-rs/nitro-rs/blob/main/docs/config.md";
+
 /// Reads `nitro.toml` (if any) and the process environment, then [`resolve`]s.
 pub fn load(dir: &Path, overrides: &Overrides) -> Result<ResolvedConfig, ConfigError> {
     load_with_env(dir, overrides, &Env::from_process())
@@ -337,6 +355,11 @@ pub fn load_with_env(
         }
     };
     let file = project_dir.join(CONFIG_FILE);
+    if !file.exists() && !project_dir.join("routes").exists() {
+        return Err(ConfigError::NotAProject {
+            dir: dir.to_owned(),
+        });
+    }
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -963,6 +986,20 @@ mod tests {
         assert_eq!(c.dependencies["plain"].as_str(), Some("1"));
     }
 
+    /// The example at the top of `docs/config.md` is a valid `nitro.toml`.
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"),
+        )
+        .unwrap();
+        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &doc[start..start + doc[start..].find("```").unwrap()];
+        let c = ok(example);
+        assert_eq!(c.addr.port(), 3000);
+        assert_eq!(c.dependencies.len(), 3);
+    }
+
     #[test]
     fn nitro_itself_is_not_a_dependency() {
         let e = run(
@@ -980,7 +1017,7 @@ mod tests {
     #[test]
     fn every_error_has_a_hint_where_there_is_something_to_do() {
         let e = run(Some("[x]"), Env::default(), Overrides::default()).unwrap_err();
-        assert!(e.hint().unwrap().contains("docs/config.md"));
+        assert!(e.hint().unwrap().contains(CONFIG_DOCS));
     }
 
     #[test]

@@ -21,42 +21,53 @@ pub(crate) struct EmbeddedCrate {
 /// `nitro-abi`: the `#[repr(C)]` types shared by host and routes.
 pub(crate) const ABI: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro-abi",
-    sources: &[("src/lib.rs", include_str!("../../../abi/src/lib.rs"))],
+    sources: &[("src/lib.rs", include_str!("../../embedded/abi/lib.rs"))],
 };
 
 /// `nitro`: what route files import.
 pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro",
     sources: &[
-        ("src/lib.rs", include_str!("../../../nitro/src/lib.rs")),
-        ("src/error.rs", include_str!("../../../nitro/src/error.rs")),
+        ("src/lib.rs", include_str!("../../embedded/nitro/lib.rs")),
+        (
+            "src/assets.rs",
+            include_str!("../../embedded/nitro/assets.rs"),
+        ),
+        (
+            "src/error.rs",
+            include_str!("../../embedded/nitro/error.rs"),
+        ),
+        (
+            "src/extract.rs",
+            include_str!("../../embedded/nitro/extract.rs"),
+        ),
         (
             "src/ffi/mod.rs",
-            include_str!("../../../nitro/src/ffi/mod.rs"),
+            include_str!("../../embedded/nitro/ffi/mod.rs"),
         ),
         (
             "src/ffi/async_export.rs",
-            include_str!("../../../nitro/src/ffi/async_export.rs"),
+            include_str!("../../embedded/nitro/ffi/async_export.rs"),
         ),
         (
             "src/ffi/export.rs",
-            include_str!("../../../nitro/src/ffi/export.rs"),
+            include_str!("../../embedded/nitro/ffi/export.rs"),
         ),
         (
             "src/ffi/guard.rs",
-            include_str!("../../../nitro/src/ffi/guard.rs"),
+            include_str!("../../embedded/nitro/ffi/guard.rs"),
         ),
         (
             "src/ffi/host.rs",
-            include_str!("../../../nitro/src/ffi/host.rs"),
+            include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
         (
             "src/ffi/task.rs",
-            include_str!("../../../nitro/src/ffi/task.rs"),
+            include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
-        ("src/http.rs", include_str!("../../../nitro/src/http.rs")),
-        ("src/rt.rs", include_str!("../../../nitro/src/rt.rs")),
-        ("src/ws.rs", include_str!("../../../nitro/src/ws.rs")),
+        ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
+        ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
+        ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };
 
@@ -88,8 +99,12 @@ publish = false
 
 [dependencies]
 nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
+anyhow = "1"
+form_urlencoded = "1"
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
+serde_path_to_error = "0.1"
+serde_urlencoded = "0.7"
 tokio = {{ version = "1", features = ["rt-multi-thread", "sync", "time"], optional = true }}
 
 [features]

@@ -6,3 +6,4 @@ pub mod config;
 pub mod config_limits;
 pub mod config_pubsub;
 pub(crate) mod embedded;
+pub(crate) mod ide;

@@ -175,8 +175,8 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
     .unwrap();
     let port = server.port;
 
-    // The page and the assets, as under dev.
-    let page = server.get_with("/", &[]);
+    // The page (for a browser: `Accept` names `text/html`) and the assets, as under dev.
+    let page = server.get_with("/", &[("accept", "text/html")]);
     assert_eq!(page.status, 200);
     assert_eq!(
         page.header("content-type"),

@@ -194,7 +194,10 @@ fn a_port_in_use_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let tmp = tempfile::tempdir().unwrap();
-    write_files(tmp.path(), &[("index.html", "<h1>hi</h1>\n")]);
+    write_files(
+        tmp.path(),
+        &[("index.html", "<h1>hi</h1>\n"), ("nitro.toml", "")],
+    );
     let output = nitro(&["dev", &tmp.path().to_string_lossy(), "--port", &port])
         .output()
         .unwrap();

@@ -16,7 +16,7 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn help_of_every_command() {
     insta::assert_snapshot!("help_nitro", help(&[]));
-    for command in ["dev", "build", "start", "init"] {
+    for command in ["dev", "build", "start", "init", "test", "doc"] {
         insta::assert_snapshot!(format!("help_{command}"), help(&[command]));
     }
 }

@@ -63,7 +63,7 @@ fn page_assets_and_errors() {
     let project = Project::example("websocket");
     let dev = NitroDev::start(project.path());
 
-    let page = dev.get("/");
+    let page = dev.get_with("/", &[("accept", "text/html")]);
     assert_eq!(page.status, 200);
     assert!(
         page.header("content-type")

@@ -158,8 +158,7 @@ pub unsafe fn http_async<M, H: AsyncHandler<M>>(
         async move {
             let response = future.await.into_response();
             // SAFETY: inside the task's poll, so the responder is valid.
-            unsafe { write_response(res.get(), &response) };
-            Ok(())
+            unsafe { write_response(res.get(), &response) }
         }
     };
     // SAFETY: forwarded caller contract.
@@ -187,8 +186,7 @@ where
         async move {
             let upgrade = future.await.into_upgrade();
             // SAFETY: inside the task's poll, so the responder is valid.
-            unsafe { write_upgrade(res.get(), &upgrade) };
-            Ok(())
+            unsafe { write_upgrade(res.get(), &upgrade) }
         }
     };
     // SAFETY: forwarded caller contract.

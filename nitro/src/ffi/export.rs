@@ -45,7 +45,7 @@ pub mod __private {
     /// A handler function: `fn(&Request) -> impl IntoResponse` or `fn() -> impl IntoResponse`.
     #[diagnostic::on_unimplemented(
         message = "`handler` in this route file has the wrong signature",
-        note = "write it as `pub fn handler(req: &nitro::Request) -> impl nitro::IntoResponse` (or with no argument)"
+        note = "write it as `pub fn handler(req: &nitro::Request) -> T` (or with no argument), where `T` is a `String`, `nitro::Json`, `nitro::Response`, `nitro::Result<T>`, `anyhow::Result<T>` or anything else that implements `nitro::IntoResponse`"
     )]
     pub trait Handler<M> {
         fn call(&self, req: &Request) -> crate::Response;
@@ -118,8 +118,7 @@ pub mod __private {
             entered(out, || {
                 let request = copy_request(&*req);
                 let response = handler.call(&request);
-                write_response(&*res, &response);
-                Ok(())
+                write_response(&*res, &response)
             })
         }
     }
@@ -137,8 +136,7 @@ pub mod __private {
             entered(out, || {
                 let request = copy_request(&*req);
                 let upgrade = hook(&request).into_upgrade();
-                write_upgrade(&*res, &upgrade);
-                Ok(())
+                write_upgrade(&*res, &upgrade)
             })
         }
     }

@@ -88,14 +88,22 @@ pub(super) unsafe fn entered(
     }
 }
 
-/// Answers through the host's HTTP responder.
+/// Answers through the host's HTTP responder. An unhandled error (from `?` on another error)
+/// is not answered here but returned, for the call to fail with it: the host logs it with the
+/// route file and answers a `500` whose text only `nitro dev` shows.
 ///
 /// # Safety
 /// `res` must be valid for the call (for an async call: inside the task's poll).
-pub(super) unsafe fn write_response(res: &abi::HttpResponder, response: &Response) {
+pub(super) unsafe fn write_response(
+    res: &abi::HttpResponder,
+    response: &Response,
+) -> Result<(), String> {
     // SAFETY: caller contract; every argument is borrowed for its callback.
     unsafe {
         if let Some(err) = &response.error {
+            if err.is_unhandled() {
+                return Err(err.message().to_owned());
+            }
             let data = err.data().map(|d| d.to_string()).unwrap_or_default();
             (res.error)(
                 res.ctx,
@@ -103,7 +111,7 @@ pub(super) unsafe fn write_response(res: &abi::HttpResponder, response: &Respons
                 abi::Bytes::new(err.message().as_bytes()),
                 abi::Bytes::new(data.as_bytes()),
             );
-            return;
+            return Ok(());
         }
         (res.status)(res.ctx, response.status);
         for (name, value) in &response.headers {
@@ -115,17 +123,25 @@ pub(super) unsafe fn write_response(res: &abi::HttpResponder, response: &Respons
         }
         (res.body)(res.ctx, abi::Bytes::new(&response.body));
     }
+    Ok(())
 }
 
-/// Answers an upgrade through the host's upgrade responder.
+/// Answers an upgrade through the host's upgrade responder; an unhandled error fails the call,
+/// as in [`write_response`].
 ///
 /// # Safety
 /// `res` must be valid for the call (for an async call: inside the task's poll).
-pub(super) unsafe fn write_upgrade(res: &abi::UpgradeResponder, upgrade: &Upgrade) {
+pub(super) unsafe fn write_upgrade(
+    res: &abi::UpgradeResponder,
+    upgrade: &Upgrade,
+) -> Result<(), String> {
     let b = |s: &str| abi::Bytes::new(s.as_bytes());
     // SAFETY: caller contract; every argument is borrowed for its callback.
     unsafe {
         if let Some(rejection) = &upgrade.rejection {
+            if let Some(err) = rejection.error.as_ref().filter(|e| e.is_unhandled()) {
+                return Err(err.message().to_owned());
+            }
             (res.reject)(res.ctx, rejection.status());
             let (headers, body) = match &rejection.error {
                 Some(err) => (
@@ -141,7 +157,7 @@ pub(super) unsafe fn write_upgrade(res: &abi::UpgradeResponder, upgrade: &Upgrad
                 (res.header)(res.ctx, b(name), b(value));
             }
             (res.body)(res.ctx, abi::Bytes::new(&body));
-            return;
+            return Ok(());
         }
         for (name, value) in &upgrade.headers {
             (res.header)(res.ctx, b(name), b(value));
@@ -156,6 +172,7 @@ pub(super) unsafe fn write_upgrade(res: &abi::UpgradeResponder, upgrade: &Upgrad
             (res.context)(res.ctx, b(key), b(json));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,6 +22,20 @@ fn host() -> Option<&'static abi::HostApi> {
     unsafe { ptr.as_ref() }
 }
 
+/// The app's assets folder as the host gave it, if there is a host that gives one.
+pub(crate) fn host_assets_dir() -> Option<std::path::PathBuf> {
+    let h = host()?;
+    let end = std::mem::offset_of!(abi::HostApi, assets_dir) + std::mem::size_of::<abi::Bytes>();
+    if (h.struct_size as usize) < end {
+        return None;
+    }
+    // SAFETY: `struct_size` says the host wrote the field; it borrows host memory that lives
+    // until the process exits.
+    let bytes = unsafe { h.assets_dir.as_slice() };
+    let dir = std::str::from_utf8(bytes).ok()?;
+    (!dir.is_empty()).then(|| std::path::PathBuf::from(dir))
+}
+
 /// Logs through the host, or to stderr when there is no host (tests).
 pub(crate) fn host_log(level: u8, message: &str) {
     match host() {

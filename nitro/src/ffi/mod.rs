@@ -17,4 +17,4 @@ mod host;
 mod task;
 
 pub use export::__private;
-pub(crate) use host::{RawPeer, host_log, host_peers, host_publish};
+pub(crate) use host::{RawPeer, host_assets_dir, host_log, host_peers, host_publish};

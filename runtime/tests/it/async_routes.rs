@@ -77,7 +77,7 @@ fn build_route(name: &str, file: &str, hooks: &str, source: &str) -> PathBuf {
 const HTTP_ONLY: &str = "upgrade: _, open: _, message: _, close: _, error: _";
 
 fn load(lib: &Path, file: &str, cache: &Path) -> Arc<LoadedRoute> {
-    LoadedRoute::load(lib, file, &Hub::new(), cache).unwrap()
+    LoadedRoute::load(lib, file, &Hub::new(), cache, cache).unwrap()
 }
 
 /// The names of this process's threads.
@@ -556,7 +556,7 @@ pub fn handler() -> &'static str {
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Two async workers, eight sleeping handlers: the page still answers while they sleep.
-    let page = get(addr, "/").await;
+    let page = request(addr, "GET", "/", &["Accept: text/html"], b"").await;
     assert_eq!(page.status, 200);
     assert!(page.text().contains("<h1>page</h1>"));
     assert!(

@@ -297,7 +297,11 @@ async fn renderer_serves_index_html_for_unmatched_get() {
     })
     .await;
 
-    let reply = get(server.addr, "/some/page").await;
+    // A browser's navigation (`Accept` names `text/html`) gets the page; curl and API
+    // clients get the 404.
+    let html = ["Accept: text/html,*/*;q=0.8"];
+    assert_eq!(get(server.addr, "/some/page").await.status, 404);
+    let reply = request(server.addr, "GET", "/some/page", &html, b"").await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.header("content-type"),
@@ -307,9 +311,10 @@ async fn renderer_serves_index_html_for_unmatched_get() {
 
     // Re-read on every request.
     write(index.clone(), "<h1>two</h1>");
-    assert_eq!(get(server.addr, "/").await.text(), "<h1>two</h1>");
+    let reply = request(server.addr, "GET", "/", &html, b"").await;
+    assert_eq!(reply.text(), "<h1>two</h1>");
 
-    let reply = request(server.addr, "HEAD", "/x", &[], b"").await;
+    let reply = request(server.addr, "HEAD", "/x", &html, b"").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-length"), Some("12"));
 
@@ -322,7 +327,6 @@ async fn renderer_serves_index_html_for_unmatched_get() {
         404
     );
     // Never another file, whatever the path.
-    let html = ["Accept: text/html"];
     let reply = request(server.addr, "GET", "/../index.html", &html, b"").await;
     assert_eq!(reply.text(), "<h1>two</h1>");
     // A missing file is a 404, not the page, unless a browser navigates to it.
