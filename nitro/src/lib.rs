@@ -85,12 +85,14 @@
 //! context or outside the process. A panic in a handler, before or after an `.await`, answers
 //! `500` and is logged with the route file; the server carries on.
 
+mod config;
 mod error;
 mod ffi;
 mod http;
 mod rt;
 pub mod ws;
 
+pub use config::{config, config_value};
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use ffi::__private;

@@ -96,6 +96,8 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     )?;
 
     let hub = Hub::new();
+    // Routes read `[runtime_config]` from their first load on.
+    hub.runtime_config().set(&config.runtime_config);
     let loaded = pipeline::load(&report, &hub, &pipeline::cache_dir(&config), |_, _| false);
     let outcomes = pipeline::outcomes(&table, &generated, &report, &loaded);
     for line in pipeline::summary(&table, report.duration, &outcomes, ui) {

@@ -29,6 +29,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
     dir: "nitro",
     sources: &[
         ("src/lib.rs", include_str!("../../../nitro/src/lib.rs")),
+        (
+            "src/config.rs",
+            include_str!("../../../nitro/src/config.rs"),
+        ),
         ("src/error.rs", include_str!("../../../nitro/src/error.rs")),
         (
             "src/ffi/mod.rs",

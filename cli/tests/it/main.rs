@@ -15,4 +15,5 @@ mod help;
 mod hot_reload;
 mod http_routes;
 mod pubsub;
+mod runtime_config;
 mod websocket_example;

@@ -45,6 +45,23 @@ pub(crate) fn host_publish(namespace: &str, topic: &str, data: &[u8], binary: bo
         }
     }
 }
+/// The host's runtime config: its version, and its JSON text when that version is not `known`.
+/// `None` without a host (unit tests) or with a host older than `runtime_config`.
+pub(crate) fn host_runtime_config(known: u64) -> Option<(u64, Option<Vec<u8>>)> {
+    let h = host()?;
+    let needed = std::mem::offset_of!(abi::HostApi, runtime_config) + std::mem::size_of::<usize>();
+    if (h.struct_size as usize) < needed {
+        return None;
+    }
+    let mut version = 0;
+    // SAFETY: the host's table is at least `needed` bytes, so `runtime_config` is set; the sink
+    // outlives the call.
+    let mut items = with_bytes_sink(|sink| unsafe {
+        version = (h.runtime_config)(h.ctx, known, sink);
+    });
+    Some((version, items.pop()))
+}
+
 /// A peer handle from the host; releases its reference on drop when it owns one.
 pub(crate) struct RawPeer {
     peer: abi::Peer,

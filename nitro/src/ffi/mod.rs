@@ -17,4 +17,4 @@ mod host;
 mod task;
 
 pub use export::__private;
-pub(crate) use host::{RawPeer, host_log, host_publish};
+pub(crate) use host::{RawPeer, host_log, host_publish, host_runtime_config};

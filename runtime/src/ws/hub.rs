@@ -22,6 +22,8 @@ pub struct Hub {
     next_key: AtomicU64,
     /// Where publishes go for other instances, when a backplane is attached.
     relay: OnceLock<Relay>,
+    /// `[runtime_config]`, served to every route through the `HostApi` (issue #12).
+    runtime_config: crate::runtime_config::RuntimeConfig,
 }
 
 #[derive(Default)]
@@ -47,7 +49,13 @@ impl Hub {
             state: RwLock::new(State::default()),
             next_key: AtomicU64::new(0),
             relay: OnceLock::new(),
+            runtime_config: Default::default(),
         })
+    }
+
+    /// The app's runtime config, which every route loaded with this hub reads.
+    pub fn runtime_config(&self) -> &crate::runtime_config::RuntimeConfig {
+        &self.runtime_config
     }
 
     /// Sends to every subscriber of `topic`, in `namespace` or in every namespace when it is
