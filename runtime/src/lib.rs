@@ -101,6 +101,7 @@ pub mod runtime_config;
 mod server;
 mod shared;
 mod static_files;
+pub mod storage;
 mod task;
 pub mod ws;
 
