@@ -7,17 +7,21 @@
 //! mount's folder. Values are bytes with an optional time to live; an expired value reads as
 //! absent and is dropped when it is met.
 //!
-//! Not yet done: the `HostApi.storage` vtable, `nitro::storage()` in routes, the Redis driver
-//! and the `nitro.toml` tables.
+//! Drivers: memory, fs, and redis (feature `redis`). Not yet done: the `HostApi.storage`
+//! vtable, `nitro::storage()` in routes, and the `nitro.toml` tables.
 
 mod fs;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fs::FsDriver;
 pub use memory::MemoryDriver;
+#[cfg(feature = "redis")]
+pub use redis::RedisDriver;
 
 /// The longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 512;
@@ -36,6 +40,8 @@ pub enum StorageError {
         size: usize,
         limit: usize,
     },
+    #[error("storage in Redis: {0}")]
+    Redis(String),
     #[error("storage file `{}`: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -108,6 +114,8 @@ pub(crate) fn now_ms() -> u64 {
 pub enum Driver {
     Memory(MemoryDriver),
     Fs(FsDriver),
+    #[cfg(feature = "redis")]
+    Redis(RedisDriver),
 }
 
 /// One named store: a driver and a size limit.
@@ -128,6 +136,8 @@ impl Mount {
         match &self.driver {
             Driver::Memory(d) => Ok(d.get(&key)),
             Driver::Fs(d) => d.get(&key).await,
+            #[cfg(feature = "redis")]
+            Driver::Redis(d) => d.get(&key).await,
         }
     }
 
@@ -153,6 +163,11 @@ impl Mount {
                 Ok(())
             }
             Driver::Fs(d) => d.set(&key, value, expires).await,
+            #[cfg(feature = "redis")]
+            Driver::Redis(d) => {
+                let ttl_ms = ttl.map(|t| t.as_millis().min(u64::MAX as u128) as u64);
+                d.set(&key, value, ttl_ms).await
+            }
         }
     }
 
@@ -170,6 +185,8 @@ impl Mount {
                 Ok(())
             }
             Driver::Fs(d) => d.remove(&key).await,
+            #[cfg(feature = "redis")]
+            Driver::Redis(d) => d.remove(&key).await,
         }
     }
 
@@ -179,6 +196,8 @@ impl Mount {
         let mut keys = match &self.driver {
             Driver::Memory(d) => d.keys(&prefix),
             Driver::Fs(d) => d.keys(&prefix).await?,
+            #[cfg(feature = "redis")]
+            Driver::Redis(d) => d.keys(&prefix).await?,
         };
         keys.sort();
         Ok(keys)
