@@ -385,6 +385,13 @@ pub struct HostApi {
     /// `server/assets/` of the built output under `nitro start`), as an absolute path in UTF-8.
     /// Appended after the first release: read it only when `struct_size` covers it.
     pub assets_dir: Bytes,
+    /// The app's `[runtime_config]` (environment overrides applied) as JSON text. Returns its
+    /// version (from 1, bumped whenever `nitro dev` applies an edit); writes the JSON into
+    /// `sink` (one item) only when that version differs from `known`, so a route that cached
+    /// version `known` pays one call and no copy. Appended after `publish`: check
+    /// [`HostApi::struct_size`] before calling.
+    pub runtime_config:
+        unsafe extern "C" fn(ctx: *const c_void, known: u64, sink: *const BytesSink) -> u64,
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

@@ -174,6 +174,18 @@ fn samples(tmp: &Path) -> Vec<Sample> {
         crate::project::config_pubsub::PubSubConfigError::hint,
     ));
 
+    // `[runtime_config]` at `nitro start`: an override that does not parse as its default.
+    let e = crate::project::config_runtime::apply_env(
+        &serde_json::json!({ "database": { "pool_size": 8 } }),
+        &|name| (name == "NITRO_DATABASE_POOL_SIZE").then(|| "lots".to_owned()),
+    )
+    .unwrap_err();
+    out.push(sample(
+        "runtime_config_override",
+        e,
+        crate::project::config_runtime::RuntimeConfigError::hint,
+    ));
+
     // `nitro init` into a folder that has files.
     let full = project(&[("notes.txt", "")]);
     let e = crate::commands::init::init(full.path(), Template::Websocket, false).unwrap_err();

@@ -89,6 +89,7 @@
 //! `500` and is logged with the route file; the server carries on.
 
 pub mod assets;
+mod config;
 mod error;
 mod extract;
 mod ffi;
@@ -96,6 +97,7 @@ mod http;
 mod rt;
 pub mod ws;
 
+pub use config::{config, config_value};
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use ffi::__private;

@@ -97,9 +97,11 @@ pub mod module;
 mod request_info;
 mod request_log;
 mod route_pool;
+pub mod runtime_config;
 mod server;
 mod shared;
 mod static_files;
+pub mod storage;
 mod task;
 pub mod ws;
 

@@ -219,6 +219,7 @@ impl LoadedRoute {
             publish: host_publish,
             peers: host_peers,
             assets_dir: abi::Bytes::new(host_ctx.assets_dir.as_bytes()),
+            runtime_config: host_runtime_config,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -411,6 +412,23 @@ unsafe extern "C" fn host_publish(
         let ns = (!namespace.is_empty()).then_some(namespace.as_str());
         ctx.hub.publish(ns, &topic, data, binary);
         abi::PEER_OK
+    })
+}
+
+unsafe extern "C" fn host_runtime_config(
+    ctx: *const c_void,
+    known: u64,
+    sink: *const abi::BytesSink,
+) -> u64 {
+    no_unwind(0, || {
+        // SAFETY: `ctx` is the leaked `HostCtx` of this generation.
+        let ctx = unsafe { &*(ctx as *const HostCtx) };
+        let (version, json) = ctx.hub.runtime_config().get();
+        if version != known {
+            // SAFETY: `sink` is the route's, valid for the call; the bytes are borrowed for it.
+            unsafe { ((*sink).item)((*sink).ctx, abi::Bytes::new(&json)) };
+        }
+        version
     })
 }
 

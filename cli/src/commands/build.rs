@@ -73,12 +73,13 @@ impl BuildFailed {
 /// Runs `nitro build`.
 pub(crate) fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    // The address settings and the pub/sub URL do not matter to a build (`nitro start` reads
-    // its own).
+    // The address settings, the pub/sub URL and the `[runtime_config]` overrides do not matter
+    // to a build (`nitro start` reads its own): the output records the defaults.
     let env = config::Env {
         port: None,
         host: None,
         pubsub_url: None,
+        vars: Default::default(),
         ..config::Env::from_process()
     };
     let config = config::load_with_env(&args.dir, &Overrides::default(), &env)?;

@@ -98,6 +98,8 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     )?;
 
     let hub = Hub::new();
+    // Routes read `[runtime_config]` from their first load on.
+    hub.runtime_config().set(&config.runtime_config);
     let loaded = pipeline::load(
         &report,
         &hub,

@@ -267,7 +267,13 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             )
         })
         .transpose()?;
+    // `[runtime_config]` with this machine's `NITRO_*` overrides, set before any route loads.
+    let runtime_config =
+        crate::project::config_runtime::apply_env(&manifest.config.runtime_config, &|name| {
+            std::env::var(name).ok()
+        })?;
     let hub = Hub::new();
+    hub.runtime_config().set(&runtime_config);
     let routes = load_routes(&output, &dir, &hub)?;
     let config = ServerConfig {
         public_dir: manifest.public_dir.as_deref().map(|p| output.path(p)),

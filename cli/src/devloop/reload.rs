@@ -156,6 +156,11 @@ impl DevLoop {
                             }
                         ));
                     }
+                    if new.runtime_config != self.config.runtime_config {
+                        // Routes read the new value on their next `nitro::config()`.
+                        self.hub.runtime_config().set(&new.runtime_config);
+                        self.ui.status("  `[runtime_config]` applied");
+                    }
                     rebuild_all = changes.rebuild_all;
                     rescan |= changes.rescan || changes.rebuild_all;
                     self.config = new;

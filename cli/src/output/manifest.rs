@@ -95,6 +95,18 @@ pub struct BuiltConfig {
     /// `[websocket] pubsub` (absent: publishes stay in the instance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pubsub: Option<crate::project::config_pubsub::BuiltPubSub>,
+    /// `[runtime_config]`, the defaults of `nitro.toml` (`nitro start` applies the `NITRO_*`
+    /// overrides of its environment). Absent in outputs of older builds: `{}`.
+    #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
+    pub runtime_config: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+fn is_empty_object(value: &serde_json::Value) -> bool {
+    value.as_object().is_some_and(|o| o.is_empty()) || value.is_null()
 }
 
 /// Commands, for people reading the manifest.
@@ -433,6 +445,7 @@ mod tests {
                 )),
                 allowed_origins: None,
                 pubsub: None,
+                runtime_config: serde_json::json!({}),
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

@@ -202,6 +202,7 @@ pub(crate) fn write_output(
                 .pubsub
                 .as_ref()
                 .map(crate::project::config_pubsub::BuiltPubSub::from),
+            runtime_config: config.runtime_config.clone(),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

@@ -67,6 +67,8 @@ pub struct ResolvedConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// `[websocket] pubsub`: relay WebSocket publishes between instances through Redis.
     pub pubsub: Option<crate::project::config_pubsub::PubSubSettings>,
+    /// `[runtime_config]` as JSON, with the `NITRO_*` overrides of [`Env::vars`] applied.
+    pub runtime_config: serde_json::Value,
 }
 
 impl ResolvedConfig {
@@ -121,6 +123,10 @@ pub struct Env {
     pub target_dir: Option<PathBuf>,
     /// `NITRO_PUBSUB_URL`: the Redis URL of `[websocket] pubsub`, over the file's `url`.
     pub pubsub_url: Option<String>,
+    /// Every `NITRO_*` variable, for the overrides of `[runtime_config]`
+    /// (see [`crate::project::config_runtime`]). `nitro build` passes none: the output records
+    /// the defaults, and `nitro start` applies the environment it runs in.
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 impl Env {
@@ -134,8 +140,17 @@ impl Env {
             target_dir: var("NITRO_TARGET_DIR").map(PathBuf::from),
             pubsub_url: var(crate::project::config_pubsub::URL_ENV)
                 .map(|v| v.to_string_lossy().into_owned()),
+            vars: nitro_vars(),
         }
     }
+}
+
+/// Every environment variable starting with `NITRO_` (values that are not UTF-8 are skipped).
+pub fn nitro_vars() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with(crate::project::config_runtime::ENV_PREFIX))
+        .collect()
 }
 
 /// The flags that override everything else.
@@ -213,6 +228,10 @@ pub enum ConfigError {
     /// `[websocket] pubsub` or `NITRO_PUBSUB_URL` is wrong.
     #[error(transparent)]
     PubSub(#[from] crate::project::config_pubsub::PubSubConfigError),
+
+    /// A `NITRO_*` override of `[runtime_config]` that does not parse as its default's type.
+    #[error(transparent)]
+    RuntimeConfig(#[from] crate::project::config_runtime::RuntimeConfigError),
 }
 
 impl ConfigError {
@@ -243,6 +262,7 @@ impl ConfigError {
                 "use an address such as `127.0.0.1` (this machine only) or `0.0.0.0` (every interface); `localhost` also works".into(),
             ),
             ConfigError::PubSub(error) => error.hint(),
+            ConfigError::RuntimeConfig(error) => error.hint(),
         }
     }
 }
@@ -294,6 +314,8 @@ struct FileConfig {
     limits: LimitsSection,
     #[serde(default)]
     websocket: WebSocketSection,
+    #[serde(default)]
+    runtime_config: toml::Table,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -453,6 +475,11 @@ pub fn resolve(
         None => None,
     };
 
+    let runtime_config = crate::project::config_runtime::apply_env(
+        &crate::project::config_runtime::to_json(&parsed.runtime_config),
+        &|name| env.vars.get(name).cloned(),
+    )?;
+
     let target_dir = match &env.target_dir {
         Some(dir) if dir.is_absolute() => dir.clone(),
         // Relative to where nitro was started, as cargo treats CARGO_TARGET_DIR.
@@ -484,6 +511,7 @@ pub fn resolve(
             .allowed_origins
             .map(|origins| origins.into_iter().map(|origin| origin.0).collect()),
         pubsub,
+        runtime_config,
     })
 }
 
@@ -812,14 +840,36 @@ mod tests {
     }
 
     #[test]
+    fn runtime_config_takes_any_toml_and_the_nitro_variables_of_the_env() {
+        let file = "[runtime_config]\napi_url = \"http://a\"\n[runtime_config.db]\npool = 4\n";
+        assert_eq!(
+            ok(file).runtime_config,
+            serde_json::json!({ "api_url": "http://a", "db": { "pool": 4 } })
+        );
+        assert_eq!(ok("").runtime_config, serde_json::json!({}));
+        let env = |value: &str| Env {
+            vars: [("NITRO_DB_POOL".to_owned(), value.to_owned())].into(),
+            ..Env::default()
+        };
+        let c = run(Some(file), env("9"), Overrides::default()).unwrap();
+        assert_eq!(c.runtime_config["db"]["pool"], 9);
+        let e = run(Some(file), env("nine"), Overrides::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable `NITRO_DB_POOL` is `nine`, but `db.pool` in `[runtime_config]` is an integer"
+        );
+        assert!(e.hint().unwrap().contains("`NITRO_DB_POOL`"));
+    }
+
+    #[test]
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
         );
     }
 

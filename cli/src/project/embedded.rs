@@ -34,6 +34,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/assets.rs"),
         ),
         (
+            "src/config.rs",
+            include_str!("../../embedded/nitro/config.rs"),
+        ),
+        (
             "src/error.rs",
             include_str!("../../embedded/nitro/error.rs"),
         ),

@@ -5,5 +5,6 @@ pub mod codegen;
 pub mod config;
 pub mod config_limits;
 pub mod config_pubsub;
+pub mod config_runtime;
 pub(crate) mod embedded;
 pub(crate) mod ide;

@@ -19,4 +19,5 @@ mod ide;
 mod nitro_test;
 mod pubsub;
 mod route_api;
+mod runtime_config;
 mod websocket_example;

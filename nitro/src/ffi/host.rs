@@ -59,6 +59,7 @@ pub(crate) fn host_publish(namespace: &str, topic: &str, data: &[u8], binary: bo
         }
     }
 }
+
 /// The open peers of `namespace` (all when empty); none without a host (unit tests) or with
 /// a host too old to list them.
 pub(crate) fn host_peers(namespace: &str) -> Vec<RawPeer> {
@@ -66,7 +67,8 @@ pub(crate) fn host_peers(namespace: &str) -> Vec<RawPeer> {
     let Some(h) = host() else {
         return out;
     };
-    if (h.struct_size as usize) < std::mem::size_of::<abi::HostApi>() {
+    let needed = std::mem::offset_of!(abi::HostApi, peers) + std::mem::size_of::<usize>();
+    if (h.struct_size as usize) < needed {
         return out;
     }
     let sink = abi::PeerSink {
@@ -77,6 +79,23 @@ pub(crate) fn host_peers(namespace: &str) -> Vec<RawPeer> {
     // outlive the call.
     unsafe { (h.peers)(h.ctx, abi::Bytes::new(namespace.as_bytes()), &sink) };
     out
+}
+
+/// The host's runtime config: its version, and its JSON text when that version is not `known`.
+/// `None` without a host (unit tests) or with a host older than `runtime_config`.
+pub(crate) fn host_runtime_config(known: u64) -> Option<(u64, Option<Vec<u8>>)> {
+    let h = host()?;
+    let needed = std::mem::offset_of!(abi::HostApi, runtime_config) + std::mem::size_of::<usize>();
+    if (h.struct_size as usize) < needed {
+        return None;
+    }
+    let mut version = 0;
+    // SAFETY: the host's table is at least `needed` bytes, so `runtime_config` is set; the sink
+    // outlives the call.
+    let mut items = with_bytes_sink(|sink| unsafe {
+        version = (h.runtime_config)(h.ctx, known, sink);
+    });
+    Some((version, items.pop()))
 }
 
 /// A peer handle from the host; releases its reference on drop when it owns one.

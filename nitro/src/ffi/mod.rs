@@ -17,4 +17,6 @@ mod host;
 mod task;
 
 pub use export::__private;
-pub(crate) use host::{RawPeer, host_assets_dir, host_log, host_peers, host_publish};
+pub(crate) use host::{
+    RawPeer, host_assets_dir, host_log, host_peers, host_publish, host_runtime_config,
+};

@@ -26,6 +26,8 @@ pub struct Hub {
     ///
     /// [`Limits::ws_max_topics`]: crate::Limits::ws_max_topics
     max_topics: AtomicUsize,
+    /// `[runtime_config]`, served to every route through the `HostApi` (issue #12).
+    runtime_config: crate::runtime_config::RuntimeConfig,
 }
 
 #[derive(Default)]
@@ -52,7 +54,13 @@ impl Hub {
             next_key: AtomicU64::new(0),
             relay: OnceLock::new(),
             max_topics: AtomicUsize::new(crate::Limits::default().ws_max_topics),
+            runtime_config: Default::default(),
         })
+    }
+
+    /// The app's runtime config, which every route loaded with this hub reads.
+    pub fn runtime_config(&self) -> &crate::runtime_config::RuntimeConfig {
+        &self.runtime_config
     }
 
     /// Sends to every subscriber of `topic`, in `namespace` or in every namespace when it is
