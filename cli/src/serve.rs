@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nitro_runtime::ws::backplane::PubSubConfig;
+use nitro_runtime::ws::backplane::{Backplane, PubSubConfig};
 use nitro_runtime::{App, Hub, Server, ServerConfig, ServerError};
 
 use crate::project::config_pubsub;
@@ -95,7 +95,7 @@ pub(crate) fn serve(
     let runtime = runtime(&config.limits).map_err(ServeError::Runtime)?;
     let served = runtime.block_on(async {
         let mut signals = Signals::new().map_err(ServeError::Signals)?;
-        let backplane = config_pubsub::start(&hub, pubsub, ui)?;
+        let backplane = start_pubsub(&hub, pubsub, ui)?;
         let server = Server::bind(config, hub, app)
             .await
             .map_err(ServeError::Server)?;
@@ -125,7 +125,7 @@ pub(crate) fn serve(
             })
             .await
             .map_err(ServeError::Server)?;
-        config_pubsub::stop(backplane).await;
+        stop_pubsub(backplane).await;
         Ok::<_, anyhow::Error>(())
     });
     // The drained server dropped its routes: let their `shutdown` run (`nitro::state` values
@@ -206,6 +206,39 @@ impl Signals {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Attaches the backplane to `hub` when pub/sub is configured. Call inside the tokio runtime,
+/// before the server listens. Returns at once: Redis is reached in the background.
+fn start_pubsub(
+    hub: &Arc<Hub>,
+    config: Option<PubSubConfig>,
+    ui: &Ui,
+) -> anyhow::Result<Option<Backplane>> {
+    let Some(config) = config else {
+        if config_pubsub::env_url().is_some() {
+            ui.warn(&format!(
+                "`{}` is set, but the project has no `[websocket] pubsub` table (its `channel` is required): WebSocket publishes stay on this instance",
+                config_pubsub::URL_ENV
+            ));
+        }
+        return Ok(None);
+    };
+    let line = format!(
+        "  ➜ Pub/sub: Redis `{}`, channel `{}`",
+        config.display_url(),
+        config.channel()
+    );
+    let backplane = Backplane::start(hub, config)?;
+    ui.status(&line);
+    Ok(Some(backplane))
+}
+
+/// Stops relaying and logs the final counts.
+async fn stop_pubsub(backplane: Option<Backplane>) {
+    if let Some(backplane) = backplane {
+        backplane.shutdown().await;
     }
 }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use nitro_router::{Route, RouteKind, RouteTable};
 
 use crate::project::config::ResolvedConfig;
+use crate::project::toml_text::{literal, toml_key};
 use crate::project::{embedded, ide};
 
 /// Prefix of every generated route crate's name; [`generate`] only ever deletes folders
@@ -258,38 +259,6 @@ pub fn crate_names(files: &[&str], project_hash: &str) -> Vec<String> {
 
 fn project_hash_of_str(s: &str) -> String {
     project_hash(Path::new(s))
-}
-
-/// A Rust (and TOML basic) string literal.
-fn literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A TOML key, bare when possible.
-pub(crate) fn toml_key(key: &str) -> String {
-    if !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        key.to_owned()
-    } else {
-        literal(key)
-    }
 }
 
 /// `.nitro/Cargo.toml`. Profile settings live here, not in `RUSTFLAGS`, so the user's own

@@ -50,7 +50,7 @@ pub(crate) fn ide_manifest(
         toml::Value::String(absolute.to_owned()),
     );
     for (name, spec) in dependencies {
-        out.push_str(&format!("{} = {spec}\n", super::codegen::toml_key(name)));
+        out.push_str(&format!("{} = {spec}\n", super::toml_text::toml_key(name)));
     }
     out
 }

@@ -6,5 +6,8 @@ pub mod config;
 pub mod config_limits;
 pub mod config_pubsub;
 pub mod config_runtime;
+#[cfg(test)]
+mod config_tests;
 pub(crate) mod embedded;
 pub(crate) mod ide;
+pub(crate) mod toml_text;
