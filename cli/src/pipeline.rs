@@ -143,6 +143,31 @@ pub fn build(
     cargo_build::build(&request, progress)
 }
 
+/// Builds every generated route, saying so first (`nitro dev` and `nitro build` start this way);
+/// `release` for `nitro build`, with the terminal's progress counter.
+pub fn build_all(
+    config: &ResolvedConfig,
+    generated: &Generated,
+    release: bool,
+    ui: &Ui,
+) -> Result<BuildReport, cargo_build::BuildError> {
+    if !generated.routes.is_empty() {
+        ui.status(&format!(
+            "  building {}{} in `{}`…",
+            plural(generated.routes.len(), "route"),
+            if release { " for release" } else { "" },
+            config.display_dir.display()
+        ));
+    }
+    build(
+        config,
+        generated,
+        &generated.routes,
+        release,
+        progress(ui).as_ref(),
+    )
+}
+
 /// `<project>/.nitro/loaded`: where the loader puts the unique links it opens.
 pub fn cache_dir(config: &ResolvedConfig) -> PathBuf {
     config.nitro_dir().join("loaded")

@@ -95,20 +95,7 @@ pub(crate) fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let output_dir = config.project_dir.join(output::OUTPUT_DIR);
     let display_output = config.display_dir.join(output::OUTPUT_DIR);
 
-    if !generated.routes.is_empty() {
-        ui.status(&format!(
-            "  building {} for release in `{}`…",
-            plural(generated.routes.len(), "route"),
-            config.display_dir.display()
-        ));
-    }
-    let report = pipeline::build(
-        &config,
-        &generated,
-        &generated.routes,
-        true,
-        pipeline::progress(ui).as_ref(),
-    )?;
+    let report = pipeline::build_all(&config, &generated, true, ui)?;
     // Nothing is loaded: a route that built is `Unchanged`, one that did not is `Failed`.
     let outcomes = pipeline::outcomes(&table, &generated, &report, &Loaded::new());
     let mut failed: Vec<String> = Vec::new();

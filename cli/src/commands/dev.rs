@@ -16,7 +16,7 @@ use crate::pipeline;
 use crate::project::config::{self, Overrides, ResolvedConfig};
 use crate::project::config_pubsub;
 use crate::serve::{self, Mode};
-use crate::ui::{Ui, plural};
+use crate::ui::Ui;
 
 /// Arguments of `nitro dev`.
 #[derive(Debug, Clone, Args)]
@@ -82,20 +82,7 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     let generated = pipeline::generate_checked(&config, &table, ui)?;
 
-    if !generated.routes.is_empty() {
-        ui.status(&format!(
-            "  building {} in `{}`…",
-            plural(generated.routes.len(), "route"),
-            config.display_dir.display()
-        ));
-    }
-    let report = pipeline::build(
-        &config,
-        &generated,
-        &generated.routes,
-        false,
-        pipeline::progress(ui).as_ref(),
-    )?;
+    let report = pipeline::build_all(&config, &generated, false, ui)?;
 
     let hub = Hub::new();
     // Routes read `[runtime_config]` from their first load on.
