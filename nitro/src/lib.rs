@@ -26,8 +26,9 @@
 //! `?` works on any error: [`Error`]s answer as written, other errors (`ParseIntError`,
 //! `std::io::Error`, `anyhow::Error`, …) answer `500` and are logged with the route file; see
 //! [`Error`]. [`Request::param_as`], [`Request::query_as`] and [`Request::form`] read typed
-//! input and answer `400` naming the field. Files that ship with the app live in `assets/`
-//! and are found with [`assets::path`].
+//! input and answer `400` naming the field; [`cookies`] reads and sets cookies, signed or
+//! encrypted with the app's secret. Files that ship with the app live in `assets/` and are
+//! found with [`assets::path`].
 //!
 //! # WebSocket routes
 //!
@@ -90,6 +91,7 @@
 
 pub mod assets;
 mod config;
+pub mod cookies;
 mod error;
 mod extract;
 mod ffi;

@@ -38,6 +38,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/config.rs"),
         ),
         (
+            "src/cookies.rs",
+            include_str!("../../embedded/nitro/cookies.rs"),
+        ),
+        (
             "src/error.rs",
             include_str!("../../embedded/nitro/error.rs"),
         ),
@@ -104,6 +108,7 @@ publish = false
 [dependencies]
 nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
 anyhow = "1"
+cookie = {{ version = "0.18", features = ["percent-encode", "signed", "private", "key-expansion"] }}
 form_urlencoded = "1"
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}

@@ -262,3 +262,88 @@ fn assets_ship_with_the_build() {
     assert_eq!(bad.status, 400);
     assert!(message(&bad).contains("`id`"), "{}", bad.text());
 }
+
+/// Cookies end to end (issue 14): a plain cookie counted across requests, a private session
+/// cookie the client cannot read or forge, and the 500 that says what to set when the app has
+/// no secret.
+#[test]
+fn cookies_plain_and_private_under_dev() {
+    let project = Project::with_files(&[
+        (
+            "routes/visit.rs",
+            r#"use nitro::cookies::{Cookie, SameSite};
+pub fn handler(req: &nitro::Request) -> nitro::Response {
+    let visits: u32 = req.cookie("visits").and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
+    let cookie = Cookie::build(("visits", visits.to_string())).path("/").same_site(SameSite::Lax);
+    nitro::Response::text(format!("visit {visits}")).with_cookie(cookie)
+}
+"#,
+        ),
+        (
+            "routes/login.rs",
+            r#"pub async fn handler(req: nitro::Request) -> nitro::Result<nitro::Response> {
+    let user = req.query("user").unwrap_or_default();
+    nitro::Response::text("welcome").with_private_cookie(nitro::cookies::Cookie::new("user", user))
+}
+"#,
+        ),
+        (
+            "routes/me.rs",
+            r#"pub fn handler(req: &nitro::Request) -> nitro::Result<String> {
+    match req.private_cookie("user")? {
+        Some(user) => Ok(format!("user {user}")),
+        None => Err(nitro::Error::new(401, "log in first")),
+    }
+}
+"#,
+        ),
+    ]);
+    let start = |secret: Option<&str>| {
+        let mut cmd = nitro();
+        cmd.arg("dev")
+            .arg(project.path())
+            .args(["--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        match secret {
+            Some(secret) => cmd.env("NITRO_COOKIE_SECRET", secret),
+            None => cmd.env_remove("NITRO_COOKIE_SECRET"),
+        };
+        wait_for_url(cmd.spawn().unwrap(), "nitro dev", Duration::from_secs(600))
+    };
+    let set_cookie = |res: &HttpResponse| {
+        res.header("set-cookie")
+            .expect("a set-cookie header")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+
+    let dev = start(Some("a test secret of more than thirty-two bytes"));
+    let first = dev.get("/visit");
+    assert_eq!(first.text(), "visit 1");
+    assert_eq!(
+        first.header("set-cookie"),
+        Some("visits=1; SameSite=Lax; Path=/")
+    );
+    let again = dev.get_with("/visit", &[("cookie", &set_cookie(&first))]);
+    assert_eq!(again.text(), "visit 2");
+
+    let login = dev.get("/login?user=ada");
+    let session = set_cookie(&login);
+    assert!(session.starts_with("user="), "{session}");
+    assert!(!session.contains("ada"), "encrypted: {session}");
+    let me = dev.get_with("/me", &[("cookie", &session)]);
+    assert_eq!((me.status, me.text()), (200, "user ada".to_owned()));
+    // A forged value reads as absent.
+    let forged = dev.get_with("/me", &[("cookie", "user=ada")]);
+    assert_eq!(forged.status, 401);
+    drop(dev);
+
+    // Without a secret: a 500 that names the variable (dev shows the message).
+    let dev = start(None);
+    let res = dev.get("/login?user=ada");
+    assert_eq!(res.status, 500);
+    assert!(res.text().contains("NITRO_COOKIE_SECRET"), "{}", res.text());
+}
