@@ -311,12 +311,13 @@ pub fn failures(outcomes: &BTreeMap<String, Outcome>) -> BTreeMap<String, String
         .collect()
 }
 
-/// `GET`, `ANY` or `WS`: how the terminal names a route's method.
+/// `GET`, `ANY`, `WS` or `MW` (middleware): how the terminal names a route's method.
 pub fn method_label(kind: RouteKind, method: Option<nitro_router::Method>) -> String {
     match (kind, method) {
         (RouteKind::WebSocket, _) => "WS".to_owned(),
         (RouteKind::Http, Some(m)) => m.as_str().to_owned(),
         (RouteKind::Http, None) => "ANY".to_owned(),
+        (RouteKind::Middleware, _) => "MW".to_owned(),
     }
 }
 

@@ -94,6 +94,7 @@ mod error;
 mod extract;
 mod ffi;
 mod http;
+pub mod middleware;
 mod rt;
 pub mod ws;
 

@@ -331,6 +331,7 @@ pub(crate) unsafe fn copy_request(req: &abi::HttpRequest) -> Request {
         // SAFETY: guaranteed by the caller.
         body: unsafe { req.body.as_slice() }.to_vec(),
         remote_addr: s(req.remote_addr),
+        context: pairs_to_vec(req.context),
     }
 }
 
@@ -421,6 +422,7 @@ mod tests {
         params: abi::Pairs::new(&PARAMS),
         body: abi::Bytes::EMPTY,
         remote_addr: abi::Bytes::new(b"127.0.0.1:5000"),
+        context: abi::Pairs::new(&[]),
     };
 
     fn peer(vt: &'static abi::PeerVTable) -> RawPeer {
