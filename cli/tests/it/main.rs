@@ -16,6 +16,7 @@ mod help;
 mod hot_reload;
 mod http_routes;
 mod ide;
+mod middleware;
 mod nitro_test;
 mod pubsub;
 mod route_api;

@@ -143,8 +143,8 @@ macro_rules! __export_middleware {
                             task,
                     $crate::__export_middleware!(@paths $module $paths),
                             |mut req: $crate::Request| async move {
-                        let output =
-                                    $crate::__export_middleware!(@call $module $handler req);
+                                let output =
+                            $crate::__export_middleware!(@call $module $handler req);
                                 (req, output)
                             },
                         )
