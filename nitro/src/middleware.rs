@@ -25,8 +25,10 @@
 //! # let mut req = Request::builder("GET", "/").header("authorization", "Bearer ada").build();
 //! # let waker = std::task::Waker::noop();
 //! # let mut cx = std::task::Context::from_waker(&waker);
-//! # let mut future = std::pin::pin!(handler(&mut req));
-//! # assert!(future.as_mut().poll(&mut cx).is_ready());
+//! # {
+//! #     let mut future = std::pin::pin!(handler(&mut req));
+//! #     assert!(future.as_mut().poll(&mut cx).is_ready());
+//! # }
 //! # assert_eq!(req.context::<String>("user").as_deref(), Some("ada"));
 //! ```
 //!

@@ -294,6 +294,19 @@ mod tests {
     }
 
     #[test]
+    fn middleware_files_are_built_like_routes() {
+        assert_eq!(
+            c("middleware/01.auth.rs"),
+            Some(Change::Route("middleware/01.auth.rs".into()))
+        );
+        assert_eq!(c("middleware"), Some(Change::RouteTree));
+        // A module in a subfolder is no middleware of its own.
+        assert_eq!(c("middleware/shared/x.rs"), Some(Change::RouteTree));
+        assert_eq!(c("middleware/.01.auth.rs.swp"), None);
+        assert_eq!(c("middleware/README.md"), Some(Change::RouteTree));
+    }
+
+    #[test]
     fn classifies_project_files() {
         assert_eq!(c("nitro.toml"), Some(Change::Config));
         assert_eq!(c("index.html"), Some(Change::Page));

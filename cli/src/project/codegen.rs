@@ -779,6 +779,49 @@ mod tests {
     }
 
     #[test]
+    fn middleware_export_their_handler_and_paths() {
+        let d = definitions(
+            "pub const PATHS: &[&str] = &[\"/api/**\"];\npub async fn handler(req: &mut nitro::Request) {}\n",
+        )
+        .unwrap();
+        let (hooks, warnings) =
+            route_hooks("middleware/1.a.rs", RouteKind::Middleware, Some(&d)).unwrap();
+        assert_eq!(
+            (hooks.clone(), warnings),
+            (set(&["PATHS", "handler"]), vec![])
+        );
+        let lib = middleware_lib(
+            "middleware/1.a.rs",
+            "/p/middleware/1.a.rs",
+            &hooks,
+            &d.asynchronous,
+        );
+        assert!(
+            lib.contains(
+                "nitro::__export_middleware!(route, \"middleware/1.a.rs\", handler: (async handler), paths: PATHS);"
+            ),
+            "{lib}"
+        );
+        let sync = definitions("pub fn handler(req: &nitro::Request) {}").unwrap();
+        let (hooks, _) =
+            route_hooks("middleware/2.b.rs", RouteKind::Middleware, Some(&sync)).unwrap();
+        let lib = middleware_lib("middleware/2.b.rs", "/p/m.rs", &hooks, &sync.asynchronous);
+        assert!(lib.contains("handler: handler, paths: _);"), "{lib}");
+
+        let none = definitions("pub fn other() {}").unwrap();
+        let e = route_hooks("middleware/3.c.rs", RouteKind::Middleware, Some(&none)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "middleware file `middleware/3.c.rs` has no `pub fn handler`: add `pub async fn handler(req: &mut nitro::Request) -> nitro::Result<()>`"
+        );
+        let private = definitions("fn handler() {}").unwrap();
+        assert!(matches!(
+            route_hooks("middleware/3.c.rs", RouteKind::Middleware, Some(&private)),
+            Err(RouteProblem::PrivateHandler { .. })
+        ));
+    }
+
+    #[test]
     fn unparsable_source_is_none() {
         assert_eq!(definitions("pub fn handler( {"), None);
     }
