@@ -347,6 +347,11 @@ pub struct PeerVTable {
     pub buffered_amount: unsafe extern "C" fn(peer: *const c_void) -> u64,
     /// The subprotocol the `101` named (empty: none), valid as long as the handle.
     pub protocol: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
+    /// One poll of "wait until the outbound queue is empty": true when it is empty or the
+    /// connection is gone; otherwise false, and the host keeps a clone of `waker` (borrowed for
+    /// the call, as in [`Task::poll`]) and wakes it once when that happens. Appended after the
+    /// first release.
+    pub poll_drain: unsafe extern "C" fn(peer: *const c_void, waker: *const Waker) -> bool,
 }
 
 /// A peer handle plus its functions. Borrowed for the hook call unless retained.

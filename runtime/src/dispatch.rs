@@ -215,7 +215,14 @@ async fn run_middleware(
         Verdict::Answer {
             file,
             answer: Err(err),
-        } => call_failed(&file, "middleware", &err),
+        } => {
+            tracing::error!(target: "nitro::route", route = %file, "middleware `{file}` failed: {err}");
+            let verb = match err {
+                CallError::Panicked(_) => "panicked",
+                _ => "failed",
+            };
+            HttpError::unhandled(format!("middleware `{file}` {verb}")).detail(err.to_string())
+        }
         Verdict::Broken { file, message } => HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("middleware `{file}` failed to build"),

@@ -692,6 +692,7 @@ static PEER_VTABLE: abi::PeerVTable = abi::PeerVTable {
     peers: peer_peers,
     buffered_amount: peer_buffered_amount,
     protocol: peer_protocol,
+    poll_drain: peer_poll_drain,
 };
 
 /// A borrowed handle for `peer`, valid while the caller keeps `peer` alive.
@@ -748,6 +749,41 @@ unsafe extern "C" fn peer_protocol(handle: *const c_void) -> abi::Bytes {
     no_unwind(abi::Bytes::EMPTY, || unsafe {
         abi::Bytes::new(peer(handle).protocol().as_bytes())
     })
+}
+
+unsafe extern "C" fn peer_poll_drain(handle: *const c_void, waker: *const abi::Waker) -> bool {
+    no_unwind(true, || {
+        // SAFETY: peer contract.
+        let peer = unsafe { peer(handle) };
+        if peer.buffered_amount() == 0 {
+            return true; // no waker to keep
+        }
+        // SAFETY: `waker` is borrowed for this call; `clone` gives an owned one (ABI contract).
+        let owned = unsafe { ((*(*waker).vt).clone)((*waker).data) };
+        peer.poll_drained(&std::task::Waker::from(Arc::new(RouteWaker(owned))))
+    })
+}
+
+/// An owned waker of a route library as a `std` waker of the host (released on drop).
+struct RouteWaker(abi::Waker);
+
+impl std::task::Wake for RouteWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // SAFETY: an owned waker may be woken by reference any number of times, from any
+        // thread (ABI contract); its functions never unwind.
+        unsafe { ((*self.0.vt).wake_by_ref)(self.0.data) }
+    }
+}
+
+impl Drop for RouteWaker {
+    fn drop(&mut self) {
+        // SAFETY: releases the owned clone exactly once (this value is its only owner).
+        unsafe { ((*self.0.vt).drop)(self.0.data) }
+    }
 }
 
 unsafe extern "C" fn peer_namespace(handle: *const c_void) -> abi::Bytes {

@@ -73,6 +73,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
+        (
+            "src/ffi/waker.rs",
+            include_str!("../../embedded/nitro/ffi/waker.rs"),
+        ),
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
         (
             "src/middleware.rs",

@@ -9,6 +9,7 @@ mod support;
 mod browser;
 mod build_start;
 mod codegen_build;
+mod crossws_fixture;
 mod dev_server;
 mod friction;
 mod hardening;

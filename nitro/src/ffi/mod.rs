@@ -16,6 +16,7 @@ mod guard;
 mod host;
 mod middleware_export;
 mod task;
+mod waker;
 
 pub use export::__private;
 pub(crate) use host::{
