@@ -288,3 +288,47 @@ fn nitro_build_ships_the_middleware_and_nitro_start_runs_them() {
     let body = server.get_with("/", &[TOKEN]).json();
     assert_eq!(body["order"], serde_json::json!(["1", "10", "2"]));
 }
+
+/// The `n`th Rust sample of the "Middleware" section of docs/routes.md, as written there.
+fn doc_sample(n: usize) -> String {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
+    let section = &doc[doc.find("\n## Middleware\n").unwrap()..];
+    let section = &section[..section[1..].find("\n## ").unwrap()];
+    let block = section.split("```rust\n").nth(n + 1).unwrap();
+    block[..block.find("```").unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_samples_of_the_guide_work_as_written() {
+    let (auth, me, api_key) = (doc_sample(0), doc_sample(1), doc_sample(2));
+    assert!(auth.starts_with("// middleware/01.auth.rs\n"), "{auth}");
+    assert!(me.starts_with("// routes/me.get.rs\n"), "{me}");
+    assert!(
+        api_key.starts_with("// middleware/02.api-key.rs\n"),
+        "{api_key}"
+    );
+    let project = Project::with_files(&[
+        ("middleware/01.auth.rs", &auth),
+        ("middleware/02.api-key.rs", &api_key),
+        ("routes/me.get.rs", &me),
+        (
+            "routes/admin.rs",
+            "pub fn handler() -> &'static str { \"admin\" }\n",
+        ),
+    ]);
+    let dev = NitroDev::start_async(project.path()).await;
+    let bearer = ("authorization", "Bearer ada");
+
+    let refused = dev.get("/me");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["message"], "sign in first");
+    assert_eq!(dev.get_with("/me", &[bearer]).text(), "hello ada");
+    // `PATHS`: the api key is asked for at /admin only.
+    let no_key = dev.get_with("/admin", &[bearer]);
+    assert_eq!(
+        (no_key.status, no_key.text().as_str()),
+        (403, "bad api key")
+    );
+    let with_key = dev.get_with("/admin", &[bearer, ("x-api-key", "secret")]);
+    assert_eq!(with_key.text(), "admin");
+}
