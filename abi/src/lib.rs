@@ -229,6 +229,10 @@ pub struct HttpRequest {
     pub body: Bytes,
     /// The peer's socket address, `ip:port`.
     pub remote_addr: Bytes,
+    /// Request context set by the middleware that ran before this call (`middleware/*.rs`):
+    /// key and JSON text. Appended after the first release; the host always fills it in (it
+    /// is empty when no middleware set anything).
+    pub context: Pairs,
 }
 
 /// How a route answers an HTTP request. Implemented by the host; the route calls these during
@@ -246,6 +250,12 @@ pub struct HttpResponder {
     /// Answers with an error the host renders (JSON or HTML by `Accept`). `data` is JSON text or
     /// empty. Overrides status, headers and body set so far.
     pub error: unsafe extern "C" fn(ctx: *mut c_void, status: u16, message: Bytes, data: Bytes),
+    /// Sets a request context entry (`value` is JSON text) for the steps after a middleware
+    /// (the next middleware, the route, the WebSocket peer). Only a middleware's answer reads
+    /// it: a middleware that calls `context` and none of `status`, `header`, `body`, `error`
+    /// lets the request go on, with exactly the entries it set. Appended after the first
+    /// release.
+    pub context: unsafe extern "C" fn(ctx: *mut c_void, key: Bytes, value: Bytes),
 }
 
 /// How the `upgrade` hook answers. Implemented by the host.
@@ -337,6 +347,11 @@ pub struct PeerVTable {
     pub buffered_amount: unsafe extern "C" fn(peer: *const c_void) -> u64,
     /// The subprotocol the `101` named (empty: none), valid as long as the handle.
     pub protocol: unsafe extern "C" fn(peer: *const c_void) -> Bytes,
+    /// One poll of "wait until the outbound queue is empty": true when it is empty or the
+    /// connection is gone; otherwise false, and the host keeps a clone of `waker` (borrowed for
+    /// the call, as in [`Task::poll`]) and wakes it once when that happens. Appended after the
+    /// first release.
+    pub poll_drain: unsafe extern "C" fn(peer: *const c_void, waker: *const Waker) -> bool,
 }
 
 /// A peer handle plus its functions. Borrowed for the hook call unless retained.
@@ -402,6 +417,13 @@ pub struct HostApi {
 ///
 /// An async entry point returns [`Status::OK`] after writing the task to `task`; any other status
 /// means no task was written (and, for [`Status::PANICKED`], the message went to `out`).
+///
+/// A **middleware** library (`middleware/*.rs`) exports the same table with only `http_async`
+/// (and `init`, `shutdown`) set: the host calls it before the route of every request. It answers
+/// through [`HttpResponder`]: a response (any of `status`, `header`, `body`, `error`) ends the
+/// request there; otherwise the request goes on with the context it set
+/// ([`HttpResponder::context`]). It returns [`Status::MISSING`] without a task for a request
+/// outside its paths (the request goes on untouched).
 #[repr(C)]
 #[derive(Debug)]
 pub struct RouteV2 {

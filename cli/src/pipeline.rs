@@ -154,7 +154,18 @@ pub fn build_all(
     if !generated.routes.is_empty() {
         ui.status(&format!(
             "  building {}{} in `{}`…",
-            plural(generated.routes.len(), "route"),
+            routes_text(
+                generated
+                    .routes
+                    .iter()
+                    .filter(|r| r.kind != RouteKind::Middleware)
+                    .count(),
+                generated
+                    .routes
+                    .iter()
+                    .filter(|r| r.kind == RouteKind::Middleware)
+                    .count(),
+            ),
             if release { " for release" } else { "" },
             config.display_dir.display()
         ));
@@ -311,12 +322,27 @@ pub fn failures(outcomes: &BTreeMap<String, Outcome>) -> BTreeMap<String, String
         .collect()
 }
 
-/// `GET`, `ANY` or `WS`: how the terminal names a route's method.
+/// `4 routes`, or `4 routes and 2 middleware` when there are middleware files.
+pub fn routes_text(routes: usize, middleware: usize) -> String {
+    match middleware {
+        0 => plural(routes, "route"),
+        n => format!("{} and {n} middleware", plural(routes, "route")),
+    }
+}
+
+/// [`routes_text`] of a table.
+pub fn table_text(table: &RouteTable) -> String {
+    let middleware = table.middleware().len();
+    routes_text(table.len() - middleware, middleware)
+}
+
+/// `GET`, `ANY`, `WS` or `MW` (middleware): how the terminal names a route's method.
 pub fn method_label(kind: RouteKind, method: Option<nitro_router::Method>) -> String {
     match (kind, method) {
         (RouteKind::WebSocket, _) => "WS".to_owned(),
         (RouteKind::Http, Some(m)) => m.as_str().to_owned(),
         (RouteKind::Http, None) => "ANY".to_owned(),
+        (RouteKind::Middleware, _) => "MW".to_owned(),
     }
 }
 
@@ -354,13 +380,16 @@ pub fn summary_lines(
         format!(
             "{} built {} in {seconds}",
             ui.paint("✔", "32"),
-            plural(total, "route"),
+            table_text(table),
         )
     } else {
         format!(
             "{} built {ok} of {} in {seconds}; {} failed (requests to {} answer 500 with the error)",
             ui.paint("✘", "31"),
-            plural(total, "route"),
+            match table.middleware().len() {
+                0 => plural(total, "route"),
+                _ => format!("{total} ({})", table_text(table)),
+            },
             broken.len(),
             if broken.len() == 1 { "it" } else { "them" }
         )
@@ -484,6 +513,36 @@ mod tests {
         assert_eq!(some[2], "  ANY  /broken     routes/broken.rs  (failed)");
         let empty = RouteTable::default();
         assert!(summary_lines(&empty, Duration::ZERO, &none, &ui).is_empty());
+    }
+
+    #[test]
+    fn the_summary_counts_middleware_apart_and_lists_them_first() {
+        let table = RouteTable::from_project_files(
+            ["index.rs", "_ws.rs"],
+            ["2.log.rs", "1.auth.rs"],
+            &ScanOptions::default(),
+        )
+        .unwrap();
+        let ui = Ui::plain(false);
+        let ok = summary_lines(&table, Duration::from_millis(900), &BTreeSet::new(), &ui);
+        assert_eq!(
+            ok,
+            [
+                "✔ built 2 routes and 2 middleware in 0.9 s",
+                "  MW   *     middleware/1.auth.rs",
+                "  MW   *     middleware/2.log.rs",
+                "  WS   /_ws  routes/_ws.rs",
+                "  ANY  /     routes/index.rs",
+            ]
+        );
+        let broken = BTreeSet::from(["middleware/2.log.rs"]);
+        let some = summary_lines(&table, Duration::from_millis(900), &broken, &ui);
+        assert!(
+            some[0].starts_with("✘ built 3 of 4 (2 routes and 2 middleware) in 0.9 s; 1 failed"),
+            "{}",
+            some[0]
+        );
+        assert_eq!(routes_text(1, 0), "1 route");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct Request {
     pub(crate) params: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
     pub(crate) remote_addr: String,
+    /// Set by middleware: key and JSON text, in the order set (see `middleware.rs`).
+    pub(crate) context: Vec<(String, String)>,
 }
 
 impl Request {
@@ -149,6 +151,12 @@ impl RequestBuilder {
     /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.0.body = body.into();
+        self
+    }
+
+    /// Sets a context entry, as a middleware would ([`Request::set_context`]).
+    pub fn context(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        self.0.set_context(key, value);
         self
     }
 

@@ -62,6 +62,14 @@
 //! }
 //! ```
 //!
+//! # Middleware
+//!
+//! A file in the project's `middleware/` folder runs before every request (files, routes, the
+//! page, WebSocket upgrades), in file-name order: `pub async fn handler(req: &mut Request) ->
+//! Result<(), Error>` answers with its `Err`, or lets the request go on with the context it set
+//! (`req.set_context("user", …)`, read by routes with `req.context::<T>("user")` and by peers
+//! with `peer.context`). See [`middleware`].
+//!
 //! # How routes run
 //!
 //! A handler or hook is a plain `fn` or an `async fn`, and that choice says where it runs:
@@ -96,6 +104,7 @@ mod error;
 mod extract;
 mod ffi;
 mod http;
+pub mod middleware;
 mod rt;
 pub mod ws;
 

@@ -442,6 +442,29 @@ impl Peer {
         self.raw.buffered_amount()
     }
 
+    /// Resolves once everything sent to this peer has been handed to its socket
+    /// ([`buffered_amount`](Self::buffered_amount) is 0), or the connection is gone (crossws:
+    /// `peer.waitForDrain()`). Await it before sending more to pace a large transfer to a
+    /// slow client:
+    ///
+    /// ```no_run
+    /// # async fn hook(peer: nitro::ws::Peer) {
+    /// for chunk in [vec![0u8; 1 << 20], vec![1u8; 1 << 20]] {
+    ///     peer.send(chunk);
+    ///     peer.wait_for_drain().await;
+    /// }
+    /// # }
+    /// ```
+    pub fn wait_for_drain(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        std::future::poll_fn(|cx| {
+            if self.raw.poll_drain(cx.waker()) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+
     /// The subprotocol negotiated by the `upgrade` hook (crossws: `peer.websocket.protocol`);
     /// `""` when none. The server negotiates no extensions, so there is no `extensions()`.
     pub fn protocol(&self) -> &str {

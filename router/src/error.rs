@@ -200,6 +200,12 @@ pub enum Problem {
     /// routes infinite.
     #[error("`{}` links back to its own parent folder `{}`: remove the link", .path.display(), .target.display())]
     SymlinkLoop { path: PathBuf, target: PathBuf },
+    /// A middleware file in a subfolder of `middleware/`: only the files directly in it are
+    /// middleware.
+    #[error(
+        "middleware file `{file}` is in a subfolder: move it directly into `middleware/` (subfolders hold modules the middleware share, never middleware)"
+    )]
+    NestedMiddleware { file: String },
 }
 
 impl Problem {
@@ -216,7 +222,8 @@ impl Problem {
             | Problem::CatchAllNotLast { file, .. }
             | Problem::DuplicateParam { file, .. }
             | Problem::WebSocketMethod { file, .. }
-            | Problem::WebSocketDisabled { file } => vec![file],
+            | Problem::WebSocketDisabled { file }
+            | Problem::NestedMiddleware { file } => vec![file],
             Problem::Conflict { first, second, .. } => vec![first, second],
             Problem::Io { .. } | Problem::NonUtf8Name { .. } | Problem::SymlinkLoop { .. } => {
                 Vec::new()

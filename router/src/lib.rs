@@ -88,6 +88,30 @@
 //!
 //! The table is a trie of segments, so finding a route costs about the
 //! depth of the path, whatever the number of routes.
+//!
+//! # Middleware
+//!
+//! The `*.rs` files directly in the project's `middleware/` folder (not in
+//! its subfolders, which may hold modules they share) are middleware:
+//! [`RouteTable::from_project_files`] adds them to the table as routes of
+//! kind [`RouteKind::Middleware`], file `middleware/<name>.rs`, pattern `*`,
+//! in byte-wise file-name order ([`RouteTable::middleware`]): the order the
+//! server runs them in. They are built and loaded like routes, and never
+//! matched by [`RouteTable::find`].
+//!
+//! ```
+//! use nitro_router::{RouteTable, ScanOptions};
+//!
+//! let table = RouteTable::from_project_files(
+//!     ["index.rs"],
+//!     ["2.log.rs", "10.cors.rs", "1.auth.rs"],
+//!     &ScanOptions::default(),
+//! )?;
+//! let order: Vec<&str> = table.middleware().iter().map(|m| m.file.as_str()).collect();
+//! assert_eq!(order, ["middleware/1.auth.rs", "middleware/10.cors.rs", "middleware/2.log.rs"]);
+//! assert_eq!(table.len(), 4);
+//! # Ok::<(), nitro_router::ScanError>(())
+//! ```
 
 mod error;
 mod method;
@@ -141,6 +165,10 @@ pub enum RouteKind {
     /// A `_ws.rs` file. It matches any method; the server decides between
     /// the upgrade and `426 Upgrade Required`.
     WebSocket,
+    /// A file of `middleware/` (not `routes/`): it runs before every
+    /// request and is never matched by [`RouteTable::find`]. See
+    /// [`RouteTable::middleware`].
+    Middleware,
 }
 
 /// One part of a route's path.

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::{Problem, RouteTable, ScanError, ScanOptions};
 
-/// Scans `project_dir/routes` into a route table.
+/// Scans `project_dir/routes` (and the middleware of `project_dir/middleware`) into a route
+/// table.
 ///
 /// Walks the folder recursively in sorted order, following symbolic links,
 /// and passes every `*.rs` file to [`RouteTable::from_files`]. Files and
@@ -20,9 +21,8 @@ pub fn scan(project_dir: &Path, options: &ScanOptions) -> Result<RouteTable, Sca
     let root = project_dir.join("routes");
     let mut walk = Walk::default();
     match fs::metadata(&root) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return Ok(RouteTable::default());
-        }
+        // No `routes/`: no routes (middleware alone still run before files and the page).
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => walk.problems.push(Problem::Io { path: root, error }),
         Ok(metadata) if !metadata.is_dir() => walk.problems.push(Problem::Io {
             path: root,
@@ -31,8 +31,9 @@ pub fn scan(project_dir: &Path, options: &ScanOptions) -> Result<RouteTable, Sca
         Ok(_) => walk.folder(&root, ""),
     }
 
+    let middleware = middleware_files(&project_dir.join("middleware"), &mut walk.problems);
     let mut problems = walk.problems;
-    match RouteTable::from_files(&walk.files, options) {
+    match RouteTable::from_project_files(&walk.files, &middleware, options) {
         Ok(table) if problems.is_empty() => Ok(table),
         Ok(_) => Err(ScanError::new(problems)),
         Err(error) => {
@@ -40,6 +41,46 @@ pub fn scan(project_dir: &Path, options: &ScanOptions) -> Result<RouteTable, Sca
             Err(ScanError::new(problems))
         }
     }
+}
+
+/// The `*.rs` files directly in `dir` (`middleware/`), by name; none when it does not exist.
+/// Subfolders are not walked: they hold modules that middleware files include.
+fn middleware_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(error) => {
+            problems.push(Problem::Io {
+                path: dir.to_owned(),
+                error,
+            });
+            return Vec::new();
+        }
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                problems.push(Problem::Io {
+                    path: dir.to_owned(),
+                    error,
+                });
+                continue;
+            }
+        };
+        let path = entry.path();
+        let name = entry.file_name();
+        let lossy = name.to_string_lossy();
+        if lossy.starts_with('.') || !lossy.ends_with(".rs") || !path.is_file() {
+            continue;
+        }
+        match name.to_str() {
+            Some(name) => names.push(name.to_owned()),
+            None => problems.push(Problem::NonUtf8Name { path }),
+        }
+    }
+    names
 }
 
 #[derive(Default)]

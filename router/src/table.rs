@@ -14,13 +14,15 @@ use std::collections::BTreeMap;
 use percent_encoding::percent_decode_str;
 
 use crate::parse::{is_route_file, parse_file};
-use crate::{Method, Problem, Route, ScanError, ScanOptions, Segment};
+use crate::{Method, Problem, Route, RouteKind, ScanError, ScanOptions, Segment};
 
 /// All the routes of a project, ready to match requests.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    /// Sorted by file.
+    /// Sorted by file: the `middleware` first (`middleware/…` sorts before `routes/…`).
     routes: Vec<Route>,
+    /// How many of `routes` are middleware.
+    middleware: usize,
     root: Node,
 }
 
@@ -79,6 +81,48 @@ impl RouteTable {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        RouteTable::from_project_files(files, std::iter::empty::<&str>(), options)
+    }
+
+    /// [`from_files`](RouteTable::from_files) plus the files of `middleware/`, relative to
+    /// it (`"01.auth.rs"`). Names that are not `*.rs` or start with `.` are ignored; a name
+    /// with a `/` (a file in a subfolder) is a problem.
+    pub fn from_project_files<I, S, M, T>(
+        files: I,
+        middleware: M,
+        options: &ScanOptions,
+    ) -> Result<RouteTable, ScanError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+        M: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let mut problems = Vec::new();
+        let mut middleware: Vec<String> = middleware
+            .into_iter()
+            .map(|name| name.as_ref().to_owned())
+            .filter(|name| is_route_file(name))
+            .collect();
+        middleware.sort();
+        middleware.dedup();
+        let mut routes = Vec::with_capacity(middleware.len());
+        for name in &middleware {
+            let file = format!("middleware/{name}");
+            if name.contains('/') {
+                problems.push(Problem::NestedMiddleware { file });
+                continue;
+            }
+            routes.push(Route {
+                file,
+                pattern: "*".to_owned(),
+                method: None,
+                kind: RouteKind::Middleware,
+                segments: Vec::new(),
+            });
+        }
+        let middleware = routes.len();
+
         let mut rels: Vec<String> = files
             .into_iter()
             .map(|file| {
@@ -93,8 +137,7 @@ impl RouteTable {
         rels.sort();
         rels.dedup();
 
-        let mut problems = Vec::new();
-        let mut routes = Vec::with_capacity(rels.len());
+        routes.reserve(rels.len());
         for rel in &rels {
             match parse_file(rel, options) {
                 Ok(route) => routes.push(route),
@@ -103,7 +146,7 @@ impl RouteTable {
         }
 
         let mut root = Node::default();
-        for (index, route) in routes.iter().enumerate() {
+        for (index, route) in routes.iter().enumerate().skip(middleware) {
             if let Err(other) = root.insert(index, &route.segments, &routes) {
                 let first = &routes[other];
                 problems.push(Problem::Conflict {
@@ -117,15 +160,25 @@ impl RouteTable {
         }
 
         if problems.is_empty() {
-            Ok(RouteTable { routes, root })
+            Ok(RouteTable {
+                routes,
+                middleware,
+                root,
+            })
         } else {
             Err(ScanError::new(problems))
         }
     }
 
-    /// Every route, sorted by file.
+    /// Every route, sorted by file, the middleware first (they are built and loaded like
+    /// routes).
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The middleware, in the order they run (byte-wise by file name).
+    pub fn middleware(&self) -> &[Route] {
+        &self.routes[..self.middleware]
     }
 
     /// Whether the table has no route.

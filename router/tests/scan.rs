@@ -198,3 +198,61 @@ fn non_utf8_names() {
         "{error}"
     );
 }
+
+/// Issue 10: the `*.rs` files directly in `middleware/` are middleware, in byte-wise file-name
+/// order, never matched by `find`; subfolders are not scanned (modules they include).
+#[test]
+fn middleware_files_come_first_in_file_name_order() {
+    let tmp = TempProject::new("middleware");
+    let dir = tmp.0.as_path();
+    for file in [
+        "middleware/2.log.rs",
+        "middleware/10.cors.rs",
+        "middleware/1.auth.rs",
+        "middleware/.hidden.rs",
+        "middleware/notes.md",
+        "middleware/shared/helpers.rs",
+        "routes/index.rs",
+    ] {
+        tmp.file(file);
+    }
+    let table = scan(dir, &ScanOptions::default()).unwrap();
+    let files: Vec<(&str, RouteKind)> = table
+        .routes()
+        .iter()
+        .map(|r| (r.file.as_str(), r.kind))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("middleware/1.auth.rs", RouteKind::Middleware),
+            ("middleware/10.cors.rs", RouteKind::Middleware),
+            ("middleware/2.log.rs", RouteKind::Middleware),
+            ("routes/index.rs", RouteKind::Http),
+        ]
+    );
+    assert_eq!(table.middleware().len(), 3);
+    assert_eq!(
+        table.find("GET", "/").route().unwrap().file,
+        "routes/index.rs"
+    );
+    assert_eq!(table.find("GET", "/1.auth"), Match::NotFound);
+
+    // Middleware without routes: still a table (they guard `public/` and the page).
+    std::fs::remove_dir_all(dir.join("routes")).unwrap();
+    assert_eq!(scan(dir, &ScanOptions::default()).unwrap().len(), 3);
+}
+
+#[test]
+fn a_middleware_file_in_a_subfolder_is_a_problem() {
+    let error = nitro_router::RouteTable::from_project_files(
+        ["index.rs"],
+        ["auth/check.rs"],
+        &ScanOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(
+        error.problems(),
+        [Problem::NestedMiddleware { file }] if file == "middleware/auth/check.rs"
+    ));
+}

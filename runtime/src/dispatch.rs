@@ -4,9 +4,12 @@
 //!
 //! 1. A request target that is not a path (`*`, authority form) gets `400`; a host that is
 //!    not allowed (see [`crate::guard`]) gets `403`.
-//! 2. `GET`/`HEAD` without `Upgrade: websocket`: a file of `public/` if one exists for the path
+//! 2. The app's middleware, in file-name order (see [`crate::middleware`]): one that answers
+//!    ends the request here, upgrades included (no `101`); the context they set goes to the
+//!    route below and, for an upgrade, into the peer's context.
+//! 3. `GET`/`HEAD` without `Upgrade: websocket`: a file of `public/` if one exists for the path
 //!    (see [`crate::static_files`]). A miss goes on to routing.
-//! 3. The route table:
+//! 4. The route table:
 //!    - a WebSocket route: a valid upgrade runs the route's `upgrade` hook and, when it
 //!      accepts, answers `101` and starts the peer; a request that is not an upgrade gets
 //!      `426` `WebSocket upgrade is required.`; a broken upgrade `400` (or `426` with
@@ -48,6 +51,7 @@ use crate::body::{Body, full};
 use crate::guard;
 use crate::http_error::HttpError;
 use crate::limits::Limits;
+use crate::middleware::{self, Verdict};
 use crate::module::{
     CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
 };
@@ -77,6 +81,12 @@ pub(crate) async fn handle(
     let wants_websocket = handshake::wants_websocket(req.headers());
     let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
 
+    // Middleware run before everything below, upgrades included.
+    let (context, req) = match run_middleware(&shared, &app, remote, req).await {
+        Ok(done) => done,
+        Err(response) => return response,
+    };
+
     if get_or_head
         && !wants_websocket
         && let Some(response) = shared
@@ -89,13 +99,13 @@ pub(crate) async fn handle(
 
     match app.table.find(req.method().as_str(), &path) {
         Match::Found { route, params } if route.kind == RouteKind::WebSocket => {
-            websocket(&shared, &app, &route.file, params, remote, req).await
+            websocket(&shared, &app, &route.file, (params, context), remote, req).await
         }
         // An HTTP route with WebSocket hooks takes the upgrades at its path.
         Match::Found { route, params }
             if wants_websocket && has_websocket_hooks(&app, &route.file) =>
         {
-            websocket(&shared, &app, &route.file, params, remote, req).await
+            websocket(&shared, &app, &route.file, (params, context), remote, req).await
         }
         _ if wants_websocket => HttpError::new(
             StatusCode::NOT_FOUND,
@@ -103,7 +113,7 @@ pub(crate) async fn handle(
         )
         .render(req.headers(), dev),
         Match::Found { route, params } => {
-            http_route(&shared, &app, &route.file, params, remote, req).await
+            http_route(&shared, &app, &route.file, (params, context), remote, req).await
         }
         Match::MethodNotAllowed { allow } => {
             let allow = allow
@@ -167,11 +177,67 @@ fn module_for(app: &App, file: &str) -> Result<Arc<dyn RouteModule>, HttpError> 
     }
 }
 
+/// A matched route's params and the context the middleware set.
+type RouteInputs = (Vec<(String, String)>, Vec<(String, String)>);
+
+/// Runs the app's middleware (see [`crate::middleware`]): the context they set and the
+/// request, or the answer of the one that ended it.
+async fn run_middleware(
+    shared: &Shared,
+    app: &App,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<(Vec<(String, String)>, Request<Incoming>), Response<Body>> {
+    if app.table.middleware().is_empty() {
+        return Ok((Vec::new(), req));
+    }
+    let dev = shared.config.dev;
+    let (parts, body) = req.into_parts();
+    let info = request_info(&parts, Vec::new(), remote, Bytes::new());
+    let error = match middleware::run(shared, app, info).await {
+        Verdict::Continue(context) => return Ok((context, Request::from_parts(parts, body))),
+        Verdict::Answer {
+            file,
+            answer: Ok(HttpOutcome::Response(response)),
+        } => match route_response(&file, response) {
+            Ok(response) => return Err(response),
+            Err(error) => error,
+        },
+        Verdict::Answer {
+            file,
+            answer:
+                Ok(HttpOutcome::Error {
+                    status,
+                    message,
+                    data,
+                }),
+        } => route_error(&file, status, message, data),
+        Verdict::Answer {
+            file,
+            answer: Err(err),
+        } => {
+            tracing::error!(target: "nitro::route", route = %file, "middleware `{file}` failed: {err}");
+            let verb = match err {
+                CallError::Panicked(_) => "panicked",
+                _ => "failed",
+            };
+            HttpError::unhandled(format!("middleware `{file}` {verb}")).detail(err.to_string())
+        }
+        Verdict::Broken { file, message } => HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("middleware `{file}` failed to build"),
+        )
+        .detail(message),
+        Verdict::Overrun(overrun) => overrun.http_error(),
+    };
+    Err(error.render(&parts.headers, dev))
+}
+
 async fn http_route(
     shared: &Shared,
     app: &App,
     file: &str,
-    params: Vec<(String, String)>,
+    (params, context): RouteInputs,
     remote: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
@@ -185,7 +251,8 @@ async fn http_route(
         Ok(body) => body,
         Err(error) => return error.render(&parts.headers, dev),
     };
-    let info = request_info(&parts, params, remote, body);
+    let mut info = request_info(&parts, params, remote, body);
+    info.context = context;
     let pool = &shared.route_pool;
     let websocket_endpoint = module.has_websocket_hooks();
     let outcome = match module.http_async(&info) {
@@ -306,6 +373,7 @@ fn request_info(
         params,
         body,
         remote_addr: remote.to_string(),
+        context: Vec::new(),
     }
 }
 
@@ -397,7 +465,7 @@ async fn websocket(
     shared: &Arc<Shared>,
     app: &App,
     file: &str,
-    params: Vec<(String, String)>,
+    (params, context): RouteInputs,
     remote: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
@@ -415,7 +483,8 @@ async fn websocket(
         Err(error) => return error.render(req.headers(), dev),
     };
     let (parts, body) = req.into_parts();
-    let info = request_info(&parts, params, remote, Bytes::new());
+    let mut info = request_info(&parts, params, remote, Bytes::new());
+    info.context = context;
     req = Request::from_parts(parts, body);
 
     // The request goes into the hook and comes back for the peer.
@@ -483,8 +552,13 @@ async fn websocket(
             // (browsers do); that is the route's choice, as in crossws.
             let response = handshake::switching_protocols(&offer, protocol.as_deref(), headers);
 
-            // The hook's entries, plus the route params (unless the hook set `params`).
-            let mut context = hook_context;
+            // The middleware's entries, then the hook's (which win), then the route params
+            // (unless the hook set `params`).
+            let mut context = info.context.clone();
+            for (key, value) in hook_context {
+                context.retain(|(k, _)| *k != key);
+                context.push((key, value));
+            }
             if !context.iter().any(|(key, _)| key == "params") {
                 context.push(("params".to_owned(), params_json(&info.params)));
             }

@@ -93,6 +93,7 @@ mod guard;
 mod http_error;
 mod limits;
 pub mod loader;
+mod middleware;
 pub mod module;
 mod request_info;
 mod request_log;

@@ -24,7 +24,8 @@
 
 use crate::Hub;
 use crate::module::{
-    CallError, HttpOutcome, RequestInfo, RouteFuture, RouteModule, RouteResponse, UpgradeDecision,
+    CallError, HttpOutcome, MiddlewareOutcome, RequestInfo, RouteFuture, RouteModule,
+    RouteResponse, UpgradeDecision,
 };
 use crate::request_info::AbiRequest;
 use crate::task::{Generation, RouteTask};
@@ -443,6 +444,10 @@ struct ResponseSlot {
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     error: Option<(u16, String, Option<String>)>,
+    /// Whether any of `status`, `header`, `body`, `error` was called: a middleware answered.
+    answered: bool,
+    /// What a middleware's `context` calls set.
+    context: Vec<(String, String)>,
 }
 
 impl Default for ResponseSlot {
@@ -452,6 +457,8 @@ impl Default for ResponseSlot {
             headers: Vec::new(),
             body: Vec::new(),
             error: None,
+            answered: false,
+            context: Vec::new(),
         }
     }
 }
@@ -465,6 +472,17 @@ impl ResponseSlot {
             header: res_header,
             body: res_body,
             error: res_error,
+            context: res_context,
+        }
+    }
+
+    fn into_middleware_outcome(self) -> MiddlewareOutcome {
+        if self.answered {
+            MiddlewareOutcome::Answer(self.into_outcome())
+        } else {
+            MiddlewareOutcome::Continue {
+                context: self.context,
+            }
         }
     }
 
@@ -493,15 +511,20 @@ unsafe fn slot<'a>(ctx: *mut c_void) -> &'a mut ResponseSlot {
 
 unsafe extern "C" fn res_status(ctx: *mut c_void, code: u16) {
     // SAFETY: responder contract.
-    no_unwind((), || unsafe { slot(ctx).status = code })
+    no_unwind((), || unsafe {
+        let slot = slot(ctx);
+        slot.status = code;
+        slot.answered = true;
+    })
 }
 
 unsafe extern "C" fn res_header(ctx: *mut c_void, name: abi::Bytes, value: abi::Bytes) {
     no_unwind((), || {
         // SAFETY: responder contract.
         unsafe {
-            slot(ctx)
-                .headers
+            let slot = slot(ctx);
+            slot.answered = true;
+            slot.headers
                 .push((utf8(name.as_slice()), value.as_slice().to_vec()))
         }
     })
@@ -510,7 +533,9 @@ unsafe extern "C" fn res_header(ctx: *mut c_void, name: abi::Bytes, value: abi::
 unsafe extern "C" fn res_body(ctx: *mut c_void, chunk: abi::Bytes) {
     // SAFETY: responder contract.
     no_unwind((), || unsafe {
-        slot(ctx).body.extend_from_slice(chunk.as_slice())
+        let slot = slot(ctx);
+        slot.answered = true;
+        slot.body.extend_from_slice(chunk.as_slice())
     })
 }
 
@@ -524,11 +549,23 @@ unsafe extern "C" fn res_error(
         // SAFETY: responder contract.
         unsafe {
             let data = data.as_slice();
+            slot(ctx).answered = true;
             slot(ctx).error = Some((
                 status,
                 utf8(message.as_slice()),
                 (!data.is_empty()).then(|| utf8(data)),
             ));
+        }
+    })
+}
+
+unsafe extern "C" fn res_context(ctx: *mut c_void, key: abi::Bytes, value: abi::Bytes) {
+    no_unwind((), || {
+        // SAFETY: responder contract.
+        unsafe {
+            slot(ctx)
+                .context
+                .push((utf8(key.as_slice()), utf8(value.as_slice())))
         }
     })
 }
@@ -655,6 +692,7 @@ static PEER_VTABLE: abi::PeerVTable = abi::PeerVTable {
     peers: peer_peers,
     buffered_amount: peer_buffered_amount,
     protocol: peer_protocol,
+    poll_drain: peer_poll_drain,
 };
 
 /// A borrowed handle for `peer`, valid while the caller keeps `peer` alive.
@@ -711,6 +749,41 @@ unsafe extern "C" fn peer_protocol(handle: *const c_void) -> abi::Bytes {
     no_unwind(abi::Bytes::EMPTY, || unsafe {
         abi::Bytes::new(peer(handle).protocol().as_bytes())
     })
+}
+
+unsafe extern "C" fn peer_poll_drain(handle: *const c_void, waker: *const abi::Waker) -> bool {
+    no_unwind(true, || {
+        // SAFETY: peer contract.
+        let peer = unsafe { peer(handle) };
+        if peer.buffered_amount() == 0 {
+            return true; // no waker to keep
+        }
+        // SAFETY: `waker` is borrowed for this call; `clone` gives an owned one (ABI contract).
+        let owned = unsafe { ((*(*waker).vt).clone)((*waker).data) };
+        peer.poll_drained(&std::task::Waker::from(Arc::new(RouteWaker(owned))))
+    })
+}
+
+/// An owned waker of a route library as a `std` waker of the host (released on drop).
+struct RouteWaker(abi::Waker);
+
+impl std::task::Wake for RouteWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // SAFETY: an owned waker may be woken by reference any number of times, from any
+        // thread (ABI contract); its functions never unwind.
+        unsafe { ((*self.0.vt).wake_by_ref)(self.0.data) }
+    }
+}
+
+impl Drop for RouteWaker {
+    fn drop(&mut self) {
+        // SAFETY: releases the owned clone exactly once (this value is its only owner).
+        unsafe { ((*self.0.vt).drop)(self.0.data) }
+    }
 }
 
 unsafe extern "C" fn peer_namespace(handle: *const c_void) -> abi::Bytes {
@@ -987,6 +1060,18 @@ impl RouteModule for LoadedRoute {
             // call, the outcome and responder until the task is dropped (`start_task`).
             |out, res, task| unsafe { start(out, view.as_abi(), res, task) },
             ResponseSlot::into_outcome,
+        ))
+    }
+
+    fn middleware_async(&self, req: &RequestInfo) -> Option<RouteFuture<MiddlewareOutcome>> {
+        let start = self.table.http_async?;
+        let view = AbiRequest::new(req);
+        Some(self.start_task(
+            ResponseSlot::default(),
+            ResponseSlot::responder,
+            // SAFETY: as in `http_async`.
+            |out, res, task| unsafe { start(out, view.as_abi(), res, task) },
+            ResponseSlot::into_middleware_outcome,
         ))
     }
 

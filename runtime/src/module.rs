@@ -67,6 +67,15 @@ impl UpgradeDecision {
     }
 }
 
+/// What a middleware decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MiddlewareOutcome {
+    /// Go on, with this request context (key and JSON text): it replaces the request's.
+    Continue { context: Vec<(String, String)> },
+    /// Answer the request with this; nothing after the middleware runs.
+    Answer(HttpOutcome),
+}
+
 /// Why a call into a route did not complete normally.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -131,6 +140,13 @@ pub trait RouteModule: Send + Sync + 'static {
     ///
     /// [`http`]: RouteModule::http
     fn http_async(&self, _req: &RequestInfo) -> Option<RouteFuture<HttpOutcome>> {
+        None
+    }
+
+    /// Starts the module as a middleware (a `middleware/*.rs` library, whose `http_async` entry
+    /// is the middleware); `None` when it has none. A request outside the middleware's paths
+    /// ends with [`CallError::Missing`]: the request goes on untouched.
+    fn middleware_async(&self, _req: &RequestInfo) -> Option<RouteFuture<MiddlewareOutcome>> {
         None
     }
 

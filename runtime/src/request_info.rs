@@ -20,6 +20,8 @@ pub struct RequestInfo {
     pub body: Bytes,
     /// `ip:port` of the client.
     pub remote_addr: String,
+    /// Context set by middleware: key and JSON text.
+    pub context: Vec<(String, String)>,
 }
 
 /// A [`RequestInfo`] as the ABI sees it: the pair arrays, and the `HttpRequest` pointing into
@@ -32,6 +34,7 @@ pub struct RequestInfo {
 pub(crate) struct AbiRequest {
     _headers: Vec<abi::Pair>,
     _params: Vec<abi::Pair>,
+    _context: Vec<abi::Pair>,
     req: abi::HttpRequest,
 }
 
@@ -48,6 +51,7 @@ impl AbiRequest {
         };
         let headers = pairs(&info.headers);
         let params = pairs(&info.params);
+        let context = pairs(&info.context);
         let req = abi::HttpRequest {
             method: abi::Bytes::new(info.method.as_bytes()),
             path: abi::Bytes::new(info.path.as_bytes()),
@@ -56,10 +60,12 @@ impl AbiRequest {
             params: abi::Pairs::new(&params),
             body: abi::Bytes::new(&info.body),
             remote_addr: abi::Bytes::new(info.remote_addr.as_bytes()),
+            context: abi::Pairs::new(&context),
         };
         AbiRequest {
             _headers: headers,
             _params: params,
+            _context: context,
             req,
         }
     }

@@ -18,7 +18,7 @@ use crate::output::staging::{remove_stale_staging, replace_dir};
 use crate::output::write::write_output;
 use crate::pipeline::{self, Loaded, Outcome};
 use crate::project::config::{self, Overrides};
-use crate::ui::{Ui, plural};
+use crate::ui::Ui;
 
 /// Arguments of `nitro build`.
 #[derive(Debug, Clone, Args)]
@@ -136,7 +136,7 @@ pub(crate) fn run(args: &BuildArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     ui.status(&format!(
         "{} built {} in {:.1} s (cargo {:.1} s), output `{}`",
         ui.paint("✔", "32"),
-        plural(table.len(), "route"),
+        pipeline::table_text(&table),
         started.elapsed().as_secs_f64(),
         build_time.as_secs_f64(),
         display_output.display()

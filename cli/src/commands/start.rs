@@ -28,7 +28,7 @@ use nitro_runtime::{App, Hub, RouteEntry, ServerConfig};
 use crate::output::manifest::{self as output, ASSETS_DIR, MANIFEST, OUTPUT_DIR, Output};
 use crate::pipeline;
 use crate::serve::{self, Mode};
-use crate::ui::{Ui, plural};
+use crate::ui::Ui;
 
 /// The default address: loopback only, like `nitro dev`; `HOST=0.0.0.0` to serve the network.
 pub(crate) const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
@@ -300,7 +300,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     ui.status(&format!(
         "  serving `{}`: {} built {} by nitro {}",
         dir.display(),
-        plural(manifest.routes.len(), "route"),
+        pipeline::table_text(&output.table),
         manifest.date,
         manifest.nitro.version
     ));

@@ -58,7 +58,14 @@ pub(crate) fn classify(rel: &Path) -> Option<Change> {
         ("index.html", []) => Some(Change::Page),
         ("public", []) => Some(Change::Asset(String::new())),
         ("public", _) => Some(Change::Asset(rest.join("/"))),
-        ("routes", []) => Some(Change::RouteTree),
+        ("routes", []) | ("middleware", []) => Some(Change::RouteTree),
+        // Only the files directly in `middleware/` are middleware; its subfolders hold
+        // modules they include (rescanned, not rebuilt: the next build of a middleware
+        // picks their edits up).
+        ("middleware", [name]) if name.ends_with(".rs") => {
+            Some(Change::Route(format!("middleware/{name}")))
+        }
+        ("middleware", _) => Some(Change::RouteTree),
         ("routes", _) => {
             let last = rest.last().copied().unwrap_or_default();
             if rest.contains(&"target") {
@@ -158,7 +165,7 @@ pub(crate) struct Watcher {
     project_dir: PathBuf,
     debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
     events: mpsc::Receiver<DebounceEventResult>,
-    /// `routes/` and `public/`, once watched recursively.
+    /// `routes/`, `middleware/` and `public/`, once watched recursively.
     watched: BTreeSet<PathBuf>,
 }
 
@@ -189,9 +196,10 @@ impl Watcher {
         Ok(watcher)
     }
 
-    /// Watches `routes/` and `public/` recursively if they exist and are not watched yet.
+    /// Watches `routes/`, `middleware/` and `public/` recursively if they exist and are not
+    /// watched yet.
     fn watch_folders(&mut self) {
-        for name in ["routes", "public"] {
+        for name in ["routes", "middleware", "public"] {
             let dir = self.project_dir.join(name);
             if self.watched.contains(&dir) || !dir.is_dir() {
                 continue;
@@ -283,6 +291,19 @@ mod tests {
             "{:?}",
             batch.changes
         );
+    }
+
+    #[test]
+    fn middleware_files_are_built_like_routes() {
+        assert_eq!(
+            c("middleware/01.auth.rs"),
+            Some(Change::Route("middleware/01.auth.rs".into()))
+        );
+        assert_eq!(c("middleware"), Some(Change::RouteTree));
+        // A module in a subfolder is no middleware of its own.
+        assert_eq!(c("middleware/shared/x.rs"), Some(Change::RouteTree));
+        assert_eq!(c("middleware/.01.auth.rs.swp"), None);
+        assert_eq!(c("middleware/README.md"), Some(Change::RouteTree));
     }
 
     #[test]

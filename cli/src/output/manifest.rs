@@ -67,7 +67,7 @@ pub struct RouteInfo {
     pub file: String,
     /// `/users/:id`, for people.
     pub pattern: String,
-    /// `http` or `websocket`.
+    /// `http`, `websocket` or `middleware`.
     pub kind: String,
     /// `GET`, …, or `null` for any method.
     pub method: Option<String>,
@@ -367,17 +367,23 @@ fn check(manifest: &Manifest, path: &Path) -> Result<RouteTable, OutputError> {
         }
     }
     let mut files = Vec::new();
+    let mut middleware = Vec::new();
     for route in &manifest.routes {
+        if let Some(name) = route.file.strip_prefix("middleware/") {
+            middleware.push(name);
+            continue;
+        }
         let Some(rel) = route.file.strip_prefix("routes/") else {
             return Err(corrupt(format!(
-                "route file `{}` is not under `routes/`",
+                "route file `{}` is not under `routes/` or `middleware/`",
                 route.file
             )));
         };
         files.push(rel);
     }
-    let table = RouteTable::from_files(
+    let table = RouteTable::from_project_files(
         &files,
+        &middleware,
         &ScanOptions {
             websocket: manifest.config.websocket,
         },

@@ -144,6 +144,7 @@ pub(crate) fn write_output(
             kind: match route.kind {
                 RouteKind::Http => "http",
                 RouteKind::WebSocket => "websocket",
+                RouteKind::Middleware => "middleware",
             }
             .to_owned(),
             method: route.method.map(|m| m.as_str().to_owned()),

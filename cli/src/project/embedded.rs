@@ -70,10 +70,22 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
         (
+            "src/ffi/middleware_export.rs",
+            include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
+        ),
+        (
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
+        (
+            "src/ffi/waker.rs",
+            include_str!("../../embedded/nitro/ffi/waker.rs"),
+        ),
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
+        (
+            "src/middleware.rs",
+            include_str!("../../embedded/nitro/middleware.rs"),
+        ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],

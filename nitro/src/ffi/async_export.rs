@@ -99,7 +99,7 @@ where
 }
 
 /// A responder pointer the task may carry to whichever worker polls it.
-struct Responder<T>(*const T);
+pub(super) struct Responder<T>(pub(super) *const T);
 
 // SAFETY: the host's responders may be called from any thread, one call at a time, and the
 // pointer stays valid until the host drops the task (ABI rule for async calls).
@@ -108,7 +108,7 @@ unsafe impl<T> Send for Responder<T> {}
 impl<T> Responder<T> {
     /// # Safety
     /// Only while the task is alive (inside its polls).
-    unsafe fn get(&self) -> &T {
+    pub(super) unsafe fn get(&self) -> &T {
         // SAFETY: caller contract.
         unsafe { &*self.0 }
     }
@@ -118,7 +118,7 @@ impl<T> Responder<T> {
 ///
 /// # Safety
 /// ABI contract of the async entry points.
-unsafe fn start_guarded<F>(
+pub(super) unsafe fn start_guarded<F>(
     out: *const abi::Outcome,
     task: *mut abi::Task,
     make: impl FnOnce() -> F,

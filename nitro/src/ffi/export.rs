@@ -21,6 +21,7 @@ pub mod __private {
         AsyncHandler, AsyncHook, AsyncWithRequest, AsyncWithoutRequest, http_async, ws_close_async,
         ws_error_async, ws_message_async, ws_open_async, ws_upgrade_async,
     };
+    pub use super::super::middleware_export::middleware_async;
 
     /// The version of this crate, reported in the route table.
     pub const NITRO_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -198,6 +198,14 @@ impl RawPeer {
         self.str_from(unsafe { (self.vt().protocol)(self.peer.handle) })
     }
 
+    /// One poll of waiting for the outbound queue to empty: true when it is (or the peer is
+    /// gone); otherwise the host wakes `waker` when it is.
+    pub(crate) fn poll_drain(&self, waker: &std::task::Waker) -> bool {
+        let waker = super::waker::borrowed(waker);
+        // SAFETY: valid handle; the waker is borrowed for the call.
+        unsafe { (self.vt().poll_drain)(self.peer.handle, &waker) }
+    }
+
     pub(crate) fn namespace(&self) -> &str {
         // SAFETY: valid handle; see `str_from`.
         self.str_from(unsafe { (self.vt().namespace)(self.peer.handle) })
@@ -331,6 +339,7 @@ pub(crate) unsafe fn copy_request(req: &abi::HttpRequest) -> Request {
         // SAFETY: guaranteed by the caller.
         body: unsafe { req.body.as_slice() }.to_vec(),
         remote_addr: s(req.remote_addr),
+        context: pairs_to_vec(req.context),
     }
 }
 
@@ -381,6 +390,9 @@ mod tests {
     unsafe extern "C" fn buffered_amount(_: *const c_void) -> u64 {
         0
     }
+    unsafe extern "C" fn poll_drain(_: *const c_void, _: *const abi::Waker) -> bool {
+        true
+    }
 
     const fn vtable(
         request: unsafe extern "C" fn(*const c_void) -> *const abi::HttpRequest,
@@ -404,6 +416,7 @@ mod tests {
             peers,
             buffered_amount,
             protocol: no_bytes,
+            poll_drain,
         }
     }
 
@@ -421,6 +434,7 @@ mod tests {
         params: abi::Pairs::new(&PARAMS),
         body: abi::Bytes::EMPTY,
         remote_addr: abi::Bytes::new(b"127.0.0.1:5000"),
+        context: abi::Pairs::new(&[]),
     };
 
     fn peer(vt: &'static abi::PeerVTable) -> RawPeer {

@@ -1,6 +1,6 @@
 //! The route side of the ABI: the calls into the host ([`host`]) and the entry points the
 //! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
-//! into `abi::Task`s; [`guard`] has what they share: panics caught, the runtime entered,
+//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
 //! answers written).
 //!
 //! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
@@ -14,7 +14,9 @@ mod async_export;
 mod export;
 mod guard;
 mod host;
+mod middleware_export;
 mod task;
+mod waker;
 
 pub use export::__private;
 pub(crate) use host::{

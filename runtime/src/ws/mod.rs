@@ -28,6 +28,7 @@
 
 pub mod backplane;
 mod connection;
+mod drain;
 mod fragment;
 pub(crate) mod handshake;
 mod hub;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::drain::Drain;
 use super::hub::Hub;
 use crate::request_info::{AbiRequest, RequestInfo};
 
@@ -104,6 +105,8 @@ pub struct Peer {
     /// The upgrade request as the ABI sees it, built when a route library first asks
     /// (see [`Peer::abi_request`]).
     abi_request: OnceLock<AbiRequest>,
+    /// Who waits for `queued` to reach zero ([`Peer::wait_for_drain`]).
+    drain: Drain,
 }
 
 impl Peer {
@@ -138,6 +141,7 @@ impl Peer {
             topic_limit_hit: AtomicBool::new(false),
             context: Mutex::new(context),
             abi_request: OnceLock::new(),
+            drain: Drain::default(),
         };
         (Arc::new(peer), rx)
     }
@@ -204,7 +208,7 @@ impl Peer {
                 None
             };
             if let Some(why) = why {
-                self.queued.fetch_sub(len, Ordering::AcqRel);
+                self.unqueued(len);
                 if self.close_with(1008, "send queue full") {
                     tracing::warn!(
                         target: "nitro::ws",
@@ -221,7 +225,7 @@ impl Peer {
         if self.outbound.send_now(Outbound::Frame(message)).is_ok() {
             true
         } else {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.unqueued(len);
             false
         }
     }
@@ -241,7 +245,36 @@ impl Peer {
 
     /// The writer took a frame of `len` bytes off the queue.
     pub(crate) fn dequeued(&self, len: usize) {
-        self.queued.fetch_sub(len, Ordering::AcqRel);
+        self.unqueued(len);
+    }
+
+    /// Takes `len` bytes off the count, waking [`Peer::wait_for_drain`] at zero. `SeqCst`:
+    /// see [`Drain::poll`].
+    fn unqueued(&self, len: usize) {
+        if self.queued.fetch_sub(len, Ordering::SeqCst) == len {
+            self.drain.wake();
+        }
+    }
+
+    /// Resolves once nothing is waiting in the outbound queue (crossws's `waitForDrain()`):
+    /// at once when it is empty, else when the writer has handed the last queued frame to
+    /// the socket, or when the connection is gone.
+    pub fn wait_for_drain(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.poll_drained(cx.waker()) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+
+    /// One poll of [`Peer::wait_for_drain`]: true when drained (or closed), else `waker` is
+    /// woken when it is.
+    pub(crate) fn poll_drained(&self, waker: &std::task::Waker) -> bool {
+        self.drain.poll(waker, || {
+            self.queued.load(Ordering::SeqCst) == 0 || self.state.load(Ordering::SeqCst) == CLOSED
+        })
     }
 
     /// The bytes waiting in the outbound queue.
@@ -370,7 +403,8 @@ impl Peer {
     }
 
     pub(crate) fn set_closed(&self) {
-        self.state.store(CLOSED, Ordering::Release);
+        self.state.store(CLOSED, Ordering::SeqCst);
+        self.drain.wake();
     }
 
     /// Finishes once the server has started the closing handshake. One task waits on it at

@@ -1,6 +1,7 @@
 //! WebSocket routes: handshake, the seed chat, pub/sub, close codes, faults, reload, shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -594,4 +595,55 @@ async fn buffered_amount_follows_a_slow_reader() {
         );
     }
     eventually("the queue to drain", || peer.buffered_amount() == 0).await;
+}
+
+/// `wait_for_drain()` stays pending while a client that does not read leaves frames queued,
+/// and resolves once it has read them; on an idle peer it resolves at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_drain_resolves_when_a_slow_reader_caught_up() {
+    const FRAME: usize = 1 << 20;
+    const FRAMES: usize = 32;
+    let log = Log::default();
+    let server = TestServer::with(chat_app(&log, 1), |config| {
+        config.limits.ws_send_queue = 2 * FRAMES * FRAME;
+    })
+    .await;
+    let (mut client, id) = join(&server, "/_ws").await;
+    let peer = server
+        .handle
+        .hub()
+        .peers(Some("/_ws"))
+        .into_iter()
+        .find(|peer| peer.id() == id)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), peer.wait_for_drain())
+        .await
+        .expect("an idle peer is drained");
+
+    for _ in 0..FRAMES {
+        assert!(peer.send(Bytes::from(vec![7u8; FRAME]), true));
+    }
+    let waiter = {
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            peer.wait_for_drain().await;
+            peer.buffered_amount()
+        })
+    };
+    // Nobody reads: the queue cannot empty, so the waiter cannot have finished.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished());
+    assert!(peer.buffered_amount() > 0);
+
+    for _ in 0..FRAMES {
+        assert_eq!(
+            next(&mut client).await,
+            Message::Binary(Bytes::from(vec![7u8; FRAME]))
+        );
+    }
+    let left = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter woke up")
+        .unwrap();
+    assert_eq!(left, 0);
 }
