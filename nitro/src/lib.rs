@@ -95,6 +95,7 @@ mod extract;
 mod ffi;
 mod http;
 mod rt;
+pub mod storage;
 pub mod ws;
 
 pub use config::{config, config_value};
@@ -108,6 +109,7 @@ pub use rt::state;
 pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.
 pub use serde_json::json;
+pub use storage::storage;
 pub use ws::HookOutput;
 
 /// Logs on the server's terminal, attributed to this route.

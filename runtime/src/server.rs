@@ -62,6 +62,9 @@ impl Server {
         config.limits = config.limits.sanitized();
         crate::loader::report_exit_from_routes();
         hub.set_max_topics(config.limits.ws_max_topics);
+        // Storage operations that wait (fs, Redis) run on the server's runtime.
+        hub.storage()
+            .attach_runtime(tokio::runtime::Handle::current());
         let addr = config.addr;
         let listener = listen(addr, config.limits.listen_backlog).map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {

@@ -66,11 +66,19 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
         (
+            "src/ffi/host_task.rs",
+            include_str!("../../embedded/nitro/ffi/host_task.rs"),
+        ),
+        (
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
+        (
+            "src/storage.rs",
+            include_str!("../../embedded/nitro/storage.rs"),
+        ),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };
