@@ -161,6 +161,20 @@ impl DevLoop {
                         self.hub.runtime_config().set(&new.runtime_config);
                         self.ui.status("  `[runtime_config]` applied");
                     }
+                    if new.storage != self.config.storage {
+                        // Mounts that did not change keep their data.
+                        let mounts = crate::project::config_storage::placed(
+                            &new.storage,
+                            &new.project_dir,
+                            &|name| std::env::var(name).ok(),
+                        );
+                        match self.hub.storage().configure(&mounts) {
+                            Ok(()) => self.ui.status("  `[storage]` applied"),
+                            Err(error) => self.ui.warn(&format!(
+                                "`[storage]` not applied: {error}; restart `nitro dev`"
+                            )),
+                        }
+                    }
                     rebuild_all = changes.rebuild_all;
                     rescan |= changes.rescan || changes.rebuild_all;
                     self.config = new;
