@@ -94,7 +94,7 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             &config.storage,
             &config.project_dir,
             &|name| std::env::var(name).ok(),
-        ))
+        )?)
         .with_context(|| {
             format!(
                 "the storage mounts of `{}`",

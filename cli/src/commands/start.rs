@@ -288,7 +288,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             &mounts,
             &cwd,
             &|name| std::env::var(name).ok(),
-        ))
+        )?)
         .with_context(|| format!("the storage mounts of `{}`", dir.join(MANIFEST).display()))?;
     let routes = load_routes(&output, &dir, &hub)?;
     let config = ServerConfig {

@@ -163,12 +163,19 @@ impl DevLoop {
                     }
                     if new.storage != self.config.storage {
                         // Mounts that did not change keep their data.
-                        let mounts = crate::project::config_storage::placed(
+                        let configured = crate::project::config_storage::placed(
                             &new.storage,
                             &new.project_dir,
                             &|name| std::env::var(name).ok(),
-                        );
-                        match self.hub.storage().configure(&mounts) {
+                        )
+                        .map_err(|e| e.to_string())
+                        .and_then(|mounts| {
+                            self.hub
+                                .storage()
+                                .configure(&mounts)
+                                .map_err(|e| e.to_string())
+                        });
+                        match configured {
                             Ok(()) => self.ui.status("  `[storage]` applied"),
                             Err(error) => self.ui.warn(&format!(
                                 "`[storage]` not applied: {error}; restart `nitro dev`"

@@ -72,14 +72,8 @@ pub enum StorageConfigError {
         key: &'static str,
         expected: &'static str,
     },
-    #[error(
-        "`[storage.{name}]` of `{location}` is a redis mount without a `url`, and `{variable}` is not set"
-    )]
-    NoUrl {
-        name: String,
-        location: String,
-        variable: String,
-    },
+    #[error("storage mount `{name}` uses redis but has no `url`, and `{variable}` is not set")]
+    NoUrl { name: String, variable: String },
     #[error("{source_name} is `{value}`, which is not a Redis URL: {reason}")]
     Url {
         source_name: String,
@@ -229,13 +223,8 @@ fn resolve_one(
             if let Some(url) = &from_env {
                 check_url(url, || format!("environment variable `{variable}`"))?;
             }
-            let Some(url) = section.url.or(from_env) else {
-                return Err(StorageConfigError::NoUrl {
-                    name: name.to_owned(),
-                    location: location.to_owned(),
-                    variable,
-                });
-            };
+            // No URL yet is fine for `nitro build`: the run's `placed` needs one.
+            let url = section.url.or(from_env).unwrap_or_default();
             let base = section.base.unwrap_or_else(|| name.to_owned());
             if base.is_empty() {
                 return Err(value_error("base", "a key prefix, such as `\"my-app\"`"));
@@ -266,11 +255,12 @@ fn check_url(url: &str, source_name: impl FnOnce() -> String) -> Result<(), Stor
 /// The mounts of a run: each relative `fs` folder under `dir` (the project in `nitro dev`,
 /// the working directory in `nitro start`), and each redis URL from its
 /// `NITRO_STORAGE_<NAME>_URL` when that is set.
+/// A redis mount with no URL in the file nor in its variable is an error here.
 pub fn placed(
     mounts: &BTreeMap<String, MountSpec>,
     dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> BTreeMap<String, MountSpec> {
+) -> Result<BTreeMap<String, MountSpec>, StorageConfigError> {
     mounts
         .iter()
         .map(|(name, spec)| {
@@ -278,13 +268,21 @@ pub fn placed(
             match &mut spec.driver {
                 DriverSpec::Fs { base } if base.is_relative() => *base = dir.join(&*base),
                 DriverSpec::Redis { url, .. } => {
-                    if let Some(from_env) = env(&url_variable(name)) {
+                    let variable = url_variable(name);
+                    if let Some(from_env) = env(&variable) {
+                        check_url(&from_env, || format!("environment variable `{variable}`"))?;
                         *url = from_env;
+                    }
+                    if url.is_empty() {
+                        return Err(StorageConfigError::NoUrl {
+                            name: name.clone(),
+                            variable,
+                        });
                     }
                 }
                 _ => {}
             }
-            (name.clone(), spec)
+            Ok((name.clone(), spec))
         })
         .collect()
 }
@@ -357,10 +355,6 @@ mod tests {
             "`base` in `[storage.cache]` of `nitro.toml:3` is not an option of the `memory` driver"
         );
         assert!(error("driver = \"fs\"\nmax_value = 0").contains("`max_value`"));
-        assert_eq!(
-            error("driver = \"redis\""),
-            "`[storage.cache]` of `nitro.toml:3` is a redis mount without a `url`, and `NITRO_STORAGE_CACHE_URL` is not set"
-        );
         assert!(error("driver = \"redis\"\nurl = \"http://x\"").starts_with(
             "`url` in `[storage.cache]` of `nitro.toml:3` is `http://x`, which is not a Redis URL"
         ));
@@ -390,7 +384,12 @@ mod tests {
             &env,
         )
         .unwrap();
-        let placed = placed(&mounts, Path::new("/srv/app"), &env);
+        let placed = placed(&mounts, Path::new("/srv/app"), &env).unwrap();
+        let no_url = super::placed(&mounts, Path::new("/srv/app"), &|_| None).unwrap_err();
+        assert_eq!(
+            no_url.to_string(),
+            "storage mount `cache` uses redis but has no `url`, and `NITRO_STORAGE_CACHE_URL` is not set"
+        );
         assert_eq!(
             placed["data"].driver,
             DriverSpec::Fs {

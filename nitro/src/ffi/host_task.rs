@@ -14,7 +14,8 @@ use super::host::{host, with_sink};
 /// A storage operation running in the host; its results arrive in `items`.
 pub(crate) struct HostCall {
     task: Option<abi::Task>,
-    /// The sink's `ctx`: boxed, so it stays where it is while the call moves.
+    /// The sink's `ctx`: boxed, so the `Vec` itself stays where it is while the call moves.
+    #[allow(clippy::box_collection)]
     items: Box<Vec<Vec<u8>>>,
 }
 
@@ -31,7 +32,7 @@ impl HostCall {
             return None;
         }
         let mut items: Box<Vec<Vec<u8>>> = Box::default();
-        let sink = with_sink(&mut *items);
+        let sink = with_sink(&mut items);
         let mut task = std::mem::MaybeUninit::<abi::Task>::uninit();
         // SAFETY: the host's table covers `storage` (checked above). `call` is borrowed for the
         // call; the sink's `ctx` is the boxed `items`, which lives until this `HostCall` drops

@@ -130,7 +130,7 @@ pub enum Driver {
     Memory(MemoryDriver),
     Fs(FsDriver),
     #[cfg(feature = "redis")]
-    Redis(RedisDriver),
+    Redis(Box<RedisDriver>),
 }
 
 /// One named store: a driver and a size limit.

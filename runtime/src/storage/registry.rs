@@ -50,7 +50,9 @@ impl MountSpec {
             DriverSpec::Memory => Driver::Memory(MemoryDriver::default()),
             DriverSpec::Fs { base } => Driver::Fs(FsDriver::new(base.clone())),
             #[cfg(feature = "redis")]
-            DriverSpec::Redis { url, base } => Driver::Redis(super::RedisDriver::lazy(url, base)?),
+            DriverSpec::Redis { url, base } => {
+                Driver::Redis(Box::new(super::RedisDriver::lazy(url, base)?))
+            }
             #[cfg(not(feature = "redis"))]
             DriverSpec::Redis { .. } => {
                 return Err(StorageError::NoRedis {
