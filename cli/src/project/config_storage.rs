@@ -27,7 +27,7 @@ use nitro_runtime::storage::{DEFAULT_MAX_VALUE, DriverSpec, MountSpec};
 use serde::Deserialize;
 
 /// The largest `max_value`: 512 MiB.
-const MAX_MAX_VALUE: i64 = 512 * 1024 * 1024;
+const MAX_MAX_VALUE: usize = 512 * 1024 * 1024;
 
 /// `[storage.NAME]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -36,7 +36,15 @@ pub(crate) struct StorageSection {
     driver: Option<String>,
     base: Option<String>,
     url: Option<String>,
-    max_value: Option<i64>,
+    max_value: Option<Size>,
+}
+
+/// A size as written: bytes, or a string with a unit (`"64 KiB"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(i64),
+    Text(String),
 }
 
 /// A mistake in a `[storage.NAME]` table; `location` is `nitro.toml:3`.
@@ -174,12 +182,20 @@ fn resolve_one(
     };
     let max_value = match section.max_value {
         None => DEFAULT_MAX_VALUE,
-        Some(n) if (1..=MAX_MAX_VALUE).contains(&n) => n as usize,
-        Some(_) => {
-            return Err(value_error(
-                "max_value",
-                "a number of bytes from 1 to 536870912 (512 MiB)",
-            ));
+        Some(size) => {
+            let bytes = match size {
+                Size::Bytes(n) => usize::try_from(n).ok(),
+                Size::Text(text) => crate::project::config_limits::parse_size(&text),
+            };
+            match bytes {
+                Some(n) if (1..=MAX_MAX_VALUE).contains(&n) => n,
+                _ => {
+                    return Err(value_error(
+                        "max_value",
+                        "a size from 1 byte to 512 MiB, such as `65536` or `\"64 KiB\"`",
+                    ));
+                }
+            }
         }
     };
     let driver = match section.driver.as_deref() {
@@ -223,8 +239,9 @@ fn resolve_one(
             if let Some(url) = &from_env {
                 check_url(url, || format!("environment variable `{variable}`"))?;
             }
-            // No URL yet is fine for `nitro build`: the run's `placed` needs one.
-            let url = section.url.or(from_env).unwrap_or_default();
+            // The variable is applied by `placed`, for the run (never baked into a build);
+            // no URL at all is an error there.
+            let url = section.url.unwrap_or_default();
             let base = section.base.unwrap_or_else(|| name.to_owned());
             if base.is_empty() {
                 return Err(value_error("base", "a key prefix, such as `\"my-app\"`"));
@@ -319,12 +336,12 @@ mod tests {
     fn each_driver_and_its_options() {
         assert_eq!(one("driver = \"memory\"").unwrap(), MountSpec::memory());
         assert_eq!(
-            one("driver = \"fs\"\nmax_value = 10").unwrap(),
+            one("driver = \"fs\"\nmax_value = \"10 KiB\"").unwrap(),
             MountSpec {
                 driver: DriverSpec::Fs {
                     base: ".data/cache".into()
                 },
-                max_value: 10
+                max_value: 10 << 10
             }
         );
         assert_eq!(

@@ -89,11 +89,35 @@ async fn routes_share_storage_across_files_sockets_and_a_hot_reload() {
     assert_eq!(get(port, "/raw/k?mount=cache", &[]).text(), "v");
 }
 
+/// The sample of docs/routes.md's "Shared data" section, as written there.
+fn docs_sample() -> String {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
+    let section = &doc[doc.find("### Shared data: `nitro::storage`").unwrap()..];
+    let start = section.find("```rust\n").unwrap() + "```rust\n".len();
+    section[start..start + section[start..].find("```").unwrap()].to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_expiry_refused_keys_the_size_limit_and_unknown_mounts() {
     let project = Project::fixture("todos");
+    project.write("routes/visits.rs", &docs_sample());
     let dev = NitroDev::start_async(project.path()).await;
     let port = dev.port;
+
+    // The docs' sample counts in the `data` mount.
+    assert_eq!(
+        post(port, "/visits", "").json(),
+        serde_json::json!({ "count": 1 })
+    );
+    assert_eq!(
+        post(port, "/visits", "").json(),
+        serde_json::json!({ "count": 2 })
+    );
+    assert_eq!(
+        get(port, "/visits", &[]).json(),
+        serde_json::json!({ "count": 2 })
+    );
+    std::fs::remove_dir_all(project.path().join(".data")).unwrap();
 
     // A todo with a time to live reads until it expires, then is gone.
     assert_eq!(post(port, "/todos?ttl_ms=400", "soon gone").status, 200);
