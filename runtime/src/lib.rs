@@ -97,6 +97,7 @@ pub mod module;
 mod request_info;
 mod request_log;
 mod route_pool;
+pub mod route_rules;
 pub mod runtime_config;
 mod server;
 mod shared;

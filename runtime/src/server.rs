@@ -24,7 +24,7 @@ use crate::route_pool::panic_message;
 use crate::shared::Shared;
 use crate::static_files::StaticFiles;
 use crate::ws::Hub;
-use crate::{App, dispatch, request_log};
+use crate::{App, request_log};
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -220,7 +220,7 @@ async fn handle_guarded(
         );
     }
     let method = req.method().clone();
-    match AssertUnwindSafe(dispatch::handle(shared, remote, req))
+    match AssertUnwindSafe(crate::route_rules::handle(shared, remote, req))
         .catch_unwind()
         .await
     {

@@ -88,6 +88,7 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let hub = Hub::new();
     // Routes read `[runtime_config]` from their first load on.
     hub.runtime_config().set(&config.runtime_config);
+    hub.route_rules().set(config.route_rules.clone());
     // The storage mounts, `fs` folders under the project, shared by every route and reload.
     hub.storage()
         .configure(&crate::project::config_storage::placed(

@@ -290,6 +290,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             &|name| std::env::var(name).ok(),
         )?)
         .with_context(|| format!("the storage mounts of `{}`", dir.join(MANIFEST).display()))?;
+    hub.route_rules().set(manifest.config.route_rules.clone());
     let routes = load_routes(&output, &dir, &hub)?;
     let config = ServerConfig {
         public_dir: manifest.public_dir.as_deref().map(|p| output.path(p)),

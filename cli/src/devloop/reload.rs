@@ -161,6 +161,10 @@ impl DevLoop {
                         self.hub.runtime_config().set(&new.runtime_config);
                         self.ui.status("  `[runtime_config]` applied");
                     }
+                    if new.route_rules != self.config.route_rules {
+                        self.hub.route_rules().set(new.route_rules.clone());
+                        self.ui.status("  `[route_rules]` applied");
+                    }
                     if new.storage != self.config.storage {
                         // Mounts that did not change keep their data.
                         let configured = crate::project::config_storage::placed(

@@ -104,6 +104,12 @@ pub struct BuiltConfig {
     /// default mounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<std::collections::BTreeMap<String, nitro_runtime::storage::MountSpec>>,
+    /// `[route_rules]` (absent: none).
+    #[serde(
+        default,
+        skip_serializing_if = "nitro_runtime::route_rules::RouteRules::is_empty"
+    )]
+    pub route_rules: nitro_runtime::route_rules::RouteRules,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -452,6 +458,7 @@ mod tests {
                 pubsub: None,
                 runtime_config: serde_json::json!({}),
                 storage: Some(crate::project::config_storage::defaults()),
+                route_rules: Default::default(),
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

@@ -72,6 +72,8 @@ pub struct ResolvedConfig {
     /// `[storage.NAME]` over the default mounts, `fs` folders as written (see
     /// [`crate::project::config_storage::placed`]).
     pub storage: std::collections::BTreeMap<String, nitro_runtime::storage::MountSpec>,
+    /// `[route_rules."/pattern"]`: headers, redirects, CORS and caching by path pattern.
+    pub route_rules: nitro_runtime::route_rules::RouteRules,
 }
 
 impl ResolvedConfig {
@@ -239,6 +241,10 @@ pub enum ConfigError {
     /// A `[storage.NAME]` table, or its `NITRO_STORAGE_<NAME>_URL`, is wrong.
     #[error(transparent)]
     Storage(#[from] crate::project::config_storage::StorageConfigError),
+
+    /// A `[route_rules."/pattern"]` table is wrong.
+    #[error(transparent)]
+    RouteRules(#[from] crate::project::config_rules::RuleConfigError),
 }
 
 impl ConfigError {
@@ -271,6 +277,7 @@ impl ConfigError {
             ConfigError::PubSub(error) => error.hint(),
             ConfigError::RuntimeConfig(error) => error.hint(),
             ConfigError::Storage(error) => error.hint(),
+            ConfigError::RouteRules(error) => error.hint(),
         }
     }
 }
@@ -329,6 +336,8 @@ struct FileConfig {
         String,
         toml::Spanned<crate::project::config_storage::StorageSection>,
     >,
+    #[serde(default)]
+    route_rules: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -506,6 +515,18 @@ pub fn resolve(
         &|name| env.vars.get(name).cloned(),
     )?;
 
+    let route_rules = crate::project::config_rules::resolve(
+        parsed
+            .route_rules
+            .into_iter()
+            .map(|(pattern, table)| {
+                let line = line_of(file.unwrap_or(""), table.span().start);
+                let location = format!("{}:{line}", display_file.display());
+                (pattern, table.into_inner(), location)
+            })
+            .collect(),
+    )?;
+
     let target_dir = match &env.target_dir {
         Some(dir) if dir.is_absolute() => dir.clone(),
         // Relative to where nitro was started, as cargo treats CARGO_TARGET_DIR.
@@ -539,6 +560,7 @@ pub fn resolve(
         pubsub,
         runtime_config,
         storage,
+        route_rules,
     })
 }
 
@@ -892,11 +914,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`"
         );
     }
 
