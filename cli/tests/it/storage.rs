@@ -89,6 +89,23 @@ async fn routes_share_storage_across_files_sockets_and_a_hot_reload() {
     assert_eq!(get(port, "/raw/k?mount=cache", &[]).text(), "v");
 }
 
+/// `[route_rules]` of the fixture: headers by pattern (the narrower wins), a redirect, and
+/// `/counter` cached for a second (its count in storage proves it ran once).
+async fn check_route_rules(port: u16) {
+    assert_eq!(get(port, "/todos", &[]).header("x-app"), Some("todos"));
+    let first = get(port, "/counter", &[]);
+    assert_eq!(first.text(), "calls: 1");
+    assert_eq!(first.header("x-app"), Some("counter"));
+    let second = get(port, "/counter", &[]);
+    assert_eq!(second.text(), "calls: 1");
+    assert_eq!(second.header("x-nitro-cache"), Some("HIT"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(port, "/counter", &[]).text(), "calls: 2");
+    let moved = get(port, "/old/x", &[]);
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("/todos/x"));
+}
+
 /// The sample of docs/routes.md's "Shared data" section, as written there.
 fn docs_sample() -> String {
     let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
@@ -118,6 +135,19 @@ async fn ttl_expiry_refused_keys_the_size_limit_and_unknown_mounts() {
         serde_json::json!({ "count": 2 })
     );
     std::fs::remove_dir_all(project.path().join(".data")).unwrap();
+
+    // The fixture's route rules, applied by `nitro dev`.
+    check_route_rules(port).await;
+    let toml = std::fs::read_to_string(project.path().join("nitro.toml")).unwrap();
+    project.write(
+        "nitro.toml",
+        &toml.replace("\"x-app\" = \"todos\"", "\"x-app\" = \"edited\""),
+    );
+    wait_stderr(&dev, "`[route_rules]` applied", |s| {
+        s.contains("`[route_rules]` applied")
+    })
+    .await;
+    assert_eq!(get(port, "/todos", &[]).header("x-app"), Some("edited"));
 
     // A todo with a time to live reads until it expires, then is gone.
     assert_eq!(post(port, "/todos?ttl_ms=400", "soon gone").status, 200);
@@ -232,6 +262,10 @@ fn a_built_output_keeps_todos_in_files_under_its_working_directory() {
     let server = start_in(&deployed, work.path(), &[]);
     assert_eq!(titles(server.port), serde_json::json!(["milk", "bread"]));
     assert_eq!(post(server.port, "/todos", "eggs").text(), "3 todos");
+    // `nitro start` applies the route rules recorded in `nitro.json`.
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(check_route_rules(server.port));
 }
 
 #[test]
