@@ -1,7 +1,8 @@
 //! Route rules around the dispatch of one request (the server calls [`handle`] instead of
 //! `dispatch::handle`): in order,
 //!
-//! 1. WebSocket upgrades pass untouched (rules are for HTTP answers);
+//! 1. WebSocket upgrades, and requests `dispatch` refuses before anything else (a target that
+//!    is not a path, a `Host` that is not allowed), pass untouched;
 //! 2. `redirect`: answered here, the route is not called;
 //! 3. `cors`: a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is
 //!    answered here, `204`;
@@ -35,7 +36,11 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let rules = shared.hub.route_rules().get();
-    if rules.is_empty() || crate::ws::handshake::wants_websocket(req.headers()) {
+    if rules.is_empty()
+        || crate::ws::handshake::wants_websocket(req.headers())
+        || !req.uri().path().starts_with('/')
+        || crate::guard::check_host(&shared.config, &req).is_err()
+    {
         return crate::dispatch::handle(shared, remote, req).await;
     }
     let resolved = rules.resolve(req.uri().path());
