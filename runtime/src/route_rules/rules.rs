@@ -1,5 +1,6 @@
-//! Route rules as data: what `[route_rules."/pattern"]` in `nitro.toml` resolves to, and what
-//! `nitro.json` records. Pure: matching and merging are in `matching.rs`.
+//! A route rule as data: what one `[route_rules."/pattern"]` of `nitro.toml` resolves to, and
+//! what `nitro.json` records. Patterns are in `pattern.rs`, matching and merging in
+//! `matching.rs`.
 
 use std::collections::BTreeMap;
 
@@ -99,29 +100,4 @@ pub struct CacheRule {
     /// Request headers (lower case) whose values are part of the key.
     #[serde(default)]
     pub vary: Vec<String>,
-}
-
-/// Every rule of an app, by pattern (see `docs/config.md`), patterns checked and parsed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Vec<(String, Rule)>", into = "Vec<(String, Rule)>")]
-pub struct RouteRules {
-    pub(crate) rules: Vec<(super::matching::Pattern, Rule)>,
-}
-
-impl TryFrom<Vec<(String, Rule)>> for RouteRules {
-    type Error = super::matching::PatternError;
-
-    fn try_from(rules: Vec<(String, Rule)>) -> Result<RouteRules, Self::Error> {
-        RouteRules::new(rules)
-    }
-}
-
-impl From<RouteRules> for Vec<(String, Rule)> {
-    fn from(rules: RouteRules) -> Vec<(String, Rule)> {
-        rules
-            .rules
-            .into_iter()
-            .map(|(pattern, rule)| (pattern.text().to_owned(), rule))
-            .collect()
-    }
 }

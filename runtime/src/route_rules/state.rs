@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use super::rules::RouteRules;
+use super::matching::RouteRules;
 
 #[derive(Debug, Default)]
 pub struct RouteRulesState {
