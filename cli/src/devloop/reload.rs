@@ -326,6 +326,8 @@ impl DevLoop {
         let stale = stale_routes(&merged.entries, &merged.failing);
         self.handle
             .set_app(App::new(table.clone(), merged.entries.clone()).with_stale(stale));
+        // Answers the old code cached are not served for the new code.
+        self.hub.route_rules().new_epoch();
         let elapsed = started.elapsed();
         let closed =
             if self.config.websocket_reload == WebSocketReload::Restart && !restart.is_empty() {

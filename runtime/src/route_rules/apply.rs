@@ -200,9 +200,12 @@ async fn cached(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let identity = cache::identity(&path_and_query, rule, |name| {
-        req.headers().get(name).and_then(|v| v.to_str().ok())
-    });
+    let identity = cache::identity(
+        &path_and_query,
+        shared.hub.route_rules().epoch(),
+        rule,
+        |name| req.headers().get(name).and_then(|v| v.to_str().ok()),
+    );
     let key = cache::key(&identity);
     let mount = match shared.hub.storage().mount(&rule.storage) {
         Ok(mount) => mount,

@@ -22,13 +22,15 @@ pub(crate) fn key(identity: &str) -> String {
     format!("route-cache:{:016x}{:016x}", hash(1), hash(2))
 }
 
-/// What a request is cached by: `path?query`, then `name: value` of each `vary` header.
+/// What a request is cached by: the epoch, `path?query`, then `name: value` of each `vary`
+/// header.
 pub(crate) fn identity<'a>(
     path_and_query: &str,
+    epoch: u64,
     rule: &CacheRule,
     header: impl Fn(&str) -> Option<&'a str>,
 ) -> String {
-    let mut out = path_and_query.to_owned();
+    let mut out = format!("{epoch} {path_and_query}");
     for name in &rule.vary {
         out.push('\n');
         out.push_str(name);
@@ -146,12 +148,13 @@ mod tests {
         let r = rule();
         let fr = |_: &str| Some("fr");
         let en = |_: &str| Some("en");
-        let a = identity("/a?x=1", &r, fr);
-        assert_eq!(a, "/a?x=1\naccept-language: fr");
-        assert_eq!(key(&a), key(&identity("/a?x=1", &r, fr)));
-        assert_ne!(key(&a), key(&identity("/a?x=2", &r, fr)));
-        assert_ne!(key(&a), key(&identity("/a?x=1", &r, en)));
-        assert_ne!(key(&a), key(&identity("/b?x=1", &r, fr)));
+        let a = identity("/a?x=1", 0, &r, fr);
+        assert_eq!(a, "0 /a?x=1\naccept-language: fr");
+        assert_eq!(key(&a), key(&identity("/a?x=1", 0, &r, fr)));
+        assert_ne!(key(&a), key(&identity("/a?x=2", 0, &r, fr)));
+        assert_ne!(key(&a), key(&identity("/a?x=1", 0, &r, en)));
+        assert_ne!(key(&a), key(&identity("/b?x=1", 0, &r, fr)));
+        assert_ne!(key(&a), key(&identity("/a?x=1", 1, &r, fr)));
         assert!(crate::storage::normalize_key(&key(&a)).is_ok());
     }
 

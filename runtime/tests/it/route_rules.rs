@@ -285,6 +285,10 @@ async fn a_cached_route_runs_once_until_its_entry_expires() {
     assert_eq!(items(EN).await.text(), "routes/api/items.rs call 2");
     assert_eq!(items(FR).await.text(), "routes/api/items.rs call 1");
     assert_eq!(items(EN).await.text(), "routes/api/items.rs call 2");
+    // A new epoch (`nitro dev` swapped in rebuilt routes): nothing cached before is served.
+    hub.route_rules().new_epoch();
+    assert_eq!(items(FR).await.text(), "routes/api/items.rs call 3");
+    assert_eq!(items(FR).await.text(), "routes/api/items.rs call 3");
     // A narrower rule switched the cache off.
     assert_eq!(
         get(addr, "/api/users/1").await.text(),
