@@ -407,6 +407,57 @@ pub struct HostApi {
     /// [`HostApi::struct_size`] before calling.
     pub runtime_config:
         unsafe extern "C" fn(ctx: *const c_void, known: u64, sink: *const BytesSink) -> u64,
+    /// Starts an operation on a storage mount (see [`storage`]) and writes a [`Task`] to `task`
+    /// (always: an immediate error is a task that is ready with it). The route polls the task
+    /// with a waker of its own and drops it once; the final status is one of [`storage`]'s
+    /// codes, and the results go to `result` during that final poll (`OK`: the value of `GET`,
+    /// `b"1"` for a present `HAS`, one item per key of `KEYS`; an error: one item, its message).
+    /// `call` is borrowed for the start only; `result` is copied at the start, and its `ctx`
+    /// must stay valid until the task is dropped. Appended after `runtime_config`: check
+    /// [`HostApi::struct_size`] before calling.
+    pub storage: unsafe extern "C" fn(
+        ctx: *const c_void,
+        call: *const StorageCall,
+        result: *const BytesSink,
+        task: *mut Task,
+    ),
+}
+
+/// One storage operation, borrowed for [`HostApi::storage`]'s start call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct StorageCall {
+    /// One of [`storage`]'s `GET` … `CLEAR`.
+    pub op: u32,
+    /// The mount's name (`[storage.NAME]` in `nitro.toml`).
+    pub mount: Bytes,
+    /// The key (`GET`, `SET`, `HAS`, `REMOVE`) or the prefix (`KEYS`, `CLEAR`).
+    pub key: Bytes,
+    /// The value of a `SET` (empty otherwise).
+    pub value: Bytes,
+    /// The time to live of a `SET` in milliseconds; 0: none.
+    pub ttl_ms: u64,
+}
+
+/// Storage operations and the final statuses of their tasks (see [`HostApi::storage`]).
+pub mod storage {
+    pub const GET: u32 = 1;
+    pub const SET: u32 = 2;
+    pub const HAS: u32 = 3;
+    pub const REMOVE: u32 = 4;
+    pub const KEYS: u32 = 5;
+    pub const CLEAR: u32 = 6;
+
+    /// Done; the results went to the sink.
+    pub const OK: i32 = 0;
+    /// The driver failed (I/O, Redis, the server shutting down); the message went to the sink.
+    pub const FAILED: i32 = 1;
+    /// No mount has that name.
+    pub const NO_MOUNT: i32 = 2;
+    /// The key or prefix is refused (empty, traversal, too long, …).
+    pub const INVALID_KEY: i32 = 3;
+    /// The value is over the mount's size limit.
+    pub const TOO_LARGE: i32 = 4;
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

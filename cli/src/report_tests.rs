@@ -186,6 +186,39 @@ fn samples(tmp: &Path) -> Vec<Sample> {
         crate::project::config_runtime::RuntimeConfigError::hint,
     ));
 
+    // `[storage.NAME]`: a driver nitro does not have.
+    let dir = project(&[
+        ("routes/index.rs", "pub fn handler() {}"),
+        ("nitro.toml", "[storage.cache]\ndriver = \"s3\"\n"),
+    ]);
+    let ConfigError::Storage(e) = config::load(dir.path(), &Overrides::default()).unwrap_err()
+    else {
+        panic!("not a storage error");
+    };
+    out.push(sample(
+        "storage_driver",
+        e,
+        crate::project::config_storage::StorageConfigError::hint,
+    ));
+
+    // `[route_rules]`: a cache that would never expire.
+    let dir = project(&[
+        ("routes/index.rs", "pub fn handler() {}"),
+        (
+            "nitro.toml",
+            "[route_rules.\"/api/**\"]\ncache = { swr = 60 }\n",
+        ),
+    ]);
+    let ConfigError::RouteRules(e) = config::load(dir.path(), &Overrides::default()).unwrap_err()
+    else {
+        panic!("not a route rules error");
+    };
+    out.push(sample(
+        "route_rules_cache",
+        e,
+        crate::project::config_rules::RuleConfigError::hint,
+    ));
+
     // `nitro init` into a folder that has files.
     let full = project(&[("notes.txt", "")]);
     let e = crate::commands::init::init(full.path(), Template::Websocket, false).unwrap_err();

@@ -93,9 +93,10 @@
 //! A route file with an `async fn` gets its own small tokio runtime (feature `tokio`, turned on
 //! by `nitro dev` for such files); build clients and pools once per route with `nitro::state`
 //! (`nitro::state(|| async { … }).await`). State kept in `static`s (and in `nitro::state`) restarts
-//! when `nitro dev` reloads the route; state that must outlive a reload belongs in the peer's
-//! context or outside the process. A panic in a handler, before or after an `.await`, answers
-//! `500` and is logged with the route file; the server carries on.
+//! when `nitro dev` reloads the route; data that must outlive a reload, or that several route
+//! files share, belongs in [`storage`](mod@storage) (owned by the server) or the peer's
+//! context. A panic in a handler, before or after an `.await`, answers `500` and is logged with
+//! the route file; the server carries on.
 
 pub mod assets;
 mod config;
@@ -106,6 +107,7 @@ mod ffi;
 mod http;
 pub mod middleware;
 mod rt;
+pub mod storage;
 pub mod ws;
 
 pub use config::{config, config_value};
@@ -119,6 +121,7 @@ pub use rt::state;
 pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.
 pub use serde_json::json;
+pub use storage::storage;
 pub use ws::HookOutput;
 
 /// Logs on the server's terminal, attributed to this route.

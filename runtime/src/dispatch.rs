@@ -79,14 +79,47 @@ pub(crate) async fn handle(
         return error.render(req.headers(), dev);
     }
     let wants_websocket = handshake::wants_websocket(req.headers());
-    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
 
     // Middleware run before everything below, upgrades included.
-    let (context, req) = match run_middleware(&shared, &app, remote, req).await {
+    let (context, mut req) = match run_middleware(&shared, &app, remote, req).await {
         Ok(done) => done,
         Err(response) => return response,
     };
 
+    // A `cache` route rule answers after the middleware (an auth middleware guards cached
+    // answers too) and before the route, which runs only on a miss.
+    if let Some(step) = req
+        .extensions_mut()
+        .remove::<crate::route_rules::CacheStep>()
+    {
+        let next_shared = shared.clone();
+        let next = move |req: Request<Incoming>| -> crate::route_rules::Next {
+            Box::pin(serve(
+                next_shared,
+                app,
+                remote,
+                req,
+                context,
+                wants_websocket,
+            ))
+        };
+        return crate::route_rules::cached(shared, &step, remote, req, next).await;
+    }
+    serve(shared, app, remote, req, context, wants_websocket).await
+}
+
+/// What follows the middleware: `public/` files, the route, the page, the errors.
+async fn serve(
+    shared: Arc<Shared>,
+    app: Arc<App>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+    context: Vec<(String, String)>,
+    wants_websocket: bool,
+) -> Response<Body> {
+    let dev = shared.config.dev;
+    let path = req.uri().path().to_owned();
+    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
     if get_or_head
         && !wants_websocket
         && let Some(response) = shared

@@ -221,6 +221,7 @@ impl LoadedRoute {
             peers: host_peers,
             assets_dir: abi::Bytes::new(host_ctx.assets_dir.as_bytes()),
             runtime_config: host_runtime_config,
+            storage: host_storage,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -431,6 +432,21 @@ unsafe extern "C" fn host_runtime_config(
         }
         version
     })
+}
+
+unsafe extern "C" fn host_storage(
+    ctx: *const c_void,
+    call: *const abi::StorageCall,
+    result: *const abi::BytesSink,
+    task: *mut abi::Task,
+) {
+    // SAFETY: `ctx` is the leaked `HostCtx` of this generation; the route keeps `call`, `result`
+    // and `task` valid as `HostApi::storage` requires, which is what `start` asks. `start`
+    // catches panics itself and always writes the task.
+    unsafe {
+        let ctx = &*(ctx as *const HostCtx);
+        crate::storage::task::start(ctx.hub.storage(), call, result, task)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ use crate::route_pool::panic_message;
 use crate::shared::Shared;
 use crate::static_files::StaticFiles;
 use crate::ws::Hub;
-use crate::{App, dispatch, request_log};
+use crate::{App, request_log};
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -62,6 +62,9 @@ impl Server {
         config.limits = config.limits.sanitized();
         crate::loader::report_exit_from_routes();
         hub.set_max_topics(config.limits.ws_max_topics);
+        // Storage operations that wait (fs, Redis) run on the server's runtime.
+        hub.storage()
+            .attach_runtime(tokio::runtime::Handle::current());
         let addr = config.addr;
         let listener = listen(addr, config.limits.listen_backlog).map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
@@ -222,7 +225,7 @@ async fn handle_guarded(
         );
     }
     let method = req.method().clone();
-    match AssertUnwindSafe(dispatch::handle(shared, remote, req))
+    match AssertUnwindSafe(crate::route_rules::handle(shared, remote, req))
         .catch_unwind()
         .await
     {

@@ -204,6 +204,8 @@ pub(crate) fn write_output(
                 .as_ref()
                 .map(crate::project::config_pubsub::BuiltPubSub::from),
             runtime_config: config.runtime_config.clone(),
+            storage: Some(config.storage.clone()),
+            route_rules: config.route_rules.clone(),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

@@ -69,6 +69,11 @@ pub struct ResolvedConfig {
     pub pubsub: Option<crate::project::config_pubsub::PubSubSettings>,
     /// `[runtime_config]` as JSON, with the `NITRO_*` overrides of [`Env::vars`] applied.
     pub runtime_config: serde_json::Value,
+    /// `[storage.NAME]` over the default mounts, `fs` folders as written (see
+    /// [`crate::project::config_storage::placed`]).
+    pub storage: std::collections::BTreeMap<String, nitro_runtime::storage::MountSpec>,
+    /// `[route_rules."/pattern"]`: headers, redirects, CORS and caching by path pattern.
+    pub route_rules: nitro_runtime::route_rules::RouteRules,
 }
 
 impl ResolvedConfig {
@@ -232,6 +237,14 @@ pub enum ConfigError {
     /// A `NITRO_*` override of `[runtime_config]` that does not parse as its default's type.
     #[error(transparent)]
     RuntimeConfig(#[from] crate::project::config_runtime::RuntimeConfigError),
+
+    /// A `[storage.NAME]` table, or its `NITRO_STORAGE_<NAME>_URL`, is wrong.
+    #[error(transparent)]
+    Storage(#[from] crate::project::config_storage::StorageConfigError),
+
+    /// A `[route_rules."/pattern"]` table is wrong.
+    #[error(transparent)]
+    RouteRules(#[from] crate::project::config_rules::RuleConfigError),
 }
 
 impl ConfigError {
@@ -263,6 +276,8 @@ impl ConfigError {
             ),
             ConfigError::PubSub(error) => error.hint(),
             ConfigError::RuntimeConfig(error) => error.hint(),
+            ConfigError::Storage(error) => error.hint(),
+            ConfigError::RouteRules(error) => error.hint(),
         }
     }
 }
@@ -316,6 +331,13 @@ struct FileConfig {
     websocket: WebSocketSection,
     #[serde(default)]
     runtime_config: toml::Table,
+    #[serde(default)]
+    storage: std::collections::BTreeMap<
+        String,
+        toml::Spanned<crate::project::config_storage::StorageSection>,
+    >,
+    #[serde(default)]
+    route_rules: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -480,6 +502,31 @@ pub fn resolve(
         &|name| env.vars.get(name).cloned(),
     )?;
 
+    let storage = crate::project::config_storage::resolve(
+        parsed
+            .storage
+            .into_iter()
+            .map(|(name, table)| {
+                let line = line_of(file.unwrap_or(""), table.span().start);
+                let location = format!("{}:{line}", display_file.display());
+                (name, table.into_inner(), location)
+            })
+            .collect(),
+        &|name| env.vars.get(name).cloned(),
+    )?;
+
+    let route_rules = crate::project::config_rules::resolve(
+        parsed
+            .route_rules
+            .into_iter()
+            .map(|(pattern, table)| {
+                let line = line_of(file.unwrap_or(""), table.span().start);
+                let location = format!("{}:{line}", display_file.display());
+                (pattern, table.into_inner(), location)
+            })
+            .collect(),
+    )?;
+
     let target_dir = match &env.target_dir {
         Some(dir) if dir.is_absolute() => dir.clone(),
         // Relative to where nitro was started, as cargo treats CARGO_TARGET_DIR.
@@ -512,6 +559,8 @@ pub fn resolve(
             .map(|origins| origins.into_iter().map(|origin| origin.0).collect()),
         pubsub,
         runtime_config,
+        storage,
+        route_rules,
     })
 }
 
@@ -865,11 +914,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`"
         );
     }
 

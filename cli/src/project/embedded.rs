@@ -70,6 +70,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
         (
+            "src/ffi/host_task.rs",
+            include_str!("../../embedded/nitro/ffi/host_task.rs"),
+        ),
+        (
             "src/ffi/middleware_export.rs",
             include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
         ),
@@ -87,6 +91,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/middleware.rs"),
         ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
+        (
+            "src/storage.rs",
+            include_str!("../../embedded/nitro/storage.rs"),
+        ),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };

@@ -5,7 +5,9 @@ pub mod codegen;
 pub mod config;
 pub mod config_limits;
 pub mod config_pubsub;
+pub mod config_rules;
 pub mod config_runtime;
+pub mod config_storage;
 #[cfg(test)]
 mod config_tests;
 pub(crate) mod embedded;

@@ -22,4 +22,5 @@ mod nitro_test;
 mod pubsub;
 mod route_api;
 mod runtime_config;
+mod storage;
 mod websocket_example;

@@ -15,7 +15,7 @@ pub(crate) fn set_host(host: *const abi::HostApi) {
     HOST.store(host as *mut abi::HostApi, Ordering::Release);
 }
 
-fn host() -> Option<&'static abi::HostApi> {
+pub(super) fn host() -> Option<&'static abi::HostApi> {
     let ptr = HOST.load(Ordering::Acquire);
     // SAFETY: `init` stores a pointer the host guarantees valid until the process exits; null
     // means not initialised (e.g. in unit tests), which maps to `None`.
@@ -135,6 +135,14 @@ unsafe extern "C" fn collect_peers(ctx: *mut c_void, peer: abi::Peer) {
         let out = &mut *(ctx as *mut Vec<RawPeer>);
         ((*peer.vt).retain)(peer.handle);
         out.push(RawPeer { peer, owned: true });
+    }
+}
+
+/// A sink that appends each item to `out` (which must outlive every use of the sink).
+pub(super) fn with_sink(out: &mut Vec<Vec<u8>>) -> abi::BytesSink {
+    abi::BytesSink {
+        ctx: out as *mut Vec<Vec<u8>> as *mut c_void,
+        item: collect_bytes,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The route side of the ABI: the calls into the host ([`host`]) and the entry points the
+//! The route side of the ABI: the calls into the host ([`host`]; [`host_task`] for the tasks
+//! the host returns, as storage does) and the entry points the
 //! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
 //! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
 //! answers written).
@@ -14,6 +15,7 @@ mod async_export;
 mod export;
 mod guard;
 mod host;
+mod host_task;
 mod middleware_export;
 mod task;
 mod waker;
@@ -22,3 +24,4 @@ pub use export::__private;
 pub(crate) use host::{
     RawPeer, host_assets_dir, host_log, host_peers, host_publish, host_runtime_config,
 };
+pub(crate) use host_task::{HostCall, HostResult};
