@@ -89,12 +89,14 @@
 //! `500` and is logged with the route file; the server carries on.
 
 pub mod assets;
+pub mod body;
 mod config;
 mod error;
 mod extract;
 mod ffi;
 mod http;
 mod rt;
+pub mod sse;
 pub mod ws;
 
 pub use config::{config, config_value};

@@ -49,7 +49,8 @@ use crate::guard;
 use crate::http_error::HttpError;
 use crate::limits::Limits;
 use crate::module::{
-    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
+    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, StreamResponse,
+    UpgradeDecision,
 };
 use crate::shared::Shared;
 use crate::ws::handshake::{self, Refusal};
@@ -198,6 +199,9 @@ async fn http_route(
     };
     let result = match outcome {
         Ok(HttpOutcome::Response(response)) => route_response(file, response),
+        Ok(HttpOutcome::Stream(answer)) => {
+            stream_response(file, answer, shared.config.limits.handler_timeout)
+        }
         Ok(HttpOutcome::Error {
             status,
             message,
@@ -366,6 +370,30 @@ fn route_response(file: &str, answer: RouteResponse) -> Result<Response<Body>, H
     let status = final_status(file, answer.status)?;
     let headers = route_headers(file, answer.headers)?;
     let mut response = Response::new(full(answer.body));
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        map.append(name, value);
+    }
+    Ok(response)
+}
+
+/// A streamed answer (see [`crate::stream`]); `idle` bounds the wait for each chunk of a plain
+/// stream.
+fn stream_response(
+    file: &str,
+    answer: StreamResponse,
+    idle: std::time::Duration,
+) -> Result<Response<Body>, HttpError> {
+    let status = final_status(file, answer.status)?;
+    let headers = route_headers(file, answer.headers)?;
+    let Some(streaming) = answer.body.take() else {
+        return Err(invalid_answer(
+            file,
+            "a body stream that was sent already".to_owned(),
+        ));
+    };
+    let mut response = Response::new(crate::stream::body(file, streaming, idle));
     *response.status_mut() = status;
     let map = response.headers_mut();
     for (name, value) in headers {

@@ -66,11 +66,17 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
         (
+            "src/ffi/stream.rs",
+            include_str!("../../embedded/nitro/ffi/stream.rs"),
+        ),
+        (
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
+        ("src/body.rs", include_str!("../../embedded/nitro/body.rs")),
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
+        ("src/sse.rs", include_str!("../../embedded/nitro/sse.rs")),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };
@@ -105,6 +111,7 @@ publish = false
 nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
 anyhow = "1"
 form_urlencoded = "1"
+futures-core = "0.3"
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"

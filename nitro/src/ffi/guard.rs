@@ -113,6 +113,19 @@ pub(super) unsafe fn write_response(
             );
             return Ok(());
         }
+        let stream = match &response.stream {
+            None => None,
+            Some(_) if !super::stream::host_streams() => {
+                return Err("this server cannot send a streamed body: rebuild the route with the `nitro` that serves it".into());
+            }
+            Some(streamed) => match streamed.take() {
+                Some(stream) => Some((stream, streamed.keep_alive_ms)),
+                None => return Err(
+                    "this streamed response was sent already (a clone of it was returned before)"
+                        .into(),
+                ),
+            },
+        };
         (res.status)(res.ctx, response.status);
         for (name, value) in &response.headers {
             (res.header)(
@@ -121,7 +134,10 @@ pub(super) unsafe fn write_response(
                 abi::Bytes::new(value.as_bytes()),
             );
         }
-        (res.body)(res.ctx, abi::Bytes::new(&response.body));
+        match stream {
+            Some((stream, keep_alive_ms)) => super::stream::answer_with(res, stream, keep_alive_ms),
+            None => (res.body)(res.ctx, abi::Bytes::new(&response.body)),
+        }
     }
     Ok(())
 }

@@ -14,9 +14,11 @@ mod async_export;
 mod export;
 mod guard;
 mod host;
+mod stream;
 mod task;
 
 pub use export::__private;
 pub(crate) use host::{
     RawPeer, host_assets_dir, host_log, host_peers, host_publish, host_runtime_config,
 };
+pub(crate) use stream::open_event_peer;

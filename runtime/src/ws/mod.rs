@@ -31,8 +31,8 @@ mod connection;
 mod fragment;
 pub(crate) mod handshake;
 mod hub;
-mod peer;
-mod queue;
+pub(crate) mod peer;
+pub(crate) mod queue;
 
 pub use hub::Hub;
 pub(crate) use peer::SendLimit;
