@@ -20,4 +20,5 @@ mod nitro_test;
 mod pubsub;
 mod route_api;
 mod runtime_config;
+mod streaming;
 mod websocket_example;
