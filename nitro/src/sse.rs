@@ -196,7 +196,10 @@ pub struct EventStream {
     keep_alive: Duration,
     retry: Option<Duration>,
     source: Option<Pin<Box<dyn Stream<Item = Event> + Send>>>,
+    on_close: Option<OnClose>,
 }
+
+type OnClose = Box<dyn FnOnce(&Peer) + Send>;
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,6 +227,7 @@ impl EventStream {
             keep_alive: DEFAULT_KEEP_ALIVE,
             retry: None,
             source: None,
+            on_close: None,
         })
     }
 
@@ -262,6 +266,14 @@ impl EventStream {
         self
     }
 
+    /// Runs `f` when the stream ends (the client went away, the peer was closed, the route's
+    /// events ended), while the peer is still in the hub: the place to `publish` that it left,
+    /// as a WebSocket route's `close` hook does.
+    pub fn on_close(mut self, f: impl FnOnce(&Peer) + Send + 'static) -> EventStream {
+        self.on_close = Some(Box::new(f));
+        self
+    }
+
     /// Adds the route's own events: each item of `events` is written as it comes, and the
     /// response ends when `events` ends.
     pub fn events<S>(mut self, events: S) -> EventStream
@@ -287,6 +299,7 @@ impl IntoResponse for EventStream {
             preamble,
             source: self.source,
             peer: self.peer,
+            on_close: self.on_close,
         };
         Response::new()
             .with_header("content-type", "text/event-stream")
@@ -298,10 +311,22 @@ impl IntoResponse for EventStream {
 
 /// The route's part of an event stream: the `retry` preamble, then the route's own events.
 /// The server adds what is sent or published to the peer, and the keep-alive comments.
+///
+/// It lives as long as the response (the server drops it when the response ends), so its
+/// `Drop` runs the `on_close` callback.
 struct Source {
     preamble: Option<Vec<u8>>,
     source: Option<Pin<Box<dyn Stream<Item = Event> + Send>>>,
     peer: Peer,
+    on_close: Option<OnClose>,
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.on_close.take() {
+            on_close(&self.peer);
+        }
+    }
 }
 
 impl Stream for Source {
@@ -313,8 +338,9 @@ impl Stream for Source {
             return Poll::Ready(Some(Ok(preamble)));
         }
         let Some(source) = this.source.as_mut() else {
-            // Only the peer feeds the stream: the server ends it when the peer closes.
-            return Poll::Ready(None);
+            // Only the peer feeds the stream, which the server ends when the peer closes; this
+            // part stays until then (nothing to wake: it never yields again).
+            return Poll::Pending;
         };
         match source.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
