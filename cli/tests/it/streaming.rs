@@ -140,6 +140,14 @@ pub fn handler() -> String {
 }
 "#;
 
+/// The first Rust sample under `heading` in docs/routes.md, as written there.
+fn doc_sample(heading: &str) -> String {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
+    let section = &doc[doc.find(heading).unwrap()..];
+    let start = section.find("```rust\n").unwrap() + "```rust\n".len();
+    section[start..start + section[start..].find("```").unwrap()].to_owned()
+}
+
 /// The resident set of process `pid`, in bytes (`VmRSS` of `/proc/PID/status`).
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -294,6 +302,7 @@ fn streaming_project() -> Project {
     ]);
     let data: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
     project.write("assets/.keep", "");
+    project.write("routes/export.get.rs", &doc_sample("## Streamed bodies"));
     std::fs::write(project.path().join("assets/data.bin"), data).unwrap();
     project
 }
@@ -429,6 +438,13 @@ fn streamed_bodies_hold_back_the_route_and_end_with_the_client() {
         Duration::from_secs(10)
     ));
 
+    // The sample of docs/routes.md.
+    let mut res = Streaming::get(dev.port, "/export?rows=250", &[]);
+    assert_eq!(res.header("content-type"), Some("text/csv"));
+    let csv = res.text_until_end().unwrap();
+    assert_eq!(csv.lines().count(), 250);
+    assert_eq!(csv.lines().last(), Some("250,row 250"));
+
     // 5. A file from disk, byte for byte.
     let mut res = Streaming::get(dev.port, "/file", &[]);
     assert_eq!(res.status, 200);
@@ -456,7 +472,9 @@ fn streamed_bodies_hold_back_the_route_and_end_with_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sent_events_share_topics_with_websocket_peers() {
+    let news = doc_sample("## Server-sent events");
     let project = Project::with_files(&[
+        ("routes/news.get.rs", news.as_str()),
         ("routes/events.get.rs", EVENTS),
         ("routes/_ws.rs", WS),
         ("routes/say.post.rs", SAY),
@@ -508,6 +526,19 @@ async fn server_sent_events_share_topics_with_websocket_peers() {
     .await
     .unwrap();
     assert_eq!(peer_id.len(), 36, "a UUID: {peer_id}");
+
+    // The sample of docs/routes.md.
+    tokio::task::spawn_blocking(move || {
+        let mut news = Streaming::get(port, "/news", &[("Last-Event-ID", "5")]);
+        let (mut pending, wait) = (String::new(), Duration::from_secs(10));
+        assert_eq!(news.next_block(&mut pending, wait), "retry: 3000\n\n");
+        assert_eq!(
+            news.next_block(&mut pending, wait),
+            "event: welcome\nid: 1\ndata: hello\ndata: since 5\n\n"
+        );
+    })
+    .await
+    .unwrap();
 
     // The SSE client is a peer of `/_ws`, next to a WebSocket peer.
     let mut ws = ws_connect(&dev.ws_url("/_ws")).await;
