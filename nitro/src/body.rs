@@ -296,7 +296,8 @@ fn read_chunk(file: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
 impl Stream for FileChunks {
     type Item = Result<Vec<u8>, String>;
 
-    #[cfg_attr(not(feature = "tokio"), allow(unused_variables))]
+    // Without a runtime every read is done in the poll, so the loop never repeats.
+    #[cfg_attr(not(feature = "tokio"), allow(unused_variables, clippy::never_loop))]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {

@@ -82,22 +82,22 @@ pub(crate) fn data_event(text: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The route's chunks (the same type as `stream::ChunkStream`, which this file does not import:
+/// `stream.rs` imports this one).
+type Chunks = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
+
 /// The body of an event stream.
 pub(crate) struct EventBody {
     file: String,
     /// The route's own chunks, until they end.
-    chunks: Option<Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>>,
+    chunks: Option<Chunks>,
     event: EventPeer,
     /// Fires after the keep-alive interval without output.
     keep_alive: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl EventBody {
-    pub(crate) fn new(
-        file: &str,
-        chunks: Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>,
-        event: EventPeer,
-    ) -> EventBody {
+    pub(crate) fn new(file: &str, chunks: Chunks, event: EventPeer) -> EventBody {
         let keep_alive = event
             .keep_alive
             .map(|every| Box::pin(tokio::time::sleep(every)));

@@ -383,8 +383,7 @@ fn streamed_bodies_hold_back_the_route_and_end_with_the_client() {
         let stderr = dev.stderr();
         if let Some(line) = stderr
             .lines()
-            .filter(|l| l.contains(needle) && l.contains("of 104857600000 bytes"))
-            .last()
+            .rfind(|l| l.contains(needle) && l.contains("of 104857600000 bytes"))
         {
             let rest = &line[line.find(needle).unwrap() + needle.len()..];
             break rest.split(' ').next().unwrap().parse::<u64>().unwrap();
