@@ -29,6 +29,16 @@
 //! that both sides depend on nothing: host and route may be built by different compilers, so no
 //! `std::task::Context` ever crosses.
 //!
+//! ## Streamed bodies and event streams (appended)
+//!
+//! A route may answer with a [`BodyStream`] instead of bytes ([`HttpResponder::stream`]): a
+//! stream the route owns and the host polls with a [`Waker`], like a [`Task`], one chunk per
+//! poll and only when its client is ready for more; the host drops it exactly once. For a
+//! server-sent event stream the route first asks for a peer ([`HttpResponder::event_stream`]):
+//! a host peer with no socket, whose queue the host writes into the same response. Both fields
+//! were appended to the responder: a route uses them only when
+//! [`HostApi::http_responder_size`] covers them.
+//!
 //! This crate has no dependencies: it is compiled into the host and, materialised from the host
 //! binary, into every route library, so both sides always agree on these layouts.
 #![no_std]

@@ -1,6 +1,6 @@
 //! Streamed response bodies: [`Response::stream`] and [`Response::file`], and two ways to
 //! make a stream without another crate: [`iter`] and (in a route with an `async fn`)
-//! [`channel`].
+//! `channel`.
 //!
 //! A streamed body is polled by the server only when the client is ready for more, so a slow
 //! client holds back the route's stream instead of filling the server's memory, and a client
@@ -12,11 +12,11 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 pub use futures_core::Stream;
 
+use crate::streamed::Streamed;
 use crate::{Error, Response};
 
 /// A stream of the items of `items`, one per poll (each `next` runs in the server's poll, so
@@ -86,10 +86,6 @@ impl<T> Stream for Receiver<T> {
     }
 }
 
-/// A stream of body chunks, as the server polls it: `Err` ends the response early (the client
-/// sees a cut-off body, and the message is logged with the route file).
-pub(crate) type ChunkStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>> + Send>>;
-
 /// What a body stream may yield: bytes or text, or a `Result` of those whose error ends the
 /// response (logged with the route file).
 pub trait Chunk {
@@ -124,44 +120,6 @@ impl Chunk for &'static str {
 impl<T: Chunk, E: fmt::Display> Chunk for Result<T, E> {
     fn into_chunk(self) -> Result<Vec<u8>, String> {
         self.map_err(|e| e.to_string())?.into_chunk()
-    }
-}
-
-/// The body stream a [`Response`] carries, taken once when the response is sent. Clones of the
-/// response share it.
-#[derive(Clone)]
-pub(crate) struct Streamed {
-    stream: Arc<Mutex<Option<ChunkStream>>>,
-    /// For an event stream: how often a comment keeps the connection alive.
-    pub(crate) keep_alive_ms: u64,
-}
-
-impl Streamed {
-    pub(crate) fn new(stream: ChunkStream, keep_alive_ms: u64) -> Streamed {
-        Streamed {
-            stream: Arc::new(Mutex::new(Some(stream))),
-            keep_alive_ms,
-        }
-    }
-
-    /// The stream, unless a clone of the response was sent already.
-    pub(crate) fn take(&self) -> Option<ChunkStream> {
-        self.stream
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-}
-
-impl fmt::Debug for Streamed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Streamed(..)")
-    }
-}
-
-impl PartialEq for Streamed {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.stream, &other.stream)
     }
 }
 

@@ -208,7 +208,7 @@ pub struct Response {
     pub(crate) error: Option<Error>,
     /// A streamed body ([`Response::stream`], [`Response::file`], an event stream): sent
     /// instead of `body`.
-    pub(crate) stream: Option<crate::body::Streamed>,
+    pub(crate) stream: Option<crate::streamed::Streamed>,
 }
 
 impl Default for Response {

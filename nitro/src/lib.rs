@@ -97,6 +97,7 @@ mod ffi;
 mod http;
 mod rt;
 pub mod sse;
+mod streamed;
 pub mod ws;
 
 pub use config::{config, config_value};

@@ -29,8 +29,8 @@
 //!   `event`, multi-line `data`, `id`, `retry`.
 //! - A text message sent or published to the peer is one `data` event (`event` `message`).
 //! - [`EventStream::events`] adds a stream of events of the route's own (any
-//!   [`Stream`](crate::body::Stream) of [`Event`]s, such as the receiver of a
-//!   [`crate::body::channel`]); when it ends, the response ends.
+//!   `Stream` ([`crate::body::Stream`]) of [`Event`]s, such as the receiver of a
+//!   `nitro::body::channel`); when it ends, the response ends.
 //! - A comment (`: keep-alive`) after [`EventStream::keep_alive`] (15 s by default) without
 //!   output, so proxies keep the connection and a client that went away is noticed.
 //!
@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use crate::body::Streamed;
+use crate::streamed::Streamed;
 use crate::ws::Peer;
 use crate::{Error, IntoResponse, Request, Response};
 

@@ -19,7 +19,8 @@
 //!    - an HTTP route: the body is collected (at most `[limits] max_body`, else `413`) and
 //!      the route's handler runs: an `async fn` polled inline on this worker, a sync `fn` on
 //!      the route pool (see [`crate::route_pool`]); `504` when it does not answer within
-//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then);
+//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then); a streamed
+//!      answer is sent as hyper asks for it (see [`crate::stream`]);
 //!    - routes for the path but not the method: `405` with `Allow`;
 //!    - nothing: `GET`/`HEAD` of a page URL get the renderer's `index.html` when it is on,
 //!      anything else `404` `Cannot find any route matching [GET] /path`. A page URL is one

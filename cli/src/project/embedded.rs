@@ -50,6 +50,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/mod.rs"),
         ),
         (
+            "src/ffi/answer.rs",
+            include_str!("../../embedded/nitro/ffi/answer.rs"),
+        ),
+        (
             "src/ffi/async_export.rs",
             include_str!("../../embedded/nitro/ffi/async_export.rs"),
         ),
@@ -77,6 +81,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
         ("src/sse.rs", include_str!("../../embedded/nitro/sse.rs")),
+        (
+            "src/streamed.rs",
+            include_str!("../../embedded/nitro/streamed.rs"),
+        ),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };

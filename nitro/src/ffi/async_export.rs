@@ -12,7 +12,8 @@ use std::future::Future;
 
 use nitro_abi as abi;
 
-use super::guard::{guarded, write_response, write_upgrade};
+use super::answer::write_response;
+use super::guard::{guarded, write_upgrade};
 use super::host::{RawPeer, copy_request};
 use super::stream::with_responder;
 use super::task::{self, CallResult};

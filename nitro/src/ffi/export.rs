@@ -3,9 +3,8 @@
 //! under `catch_unwind` and answers through the host's responders.
 #![allow(unsafe_code)]
 
-use super::guard::{
-    entered, guarded, panic_report, panic_text, record_panic, write_response, write_upgrade,
-};
+use super::answer::write_response;
+use super::guard::{entered, guarded, panic_report, panic_text, record_panic, write_upgrade};
 use super::host::{RawPeer, copy_request, host_log, set_host};
 use super::stream::with_responder;
 use crate::ws::{Close, HookOutput, IntoUpgrade, Message, Peer, WsError};

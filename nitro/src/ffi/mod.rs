@@ -10,6 +10,7 @@
 //! panic cannot cross the boundary (each route library has its own Rust runtime, so the host
 //! could not catch it even through `extern "C-unwind"`).
 
+mod answer;
 mod async_export;
 mod export;
 mod guard;

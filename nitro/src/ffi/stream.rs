@@ -17,7 +17,7 @@ use super::guard::panic_report;
 use super::host::{RawPeer, host_responder_size};
 use super::task::{drop_future, waker_ref};
 use crate::Request;
-use crate::body::ChunkStream;
+use crate::streamed::ChunkStream;
 
 thread_local! {
     /// The responder of the `http` call running on this thread (inside the sync call, or
