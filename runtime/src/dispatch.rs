@@ -200,9 +200,7 @@ async fn http_route(
     };
     let result = match outcome {
         Ok(HttpOutcome::Response(response)) => route_response(file, response),
-        Ok(HttpOutcome::Stream(answer)) => {
-            stream_response(file, answer, shared.config.limits.handler_timeout)
-        }
+        Ok(HttpOutcome::Stream(answer)) => stream_response(file, answer, shared),
         Ok(HttpOutcome::Error {
             status,
             message,
@@ -379,13 +377,14 @@ fn route_response(file: &str, answer: RouteResponse) -> Result<Response<Body>, H
     Ok(response)
 }
 
-/// A streamed answer (see [`crate::stream`]); `idle` bounds the wait for each chunk of a plain
-/// stream.
+/// A streamed answer (see [`crate::stream`]): `handler_timeout` bounds the wait for each
+/// chunk of a plain stream; an event stream ends at shutdown.
 fn stream_response(
     file: &str,
     answer: StreamResponse,
-    idle: std::time::Duration,
+    shared: &Shared,
 ) -> Result<Response<Body>, HttpError> {
+    let idle = shared.config.limits.handler_timeout;
     let status = final_status(file, answer.status)?;
     let headers = route_headers(file, answer.headers)?;
     let Some(streaming) = answer.body.take() else {
@@ -394,7 +393,8 @@ fn stream_response(
             "a body stream that was sent already".to_owned(),
         ));
     };
-    let mut response = Response::new(crate::stream::body(file, streaming, idle));
+    let body = crate::stream::body(file, streaming, idle, &shared.shutdown);
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let map = response.headers_mut();
     for (name, value) in headers {

@@ -27,6 +27,8 @@ use futures_util::Stream;
 use hyper::body::{Frame, SizeHint};
 use tokio_tungstenite::tungstenite::Message;
 
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
 use crate::body::BoxError;
 use crate::ws::Hub;
 use crate::ws::peer::{Outbound, PeerRef};
@@ -94,10 +96,19 @@ pub(crate) struct EventBody {
     event: EventPeer,
     /// Fires after the keep-alive interval without output.
     keep_alive: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Fires when the server shuts down: the peer is closed with `1001`, as WebSocket peers
+    /// are, so the connection drains instead of holding the shutdown up.
+    /// `None` once it fired.
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 impl EventBody {
-    pub(crate) fn new(file: &str, chunks: Chunks, event: EventPeer) -> EventBody {
+    pub(crate) fn new(
+        file: &str,
+        chunks: Chunks,
+        event: EventPeer,
+        shutdown: &CancellationToken,
+    ) -> EventBody {
         let keep_alive = event
             .keep_alive
             .map(|every| Box::pin(tokio::time::sleep(every)));
@@ -106,6 +117,7 @@ impl EventBody {
             chunks: Some(chunks),
             event,
             keep_alive,
+            shutdown: Some(Box::pin(shutdown.clone().cancelled_owned())),
         }
     }
 
@@ -129,6 +141,12 @@ impl hyper::body::Body for EventBody {
         // A peer whose queue overflowed is cut off at once (what is queued is dropped).
         if this.event.peer.overflowed().is_cancelled() {
             return Poll::Ready(None);
+        }
+        if let Some(shutdown) = this.shutdown.as_mut()
+            && shutdown.as_mut().poll(cx).is_ready()
+        {
+            this.shutdown = None;
+            this.event.peer.close_with(1001, "server shutting down");
         }
         while let Some(chunks) = this.chunks.as_mut() {
             match chunks.as_mut().poll_next(cx) {

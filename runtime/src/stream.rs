@@ -88,11 +88,17 @@ impl PartialEq for StreamBody {
 impl Eq for StreamBody {}
 
 /// The hyper body of a streamed answer from `file`; `idle` is the longest a plain stream may
-/// keep hyper waiting for a chunk.
-pub(crate) fn body(file: &str, streaming: Streaming, idle: Duration) -> Body {
+/// keep hyper waiting for a chunk. An event stream ends when `shutdown` fires; a plain stream
+/// is an in-flight response, which the shutdown lets finish (within its timeout).
+pub(crate) fn body(
+    file: &str,
+    streaming: Streaming,
+    idle: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Body {
     use http_body_util::BodyExt;
     match streaming.event {
-        Some(event) => EventBody::new(file, streaming.chunks, event).boxed_unsync(),
+        Some(event) => EventBody::new(file, streaming.chunks, event, shutdown).boxed_unsync(),
         None => ChunkBody {
             file: file.to_owned(),
             chunks: streaming.chunks,

@@ -596,4 +596,26 @@ async fn server_sent_events_share_topics_with_websocket_peers() {
         .await
         .unwrap();
     assert_eq!(next_text(&mut ws).await, "later");
+
+    // Shutdown ends an open event stream cleanly (its peer closed with 1001, as a
+    // WebSocket peer is), so the connection drains instead of holding the shutdown up.
+    let mut dev = dev;
+    let mut sse = tokio::task::spawn_blocking(move || {
+        let mut sse = Streaming::get(port, "/events", &[]);
+        let mut pending = String::new();
+        assert_eq!(
+            sse.next_block(&mut pending, Duration::from_secs(10)),
+            "retry: 2500\n\n"
+        );
+        sse
+    })
+    .await
+    .unwrap();
+    dev.signal("TERM");
+    let rest = tokio::task::spawn_blocking(move || sse.text_until_end())
+        .await
+        .unwrap()
+        .expect("the event stream ends with its last chunk, not cut off");
+    assert!(rest.contains("data: you are "), "{rest:?}");
+    assert!(dev.exit_within(Duration::from_secs(30)).is_some());
 }
