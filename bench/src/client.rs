@@ -277,6 +277,9 @@ pub(crate) async fn get_page(port: u16, pid: u32, conns: usize, secs: f64) -> Re
                 let sent = Instant::now();
                 let request = hyper::Request::get("/")
                     .header(hyper::header::HOST, &host)
+                    // What a browser sends: the page fallback answers only requests that
+                    // accept HTML (others get a 404, as an API client should).
+                    .header(hyper::header::ACCEPT, "text/html,*/*;q=0.8")
                     .body(Empty::<Bytes>::new())
                     .map_err(|e| e.to_string())?;
                 let response = sender

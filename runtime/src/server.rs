@@ -139,6 +139,11 @@ impl Server {
         drop(listener);
         tracing::debug!(target: "nitro::server", connections = shared.tracker.len(), "shutting down");
         shared.shutdown.cancel();
+        // Every peer starts its closing handshake now; one upgraded after this sweep sees
+        // `shutdown` cancelled when its connection task starts (`ws::run_peer`).
+        for peer in shared.hub.peers(None) {
+            peer.close_with(1001, "server shutting down");
+        }
         shared.tracker.close();
         let timeout = shared.config.shutdown_timeout;
         if tokio::time::timeout(timeout, shared.tracker.wait())

@@ -139,7 +139,7 @@ impl hyper::body::Body for EventBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         // A peer whose queue overflowed is cut off at once (what is queued is dropped).
-        if this.event.peer.overflowed().is_cancelled() {
+        if this.event.peer.is_overflowed() {
             return Poll::Ready(None);
         }
         if let Some(shutdown) = this.shutdown.as_mut()

@@ -1,6 +1,10 @@
 //! One task per WebSocket connection: read frames, run hooks in order, write the queue.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fragment;
 use super::peer::{Outbound, PeerRef};
-use super::queue::{self, Receiver, Sender};
+use super::queue::Receiver;
 use crate::module::{CallError, RouteModule};
 use crate::shared::Shared;
 use crate::{App, RouteEntry};
@@ -25,8 +29,8 @@ use crate::{App, RouteEntry};
 /// frames to be written, before dropping the connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Events waiting for the hook runner. Bounded, so a slow hook slows the reading of this
-/// peer's socket (TCP backpressure) instead of queueing without limit.
+/// Events waiting for their hook. Bounded, so a slow hook slows the reading of this peer's
+/// socket (TCP backpressure) instead of queueing without limit.
 const EVENT_QUEUE: usize = 16;
 
 /// At most this many queued frames are written before a flush.
@@ -47,8 +51,6 @@ enum Event {
     Open,
     Message(Bytes, bool),
     Close(u16, String),
-    /// Answered once every event before it has been handled.
-    Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Runs a peer from the accepted upgrade to the end of its `close` hook.
@@ -70,23 +72,20 @@ where
         peer.clone(),
         stop_writer.clone(),
     ));
-    let (mut events, event_rx) = queue::queue(Some(EVENT_QUEUE));
-    let hooks = tokio::spawn(hook_loop(
-        shared.clone(),
-        route_file.clone(),
-        peer.clone(),
-        event_rx,
-    ));
+    let mut hooks = Hooks::new(&shared, &route_file, &peer);
+    if shared.shutdown.is_cancelled() {
+        // Upgraded after the server closed every peer (`Server::run`).
+        peer.close_with(1001, "server shutting down");
+    }
 
     // Registered by the dispatcher before the `101` was sent.
     tracing::debug!(target: "nitro::ws", peer = %peer, route = %route_file, "peer connected");
-    let _ = events.send(Event::Open).await;
+    hooks.push(Event::Open);
 
     let (code, reason) = read_loop(
         &mut stream,
-        &mut events,
+        &mut hooks,
         &peer,
-        &shared.shutdown,
         shared.config.limits.ws_idle_timeout,
         &mut writer,
         &stop_writer,
@@ -95,10 +94,9 @@ where
     peer.set_closing();
     tracing::debug!(target: "nitro::ws", peer = %peer, code, reason = %reason, "peer disconnected");
 
-    let _ = events.send(Event::Close(code, reason)).await;
-    drop(events);
-    let _ = hooks.await;
-    // In case the hook runner could not do it.
+    hooks.push(Event::Close(code, reason));
+    hooks.run().await;
+    // In case the `close` event could not run.
     peer.set_closed();
     shared.hub.unregister(&peer);
 
@@ -117,9 +115,8 @@ where
 /// Reads until the connection ends; returns the close code and reason for the `close` hook.
 async fn read_loop<S>(
     stream: &mut SplitStream<WebSocketStream<S>>,
-    events: &mut Sender<Event>,
+    hooks: &mut Hooks<'_>,
     peer: &PeerRef,
-    shutdown: &CancellationToken,
     idle_timeout: Duration,
     writer: &mut tokio::task::JoinHandle<()>,
     stop_writer: &CancellationToken,
@@ -150,17 +147,16 @@ where
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled(), if deadline.is_none() => {
-                peer.close_with(1001, "server shutting down");
+            // Also at shutdown: the server closes every peer with `1001`.
+            () = peer.server_closing(), if deadline.is_none() => {
                 let at = Instant::now() + CLOSE_TIMEOUT;
                 deadline = Some(at);
                 timer.as_mut().reset(at);
             }
-            _ = peer.closing_token().cancelled(), if deadline.is_none() => {
-                let at = Instant::now() + CLOSE_TIMEOUT;
-                deadline = Some(at);
-                timer.as_mut().reset(at);
-            }
+            // The hooks of the frames read so far run here, on this task, before more is read:
+            // a frame reaches its hook without waking another task (a hook task of its own
+            // would cost a wake-up per message, often on the other worker).
+            () = hooks.run(), if !hooks.is_idle() => {}
             () = &mut timer => {
                 if deadline.is_some() {
                     tracing::debug!(target: "nitro::ws", peer = %peer, "closing handshake timed out");
@@ -182,7 +178,7 @@ where
                     timer.as_mut().reset(last_heard + idle_timeout);
                 }
             }
-            next = stream.next() => {
+            next = stream.next(), if !hooks.is_full() => {
                 if let Some(Ok(_)) = next {
                     last_heard = Instant::now();
                     pinged = false;
@@ -192,12 +188,12 @@ where
                     Some(Ok(Message::Text(text))) => {
                         // Data after a close frame is dropped: the peer is no longer open.
                         if peer.is_open() {
-                            let _ = events.send(Event::Message(Bytes::from(text), false)).await;
+                            hooks.push(Event::Message(Bytes::from(text), false));
                         }
                     }
                     Some(Ok(Message::Binary(data))) => {
                         if peer.is_open() {
-                            let _ = events.send(Event::Message(data, true)).await;
+                            hooks.push(Event::Message(data, true));
                         }
                     }
                     Some(Ok(Message::Close(frame))) => {
@@ -223,10 +219,7 @@ where
                         tracing::debug!(target: "nitro::ws", peer = %peer, code, "closing after a protocol error: {err}");
                         // The messages that came before the bad frame are handled first (their
                         // answers go out before the close frame), within the close timeout.
-                        let (handled, barrier) = tokio::sync::oneshot::channel();
-                        if events.send(Event::Barrier(handled)).await.is_ok() {
-                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, barrier).await;
-                        }
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, hooks.run()).await;
                         if peer.close_with(code, reason) {
                             // Let the writer send the close frame, then drop the connection:
                             // after a protocol error the rest of the input cannot be trusted.
@@ -270,10 +263,9 @@ async fn write_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let overflowed = peer.overflowed().clone();
     let drained = tokio::select! {
         biased;
-        () = overflowed.cancelled() => false,
+        () = peer.overflow() => false,
         () = write_queue(&mut sink, &mut queue, &peer, stop) => true,
     };
     if drained {
@@ -352,44 +344,104 @@ async fn write_queue<S>(
     }
 }
 
-/// Runs the hooks of one peer strictly one at a time, in order. A hook that passes the handler
-/// timeout is reported as failed at once, but the peer's next hook (its `error` hook first)
-/// waits until it has returned: a peer's hooks never overlap.
-async fn hook_loop(shared: Arc<Shared>, file: String, peer: PeerRef, mut events: Receiver<Event>) {
-    let mut late = Late(None);
-    while let Some(event) = events.recv().await {
-        match event {
-            Event::Open => {
-                if run_hook(&shared, &file, &peer, Hook::Open, &mut late)
-                    .await
-                    .is_err()
-                {
-                    peer.close_with(1011, "internal error");
-                }
-            }
-            Event::Message(data, binary) => {
-                let _ = run_hook(
-                    &shared,
-                    &file,
-                    &peer,
-                    Hook::Message(data, binary),
-                    &mut late,
-                )
-                .await;
-            }
-            Event::Barrier(handled) => {
-                let _ = handled.send(());
-            }
-            Event::Close(code, reason) => {
-                // Leave before `close` runs (as crossws does): the peer is no longer among
-                // `peers()`, and its `publish` still reaches the others.
-                peer.set_closed();
-                shared.hub.unregister(&peer);
-                let _ = run_hook(&shared, &file, &peer, Hook::Close(code, reason), &mut late).await;
-                return;
-            }
+/// The hooks of one peer, run strictly one at a time, in order, on the peer's own task. A hook
+/// that passes the handler timeout is reported as failed at once, but the peer's next hook (its
+/// `error` hook first) waits until it has returned: a peer's hooks never overlap.
+struct Hooks<'a> {
+    shared: &'a Shared,
+    file: &'a str,
+    peer: &'a PeerRef,
+    /// Events read but not yet started, at most [`EVENT_QUEUE`].
+    pending: VecDeque<Event>,
+    /// The event being handled; it owns `late` until it finishes.
+    current: Option<Pin<Box<dyn Future<Output = Late> + Send + 'a>>>,
+    late: Option<Late>,
+}
+
+impl<'a> Hooks<'a> {
+    fn new(shared: &'a Shared, file: &'a str, peer: &'a PeerRef) -> Self {
+        Hooks {
+            shared,
+            file,
+            peer,
+            pending: VecDeque::new(),
+            current: None,
+            late: Some(Late(None)),
         }
     }
+
+    /// Queues an event; it starts when every event before it has been handled.
+    fn push(&mut self, event: Event) {
+        self.pending.push_back(event);
+        self.start_next();
+    }
+
+    /// True when the reader should wait for the hooks before reading more.
+    fn is_full(&self) -> bool {
+        self.pending.len() >= EVENT_QUEUE
+    }
+
+    fn is_idle(&self) -> bool {
+        self.current.is_none() && self.pending.is_empty()
+    }
+
+    fn start_next(&mut self) {
+        if self.current.is_some() {
+            return;
+        }
+        let Some(event) = self.pending.pop_front() else {
+            return;
+        };
+        let late = self.late.take().unwrap_or(Late(None));
+        let (shared, file, peer) = (self.shared, self.file, self.peer);
+        self.current = Some(Box::pin(handle_event(shared, file, peer, event, late)));
+    }
+
+    /// Handles the queued events; finishes when there are none left.
+    fn run(&mut self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| self.poll_run(cx))
+    }
+
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while let Some(current) = self.current.as_mut() {
+            let late = std::task::ready!(current.as_mut().poll(cx));
+            self.current = None;
+            self.late = Some(late);
+            self.start_next();
+        }
+        Poll::Ready(())
+    }
+}
+
+/// Runs the hook of one event; gives back the peer's late call, if any, for the next one.
+async fn handle_event(
+    shared: &Shared,
+    file: &str,
+    peer: &PeerRef,
+    event: Event,
+    mut late: Late,
+) -> Late {
+    match event {
+        Event::Open => {
+            if run_hook(shared, file, peer, Hook::Open, &mut late)
+                .await
+                .is_err()
+            {
+                peer.close_with(1011, "internal error");
+            }
+        }
+        Event::Message(data, binary) => {
+            let _ = run_hook(shared, file, peer, Hook::Message(data, binary), &mut late).await;
+        }
+        Event::Close(code, reason) => {
+            // Leave before `close` runs (as crossws does): the peer is no longer among
+            // `peers()`, and its `publish` still reaches the others.
+            peer.set_closed();
+            shared.hub.unregister(peer);
+            let _ = run_hook(shared, file, peer, Hook::Close(code, reason), &mut late).await;
+        }
+    }
+    late
 }
 
 #[derive(Debug)]

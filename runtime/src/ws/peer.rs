@@ -1,14 +1,14 @@
 //! The host side of one WebSocket connection.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::queue::{self, Receiver, Sender};
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
 
 use super::hub::Hub;
 use crate::request_info::{AbiRequest, RequestInfo};
@@ -86,16 +86,19 @@ pub struct Peer {
     /// When the outbound queue last moved (milliseconds after `born`): the writer handed a
     /// frame to the socket, or the queue went from empty to not empty.
     progress_ms: AtomicU64,
-    /// Cancelled when the queue overflowed: the writer drops what is queued and sends `1008`.
-    overflowed: CancellationToken,
+    /// Set when the queue overflowed: the writer drops what is queued and sends `1008`.
+    overflowed: AtomicBool,
+    /// The writer, woken when `overflowed` is set.
+    overflow_waker: AtomicWaker,
     state: AtomicU8,
-    /// Cancelled when the server starts the closing handshake (the connection task then waits
-    /// a bounded time for the client's reply).
-    closing: CancellationToken,
+    /// The connection task, woken when the server starts the closing handshake (it then waits
+    /// a bounded time for the client's reply). A waker, not a `CancellationToken`: the read
+    /// loop waits on it for every frame, and this costs no lock and no allocation.
+    closing: AtomicWaker,
     /// The close frame the server sent, if it started the closing handshake.
     sent_close: OnceLock<(u16, String)>,
     /// Set once the peer was refused a subscription (warned about once).
-    topic_limit_hit: std::sync::atomic::AtomicBool,
+    topic_limit_hit: AtomicBool,
     /// Context entries (key, JSON text) in insertion order; contexts are small.
     context: Mutex<Vec<(String, String)>>,
     /// The upgrade request as the ABI sees it, built when a route library first asks
@@ -113,7 +116,7 @@ impl Peer {
         context: Vec<(String, String)>,
         queue_limit: impl Into<SendLimit>,
     ) -> (PeerRef, Receiver<Outbound>) {
-        let (outbound, rx) = queue::queue(None);
+        let (outbound, rx) = queue::queue();
         let peer = Peer {
             id: uuid::Uuid::new_v4().to_string(),
             key: hub.next_key(),
@@ -127,11 +130,12 @@ impl Peer {
             queue_limit: queue_limit.into(),
             born: Instant::now(),
             progress_ms: AtomicU64::new(0),
-            overflowed: CancellationToken::new(),
+            overflowed: AtomicBool::new(false),
+            overflow_waker: AtomicWaker::new(),
             state: AtomicU8::new(OPEN),
-            closing: CancellationToken::new(),
+            closing: AtomicWaker::new(),
             sent_close: OnceLock::new(),
-            topic_limit_hit: std::sync::atomic::AtomicBool::new(false),
+            topic_limit_hit: AtomicBool::new(false),
             context: Mutex::new(context),
             abi_request: OnceLock::new(),
         };
@@ -208,7 +212,8 @@ impl Peer {
                         "closing a peer that does not read: {before} bytes are waiting for it (limit {}) and {why}",
                         limit.bytes
                     );
-                    self.overflowed.cancel();
+                    self.overflowed.store(true, Ordering::Release);
+                    self.overflow_waker.wake();
                 }
                 return false;
             }
@@ -264,9 +269,22 @@ impl Peer {
         }
     }
 
-    /// Cancelled when the outbound queue overflowed.
-    pub(crate) fn overflowed(&self) -> &CancellationToken {
-        &self.overflowed
+    /// True once the outbound queue overflowed.
+    pub(crate) fn is_overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Finishes once the outbound queue overflowed. One task waits on it (the writer).
+    pub(crate) async fn overflow(&self) {
+        std::future::poll_fn(|cx| {
+            self.overflow_waker.register(cx.waker());
+            if self.is_overflowed() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Sends to every subscriber of `topic` in this peer's namespace, except this peer unless
@@ -335,7 +353,7 @@ impl Peer {
             .outbound
             .send_now(Outbound::Close { code, reason })
             .is_ok();
-        self.closing.cancel();
+        self.closing.wake();
         queued
     }
 
@@ -355,9 +373,19 @@ impl Peer {
         self.state.store(CLOSED, Ordering::Release);
     }
 
-    /// Cancelled once the server has started the closing handshake.
-    pub(crate) fn closing_token(&self) -> &CancellationToken {
-        &self.closing
+    /// Finishes once the server has started the closing handshake. One task waits on it at
+    /// a time (the peer's connection task).
+    pub(crate) async fn server_closing(&self) {
+        std::future::poll_fn(|cx| {
+            // Registered before the check, so a close after it wakes the task.
+            self.closing.register(cx.waker());
+            if self.sent_close.get().is_some() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// A context entry (JSON text).
@@ -506,7 +534,7 @@ mod tests {
     }
 
     fn assert_closed_1008(peer: &Peer) {
-        assert!(peer.overflowed().is_cancelled());
+        assert!(peer.is_overflowed());
         assert!(!peer.is_open());
         assert_eq!(
             peer.sent_close(),
@@ -527,7 +555,7 @@ mod tests {
             assert!(peer.send(Bytes::from_static(b"12345"), false));
         }
         assert_eq!(peer.queued_bytes(), 40);
-        assert!(!peer.overflowed().is_cancelled());
+        assert!(!peer.is_overflowed());
         assert!(
             !peer.send(Bytes::from_static(b"1"), false),
             "over 4 × the limit"

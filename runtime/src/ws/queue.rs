@@ -1,14 +1,14 @@
-//! A single-producer, single-consumer async queue that holds no memory while it is empty.
+//! An unbounded async queue with one receiver that holds no memory while it is empty: a peer's
+//! frames to write.
 //!
-//! Each peer has two queues (frames to write, events for its hooks). tokio's `mpsc` allocates a
-//! block of 32 slots per channel up front, about 3 KiB per peer for the two, which is a fifth
-//! of what an idle peer costs; this queue allocates on the first item and frees its buffer
-//! whenever it is drained, so 10 000 idle peers hold nothing here.
+//! tokio's `mpsc` allocates a block of 32 slots per channel up front (about 1.5 KiB per peer);
+//! this queue allocates on the first item and frees its buffer whenever it is drained, so
+//! 10 000 idle peers hold nothing here.
 //!
-//! One task waits on each side at most (`recv` and `send` take `&mut self`), so each side's
-//! wake-up is an [`AtomicWaker`]: no lock and no waiter list per item, as `Notify` would have.
-//! A side that stops waiting drops its waker, so a busy task is not woken for nothing.
-//! [`Sender::send_now`] takes `&self` and never waits, so it may be called from any thread.
+//! One task waits at most (`recv` takes `&mut self`), so its wake-up is an [`AtomicWaker`]: no
+//! lock and no waiter list per item, as `Notify` would have. A receiver that stops waiting
+//! drops its waker, so a busy task is not woken for nothing. [`Sender::send_now`] takes `&self`
+//! and never waits, so it may be called from any thread.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -27,12 +27,8 @@ struct State<T> {
 #[derive(Debug)]
 struct Inner<T> {
     state: Mutex<State<T>>,
-    /// At most this many items wait (`None`: no bound).
-    capacity: Option<usize>,
     /// The receiver, waiting for an item or the end.
     item_ready: AtomicWaker,
-    /// The sender, waiting for space.
-    space_ready: AtomicWaker,
 }
 
 impl<T> Inner<T> {
@@ -54,17 +50,15 @@ pub(crate) struct Receiver<T> {
     inner: Arc<Inner<T>>,
 }
 
-/// A queue of at most `capacity` items (`None`: unbounded).
-pub(crate) fn queue<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
+/// An empty queue.
+pub(crate) fn queue<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Arc::new(Inner {
         state: Mutex::new(State {
             items: VecDeque::new(),
             sender_gone: false,
             receiver_gone: false,
         }),
-        capacity,
         item_ready: AtomicWaker::new(),
-        space_ready: AtomicWaker::new(),
     });
     (
         Sender {
@@ -75,7 +69,7 @@ pub(crate) fn queue<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Sender<T> {
-    /// Queues `item` at once, ignoring the bound. `Err` gives it back when the receiver is gone.
+    /// Queues `item`. `Err` gives it back when the receiver is gone.
     pub(crate) fn send_now(&self, item: T) -> Result<(), T> {
         let mut state = self.inner.lock();
         if state.receiver_gone {
@@ -85,39 +79,6 @@ impl<T> Sender<T> {
         drop(state);
         self.inner.item_ready.wake();
         Ok(())
-    }
-
-    /// Queues `item`, waiting while the queue is full. `Err` when the receiver is gone.
-    pub(crate) async fn send(&mut self, item: T) -> Result<(), T> {
-        let mut item = Some(item);
-        poll_fn(|cx| {
-            // Registered before the check, so space made after it wakes this task.
-            self.inner.space_ready.register(cx.waker());
-            let mut state = self.inner.lock();
-            let Some(value) = item.take() else {
-                unreachable!("polled after it finished");
-            };
-            if state.receiver_gone {
-                drop(state);
-                self.inner.space_ready.take();
-                return Poll::Ready(Err(value));
-            }
-            if self
-                .inner
-                .capacity
-                .is_some_and(|capacity| state.items.len() >= capacity)
-            {
-                item = Some(value);
-                return Poll::Pending;
-            }
-            state.items.push_back(value);
-            drop(state);
-            // Not waiting any more: a later wake-up must not poll this task for nothing.
-            self.inner.space_ready.take();
-            self.inner.item_ready.wake();
-            Poll::Ready(Ok(()))
-        })
-        .await
     }
 }
 
@@ -144,7 +105,6 @@ impl<T> Receiver<T> {
             // Not waiting any more: an item queued while this task runs (say, while it
             // runs a hook) must not poll it for nothing.
             self.inner.item_ready.take();
-            self.inner.space_ready.wake();
             return Poll::Ready(Some(item));
         }
         if state.sender_gone {
@@ -155,11 +115,7 @@ impl<T> Receiver<T> {
 
     /// The next item if one is waiting.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
-        let item = pop(&mut self.inner.lock());
-        if item.is_some() {
-            self.inner.space_ready.wake();
-        }
-        item
+        pop(&mut self.inner.lock())
     }
 }
 
@@ -171,7 +127,6 @@ impl<T> Drop for Receiver<T> {
         let items = std::mem::take(&mut state.items);
         drop(state);
         drop(items);
-        self.inner.space_ready.wake();
     }
 }
 
@@ -189,55 +144,27 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn order_bound_and_ends() {
-        let (mut tx, mut rx) = queue(Some(2));
-        tx.send(1).await.unwrap();
-        tx.send(2).await.unwrap();
-        tx.send_now(3).unwrap(); // past the bound on purpose
-        let blocked = tokio::spawn(async move {
-            let mut tx = tx;
-            tx.send(4).await.unwrap();
-            tx
-        });
+    async fn order_and_ends() {
+        let (tx, mut rx) = queue();
+        tx.send_now(1).unwrap();
+        tx.send_now(2).unwrap();
         assert_eq!(rx.recv().await, Some(1));
         assert_eq!(rx.try_recv(), Some(2));
-        assert_eq!(rx.recv().await, Some(3));
-        let tx = blocked.await.unwrap();
-        assert_eq!(rx.recv().await, Some(4));
         assert_eq!(rx.try_recv(), None);
         assert_eq!(rx.inner.lock().items.capacity(), 0, "drained: no buffer");
         drop(tx);
         assert_eq!(rx.recv().await, None);
 
-        let (mut tx, rx) = queue::<u8>(None);
+        let (tx, rx) = queue::<u8>();
         drop(rx);
         assert_eq!(tx.send_now(1), Err(1));
-        assert_eq!(tx.send(2).await, Err(2));
     }
 
-    /// A producer and a consumer on different threads, through a small bound: every item
-    /// arrives, in order, and neither side misses a wake-up.
+    /// Producers on other threads, one consumer: every item arrives, in order per producer,
+    /// and the consumer misses no wake-up.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_lost_wake_ups_across_threads() {
-        let (mut tx, mut rx) = queue(Some(4));
-        let producer = tokio::spawn(async move {
-            for i in 0..100_000u32 {
-                tx.send(i).await.unwrap();
-            }
-        });
-        let consumer = tokio::spawn(async move {
-            let mut next = 0u32;
-            while let Some(i) = rx.recv().await {
-                assert_eq!(i, next);
-                next += 1;
-            }
-            next
-        });
-        producer.await.unwrap();
-        assert_eq!(consumer.await.unwrap(), 100_000);
-
-        // `send_now` from several threads at once, one receiver.
-        let (tx, mut rx) = queue(None);
+        let (tx, mut rx) = queue();
         let tx = Arc::new(tx);
         let threads: Vec<_> = (0..4u32)
             .map(|t| {
