@@ -145,7 +145,8 @@ impl Dev {
     fn start(nitro: &Path, dir: &Path) -> Result<Dev> {
         let started = Instant::now();
         let mut child = Command::new(nitro)
-            .args(["dev", "--port", "0"])
+            // The server itself, not a supervisor: its memory and descriptors are measured.
+            .args(["dev", "--no-supervise", "--port", "0"])
             .arg(dir)
             .env(
                 "NITRO_TARGET_DIR",

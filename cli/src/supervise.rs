@@ -1,5 +1,5 @@
-//! `nitro start --supervise`: the server runs in a child process that is started again when a
-//! fault no thread can catch ends it.
+//! `nitro start --supervise` and `nitro dev`: the server runs in a child process that is
+//! started again when a fault no thread can catch ends it.
 //!
 //! Panics in route code and calls past `handler_timeout` are contained inside the server (a
 //! `500`, a `504`, a `1011`). A stack overflow, an abort (`std::process::abort`, a failed
@@ -16,8 +16,13 @@
 //! output) is not restarted: its error and exit status are the supervisor's.
 //!
 //! SIGINT and SIGTERM are passed to the server, which shuts down gracefully; the supervisor
-//! exits with its status. If the supervisor itself is killed, the kernel sends the server
-//! SIGTERM (`PR_SET_PDEATHSIG`).
+//! exits with its status. The server runs in a process group of its own, so a Ctrl-C in the
+//! terminal reaches it once, through the supervisor (twice would make it exit at once). If the
+//! supervisor itself is killed, the kernel sends the server SIGTERM (`PR_SET_PDEATHSIG`).
+//!
+//! `nitro dev` is supervised the same way, with [`Budget::dev`] (it never gives up: a crash
+//! needs a request or an edit to happen again), and tells the restarted server what ended the
+//! last one ([`Child::crash_env`]) so that its page overlay shows it.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -50,6 +55,18 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
+    /// For `nitro dev`: restarts at once, then waits from 250 ms to 2 s while crashes repeat
+    /// within a minute; never gives up.
+    pub(crate) fn dev() -> Budget {
+        Budget {
+            window: Duration::from_secs(60),
+            max_crashes: usize::MAX,
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(2),
+            crashes: VecDeque::new(),
+        }
+    }
+
     /// Ten crashes a minute; waits from 250 ms to 30 s after the first.
     pub(crate) fn production() -> Budget {
         Budget {
@@ -148,13 +165,32 @@ fn exit_code(status: ExitStatus) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-/// Runs `program args` as the server and restarts it after each crash, within `budget`.
-pub(crate) fn run(
-    ui: &Ui,
-    program: &Path,
-    args: &[OsString],
-    budget: Budget,
-) -> anyhow::Result<ExitCode> {
+/// The server process to supervise.
+#[derive(Debug, Clone)]
+pub(crate) struct Child {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    /// More environment for the server.
+    pub(crate) env: Vec<(OsString, OsString)>,
+    /// The variable that tells a restarted server what ended the one before (its value is
+    /// [`crash_message`]); `None`: not told.
+    pub(crate) crash_env: Option<&'static str>,
+}
+
+impl Child {
+    /// `program args`, nothing more.
+    pub(crate) fn new(program: &Path, args: Vec<OsString>) -> Child {
+        Child {
+            program: program.to_owned(),
+            args,
+            env: Vec::new(),
+            crash_env: None,
+        }
+    }
+}
+
+/// Runs `child` as the server and restarts it after each crash, within `budget`.
+pub(crate) fn run(ui: &Ui, child: &Child, budget: Budget) -> anyhow::Result<ExitCode> {
     // One file per supervisor (tests run several in one process).
     static SUPERVISORS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = SUPERVISORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -162,27 +198,34 @@ pub(crate) fn run(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(supervise(ui, program, args, &record, budget));
+    let result = runtime.block_on(supervise(ui, child, &record, budget));
     let _ = std::fs::remove_file(&record);
     result
 }
 
 async fn supervise(
     ui: &Ui,
-    program: &Path,
-    args: &[OsString],
+    server: &Child,
     record: &PathBuf,
     mut budget: Budget,
 ) -> anyhow::Result<ExitCode> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut last_crash: Option<String> = None;
     loop {
         let _ = std::fs::remove_file(record);
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
+        let mut command = tokio::process::Command::new(&server.program);
+        command
+            .args(&server.args)
+            .envs(server.env.iter().map(|(k, v)| (k, v)))
             .env(CALL_RECORD_ENV, record)
-            .kill_on_drop(true)
-            .spawn()?;
+            // Its own group: the terminal's Ctrl-C reaches it once, through `stop`.
+            .process_group(0)
+            .kill_on_drop(true);
+        if let (Some(name), Some(crash)) = (server.crash_env, &last_crash) {
+            command.env(name, crash);
+        }
+        let mut child = command.spawn()?;
         let pid = child.id().and_then(|id| Pid::from_raw(id as i32));
         let status = tokio::select! {
             status = child.wait() => status?,
@@ -194,7 +237,9 @@ async fn supervise(
         if !record.exists() {
             return Ok(exit_code(status));
         }
-        ui.error(&crash_message(status, last_route(record).as_deref()));
+        let crash = crash_message(status, last_route(record).as_deref());
+        ui.error(&crash);
+        last_crash = Some(crash);
         let Some(delay) = budget.crashed(Instant::now()) else {
             ui.error(&format!(
                 "the server crashed {} times within a minute: giving up (fix the route, then start again)",
@@ -319,7 +364,12 @@ mod tests {
             "printf 'routes/boom.rs\\n' > \"$NITRO_CALL_RECORD\"; kill -SEGV $$",
             &starts,
         );
-        let code = run(&Ui::new(true), Path::new("/bin/sh"), &args, quick(3)).unwrap();
+        let code = run(
+            &Ui::new(true),
+            &Child::new(Path::new("/bin/sh"), args),
+            quick(3),
+        )
+        .unwrap();
         assert_eq!(code, ExitCode::FAILURE);
         let count = std::fs::read_to_string(&starts).unwrap().lines().count();
         assert_eq!(
@@ -329,13 +379,47 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_server_is_told_what_ended_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let starts = dir.path().join("starts");
+        let seen = dir.path().join("seen");
+        // Each start notes what it was told, then crashes in `routes/boom.rs`.
+        let script = format!(
+            "printf '%s|' \"$NITRO_TEST_CRASH\" >> '{}'; printf 'routes/boom.rs\\n' > \"$NITRO_CALL_RECORD\"; kill -SEGV $$",
+            seen.display()
+        );
+        let mut child = Child::new(Path::new("/bin/sh"), sh(&script, &starts));
+        child.crash_env = Some("NITRO_TEST_CRASH");
+        let code = run(&Ui::new(true), &child, quick(2)).unwrap();
+        assert_eq!(code, ExitCode::FAILURE);
+        let seen = std::fs::read_to_string(&seen).unwrap();
+        let told: Vec<&str> = seen.split('|').collect();
+        assert_eq!(told[0], "", "the first start was told nothing");
+        assert!(
+            told[1].starts_with("the server died: signal 11 (SIGSEGV")
+                && told[1].contains("`routes/boom.rs`"),
+            "{told:?}"
+        );
+    }
+
+    #[test]
+    fn the_dev_budget_never_gives_up_and_waits_at_most_2_s() {
+        let mut budget = Budget::dev();
+        let start = Instant::now();
+        assert_eq!(budget.crashed(start), Some(Duration::ZERO));
+        for i in 1..1000 {
+            let delay = budget.crashed(start + Duration::from_millis(i)).unwrap();
+            assert!(delay <= Duration::from_secs(2));
+        }
+    }
+
+    #[test]
     fn a_server_that_fails_to_start_is_not_restarted() {
         let dir = tempfile::tempdir().unwrap();
         let starts = dir.path().join("starts");
         let code = run(
             &Ui::new(true),
-            Path::new("/bin/sh"),
-            &sh("exit 3", &starts),
+            &Child::new(Path::new("/bin/sh"), sh("exit 3", &starts)),
             quick(3),
         )
         .unwrap();

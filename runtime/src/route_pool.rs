@@ -83,7 +83,29 @@ pub(crate) struct RoutePool {
     /// Where each call records its route as it starts ([`ServerConfig::call_record`]).
     ///
     /// [`ServerConfig::call_record`]: crate::ServerConfig::call_record
-    record: Option<Arc<std::fs::File>>,
+    record: Option<Arc<CallRecord>>,
+}
+
+/// The record file, and the route it names now: a call to the same route as the last one
+/// writes nothing (a supervised server's hot path costs a lock, not a system call).
+#[derive(Debug)]
+struct CallRecord {
+    file: std::fs::File,
+    last: std::sync::Mutex<String>,
+}
+
+impl CallRecord {
+    /// Records that a call to `route` starts.
+    fn write(&self, route: &str) {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last != route {
+            write_record(&self.file, route);
+            route.clone_into(&mut last);
+        }
+    }
 }
 
 /// The bytes a call record takes: a route file name and a line break, zero-padded, so that
@@ -139,6 +161,9 @@ impl RoutePool {
         file: &str,
         call: RouteFuture<T>,
     ) -> Result<Result<T, CallError>, Overrun> {
+        if let Some(record) = &self.record {
+            record.write(file);
+        }
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => Ok(result),
             Err(_) => {
@@ -166,7 +191,12 @@ impl RoutePool {
             .truncate(true)
             .open(path)
         {
-            Ok(file) => self.record = Some(Arc::new(file)),
+            Ok(file) => {
+                self.record = Some(Arc::new(CallRecord {
+                    file,
+                    last: std::sync::Mutex::new(String::new()),
+                }));
+            }
             Err(err) => {
                 tracing::warn!(target: "nitro::route", "cannot record route calls in `{}`: {err}", path.display())
             }
@@ -204,7 +234,7 @@ impl RoutePool {
             let record = self.record.clone();
             move || {
                 if let Some(record) = record {
-                    write_record(&record, &file);
+                    record.write(&file);
                 }
                 let running = Running::start(&file);
                 let result = f();
@@ -322,5 +352,16 @@ mod tests {
             "written before the call runs"
         );
         assert_eq!(read(), "routes/b.rs");
+
+        // An `async fn` call records its route too, before its first poll.
+        let (path3, during) = (path.clone(), Arc::new(std::sync::Mutex::new(String::new())));
+        let during3 = during.clone();
+        let call: crate::module::RouteFuture<()> = Box::pin(async move {
+            let text = std::fs::read(&path3).unwrap();
+            *during3.lock().unwrap() = String::from_utf8_lossy(&text[..12]).into_owned();
+            Ok(())
+        });
+        pool.run_async("routes/c.rs", call).await.unwrap().unwrap();
+        assert_eq!(*during.lock().unwrap(), "routes/c.rs\n");
     }
 }

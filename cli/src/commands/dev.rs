@@ -3,7 +3,15 @@
 //! The steps of [`crate::pipeline`] (scan, generate, build, load, outcomes), then
 //! [`crate::serve`] with a dev client attached, and the dev loop ([`crate::devloop`]) on its own
 //! thread: it owns everything that changes afterwards.
+//!
+//! On Linux all of that runs in a child process under [`crate::supervise`] (unless
+//! `--no-supervise`): a route that aborts, overflows its stack, segfaults or calls
+//! `std::process::exit` ends that process, and this one says which route was running and
+//! starts it again on the last good build (cargo's build is then a no-op). The restarted
+//! server shows the crash in the page overlay ([`DEV_CRASH_ENV`]). Port 0 is resolved here,
+//! once, so a restarted server listens where the first one did ([`DEV_PORT_ENV`]).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,14 +42,76 @@ pub(crate) struct DevArgs {
     /// machine only; 0.0.0.0 is every interface).
     #[arg(long)]
     pub(crate) host: Option<String>,
+
+    /// Run the server in this process. By default (on Linux) it runs in a child process that
+    /// is started again when a route crashes it (an abort, a stack overflow, a segfault,
+    /// `std::process::exit`); without supervision such a crash ends `nitro dev`.
+    #[arg(long)]
+    pub(crate) no_supervise: bool,
+}
+
+/// Set by the supervising `nitro dev` for its server: the port the first server was given
+/// when the user asked for port 0, so that a restarted one listens on the same port.
+pub(crate) const DEV_PORT_ENV: &str = "NITRO_DEV_PORT";
+
+/// Set by the supervising `nitro dev` for a restarted server: what ended the last one.
+pub(crate) const DEV_CRASH_ENV: &str = "NITRO_DEV_CRASH";
+
+/// Runs the server of `nitro dev` in a supervised child process (this same command).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn supervised(overrides: &Overrides, args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let exe = std::env::current_exe().context("cannot find this program to run the server")?;
+    let mut env = Vec::new();
+    let config = config::load(&args.dir, overrides)?;
+    if config.addr.port() == 0 {
+        let listener = std::net::TcpListener::bind(config.addr)
+            .with_context(|| format!("cannot find a free port on {}", config.addr.ip()))?;
+        let port = listener.local_addr()?.port();
+        env.push((
+            OsString::from(DEV_PORT_ENV),
+            OsString::from(port.to_string()),
+        ));
+    }
+    let mut child = crate::supervise::Child::new(&exe, std::env::args_os().skip(1).collect());
+    child.env = env;
+    child.crash_env = Some(DEV_CRASH_ENV);
+    crate::supervise::run(ui, &child, crate::supervise::Budget::dev())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn supervised(overrides: &Overrides, args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    serve_here(overrides.clone(), args, ui, None)
 }
 
 /// Runs `nitro dev` until Ctrl-C or SIGTERM.
 pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides {
+    let mut overrides = Overrides {
         port: args.port,
         host: args.host.clone(),
     };
+    let Some(record) = crate::supervise::supervised_server() else {
+        if args.no_supervise {
+            return serve_here(overrides, args, ui, None);
+        }
+        return supervised(&overrides, args, ui);
+    };
+    if let Some(port) = std::env::var(DEV_PORT_ENV)
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
+        overrides.port = Some(port);
+    }
+    serve_here(overrides, args, ui, Some(record))
+}
+
+/// Builds, serves and watches in this process; `record` is the supervisor's call record.
+fn serve_here(
+    overrides: Overrides,
+    args: &DevArgs,
+    ui: &Ui,
+    record: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let config = config::load(&args.dir, &overrides)?;
     tracing::debug!(target: "nitro::cli", "config: {config}");
     for warning in &config.warnings {
@@ -106,10 +176,13 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     drop((loaded, outcomes));
 
     let app = App::new(table.clone(), routes.clone());
+    let mut server_config = server_config(&config);
+    server_config.call_record = record;
+    let crash = std::env::var(DEV_CRASH_ENV).ok();
     serve::serve(
         ui,
         Mode::Dev,
-        server_config(&config),
+        server_config,
         hub.clone(),
         app,
         pubsub,
@@ -129,7 +202,10 @@ pub(crate) fn run(args: &DevArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
                 dev_client,
                 ui: ui.clone(),
             };
-            dev_loop.publish_state();
+            match &crash {
+                Some(crash) => dev_loop.publish_crash(crash),
+                None => dev_loop.publish_state(),
+            }
             if let Some(watcher) = watcher {
                 dev_loop
                     .spawn(watcher)

@@ -211,7 +211,11 @@ fn supervised(ui: &Ui) -> anyhow::Result<ExitCode> {
         .skip(1)
         .filter(|arg| arg != "--supervise")
         .collect();
-    crate::supervise::run(ui, &exe, &args, crate::supervise::Budget::production())
+    crate::supervise::run(
+        ui,
+        &crate::supervise::Child::new(&exe, args),
+        crate::supervise::Budget::production(),
+    )
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

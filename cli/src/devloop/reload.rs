@@ -413,6 +413,14 @@ impl DevLoop {
         self.dev_client.build_finished(self.overlay());
     }
 
+    /// Shows `crash` (what ended the previous server: the supervisor restarted this one) in
+    /// the page overlay, above the build errors if any, until the next build.
+    pub(crate) fn publish_crash(&self, crash: &str) {
+        let mut rendered = format!("error: {crash}\n  (nitro dev restarted the server)\n\n");
+        rendered.push_str(&self.rendered_errors());
+        self.dev_client.build_finished(Some(overlay_of(&rendered)));
+    }
+
     fn report_build_error(&mut self, error: &cargo_build::BuildError) {
         let mut text = error.to_string();
         if let Some(hint) = error.hint() {
@@ -428,13 +436,16 @@ impl DevLoop {
         if self.failing.is_empty() && self.config_error.is_none() {
             return None;
         }
-        let rendered: String = self
-            .config_error
+        Some(overlay_of(&self.rendered_errors()))
+    }
+
+    /// The config error and the errors of every failing route, as rustc rendered them.
+    fn rendered_errors(&self) -> String {
+        self.config_error
             .iter()
             .chain(self.failing.values())
             .map(String::as_str)
-            .collect();
-        Some(overlay_of(&rendered))
+            .collect()
     }
 }
 

@@ -145,3 +145,92 @@ async fn a_stuck_route_gets_a_504_and_does_not_hold_up_shutdown() {
     assert!(status.success(), "{status}");
     let _ = &mut dev;
 }
+
+/// Sends `GET path` over a raw connection and returns what came back (empty when the server
+/// died without answering).
+fn raw_get(port: u16, path: &str) -> String {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    );
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Issue 15: a route that aborts the process (no thread can catch that) ends the server of
+/// `nitro dev`, not `nitro dev`: its supervisor names the signal and the route, starts the
+/// server again on the same port with the build it had, and the page overlay shows the crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nitro_dev_restarts_a_server_that_a_route_crashed_and_shows_the_crash() {
+    let project = Project::with_files(&[
+        (
+            "index.html",
+            "<!doctype html><html><body>chat</body></html>\n",
+        ),
+        (
+            "routes/alive.rs",
+            "pub fn handler(_req: &nitro::Request) -> &'static str {\n    \"alive\"\n}\n",
+        ),
+        (
+            "routes/crash.rs",
+            "pub fn handler(_req: &nitro::Request) -> &'static str {\n    std::process::abort()\n}\n",
+        ),
+    ]);
+    let dev = NitroDev::start_async(project.path()).await;
+    let port = dev.port;
+    let first = dev.pid();
+    assert!(raw_get(port, "/alive").ends_with("alive"));
+
+    let answer = tokio::task::spawn_blocking(move || raw_get(port, "/crash"))
+        .await
+        .unwrap();
+    assert_eq!(answer, "", "the process died before it could answer");
+    assert!(
+        dev.wait_stderr(
+            "the server died: signal 6 (SIGABRT",
+            Duration::from_secs(30)
+        ),
+        "{}",
+        dev.stderr()
+    );
+    let stderr = dev.stderr();
+    assert!(
+        stderr.contains("the last route call that started was `routes/crash.rs`"),
+        "{stderr}"
+    );
+
+    // Served again, on the same port, without a rebuild of anything.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let answer = tokio::task::spawn_blocking(move || raw_get(port, "/alive"))
+            .await
+            .unwrap();
+        if answer.ends_with("alive") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not served again; stderr:\n{}",
+            dev.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(dev.pid(), first, "a new server process");
+
+    // The page learns what happened.
+    let mut dev_socket = ws_connect(&dev.dev_socket_url()).await;
+    let message = next_dev_message(&mut dev_socket).await;
+    assert_eq!(message["type"], "error", "{message}");
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.contains("the server died: signal 6") && text.contains("routes/crash.rs"),
+        "{text}"
+    );
+}

@@ -241,9 +241,9 @@ impl NitroDev {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
 
-    /// The server's process id.
+    /// The server's process id: under `nitro dev` (supervised) that of its child.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        server_pid(self.child.id())
     }
 
     /// What the server printed on stderr so far.
@@ -312,6 +312,14 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The process serving for `pid`: its child when it has one (a supervisor), else itself.
+pub fn server_pid(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .and_then(|children| children.split_whitespace().next()?.parse().ok())
+        .unwrap_or(pid)
 }
 
 /// A parsed HTTP/1.1 response.
