@@ -29,6 +29,16 @@
 //! that both sides depend on nothing: host and route may be built by different compilers, so no
 //! `std::task::Context` ever crosses.
 //!
+//! ## Streamed bodies and event streams (appended)
+//!
+//! A route may answer with a [`BodyStream`] instead of bytes ([`HttpResponder::stream`]): a
+//! stream the route owns and the host polls with a [`Waker`], like a [`Task`], one chunk per
+//! poll and only when its client is ready for more; the host drops it exactly once. For a
+//! server-sent event stream the route first asks for a peer ([`HttpResponder::event_stream`]):
+//! a host peer with no socket, whose queue the host writes into the same response. Both fields
+//! were appended to the responder: a route uses them only when
+//! [`HostApi::http_responder_size`] covers them.
+//!
 //! This crate has no dependencies: it is compiled into the host and, materialised from the host
 //! binary, into every route library, so both sides always agree on these layouts.
 #![no_std]
@@ -256,7 +266,62 @@ pub struct HttpResponder {
     /// lets the request go on, with exactly the entries it set. Appended after the first
     /// release.
     pub context: unsafe extern "C" fn(ctx: *mut c_void, key: Bytes, value: Bytes),
+    /// Answers with a body stream instead of the bytes given to `body` (status and headers as
+    /// set). The host owns `body` from here: it polls it when the client is ready for more and
+    /// drops it exactly once (at the end, on an error, or when the client goes away).
+    /// `keep_alive_ms` only applies to an event stream (see `event_stream`): a comment line is
+    /// sent after that long without output (0: never). Appended after `error`: use it only when
+    /// [`HostApi::http_responder_size`] covers it.
+    pub stream: unsafe extern "C" fn(ctx: *mut c_void, body: BodyStream, keep_alive_ms: u64),
+    /// Makes this answer a server-sent event stream: the host creates a peer for it in its hub
+    /// (in `namespace`; empty: the request path), whose topics, `send` and `publish` work as a
+    /// WebSocket peer's, and writes a retained handle to `out` (the route releases it). A text
+    /// message sent to the peer goes out as one `data` event, a binary one as is (already
+    /// framed). `req` is borrowed for the call (the peer's request). The answer must then be a
+    /// `stream`; otherwise the peer leaves the hub when the call ends. Returns [`PEER_OK`], or
+    /// [`PEER_INVALID`] (nothing written) when called twice. Appended: see `stream`.
+    pub event_stream: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        req: *const HttpRequest,
+        namespace: Bytes,
+        out: *mut Peer,
+    ) -> i32,
 }
+
+/// What [`BodyStream::poll_next`] returns when it handed one chunk to its sink.
+pub const STREAM_CHUNK: i32 = 0;
+/// What [`BodyStream::poll_next`] returns at the end of the body.
+pub const STREAM_END: i32 = 1;
+/// What [`BodyStream::poll_next`] returns when the stream failed (or panicked): the message
+/// went to its sink; the host aborts the response.
+pub const STREAM_ERROR: i32 = 2;
+
+/// A response body produced by the route, chunk by chunk: `state` is owned by the route, which
+/// alone interprets it (the same ownership rule as [`Task`]).
+///
+/// The host calls `poll_next` (never concurrently, from any thread) only when the client is
+/// ready for more, so a slow reader holds back the route instead of filling the server's
+/// memory; it calls `drop` exactly once, after [`STREAM_END`] or [`STREAM_ERROR`], or earlier
+/// when the client went away. Neither function unwinds.
+#[repr(C)]
+#[derive(Debug)]
+pub struct BodyStream {
+    pub state: *mut c_void,
+    /// Polls for the next chunk with a borrowed waker: returns [`TASK_PENDING`], or
+    /// [`STREAM_CHUNK`] after one call of `sink` (the chunk, borrowed for that callback), or
+    /// [`STREAM_END`], or [`STREAM_ERROR`] after one call of `sink` with the message.
+    pub poll_next: unsafe extern "C" fn(
+        state: *mut c_void,
+        waker: *const Waker,
+        sink: *const BytesSink,
+    ) -> i32,
+    /// Drops the stream's state (entering the route's runtime); a panic here leaks the rest.
+    pub drop: unsafe extern "C" fn(state: *mut c_void),
+}
+
+// SAFETY: as for `Task`: the functions may be called from any thread, one call at a time.
+#[allow(unsafe_code)]
+unsafe impl Send for BodyStream {}
 
 /// How the `upgrade` hook answers. Implemented by the host.
 #[repr(C)]
@@ -421,6 +486,10 @@ pub struct HostApi {
         result: *const BytesSink,
         task: *mut Task,
     ),
+    /// `size_of::<HttpResponder>()` of the host: the route calls a responder field appended
+    /// after `error` (`stream`, `event_stream`) only when this covers it. Appended after
+    /// `storage`: read it only when `struct_size` covers it.
+    pub http_responder_size: u32,
 }
 
 /// One storage operation, borrowed for [`HostApi::storage`]'s start call.

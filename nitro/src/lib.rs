@@ -99,6 +99,7 @@
 //! the route file; the server carries on.
 
 pub mod assets;
+pub mod body;
 mod config;
 pub mod cookies;
 mod error;
@@ -107,7 +108,9 @@ mod ffi;
 mod http;
 pub mod middleware;
 mod rt;
+pub mod sse;
 pub mod storage;
+mod streamed;
 pub mod ws;
 
 pub use config::{config, config_value};

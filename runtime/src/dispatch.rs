@@ -22,7 +22,8 @@
 //!    - an HTTP route: the body is collected (at most `[limits] max_body`, else `413`) and
 //!      the route's handler runs: an `async fn` polled inline on this worker, a sync `fn` on
 //!      the route pool (see [`crate::route_pool`]); `504` when it does not answer within
-//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then);
+//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then); a streamed
+//!      answer is sent as hyper asks for it (see [`crate::stream`]);
 //!    - routes for the path but not the method: `405` with `Allow`;
 //!    - nothing: `GET`/`HEAD` of a page URL get the renderer's `index.html` when it is on,
 //!      anything else `404` `Cannot find any route matching [GET] /path`. A page URL is one
@@ -53,7 +54,8 @@ use crate::http_error::HttpError;
 use crate::limits::Limits;
 use crate::middleware::{self, Verdict};
 use crate::module::{
-    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
+    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, StreamResponse,
+    UpgradeDecision,
 };
 use crate::shared::Shared;
 use crate::ws::handshake::{self, Refusal};
@@ -238,6 +240,13 @@ async fn run_middleware(
         },
         Verdict::Answer {
             file,
+            answer: Ok(HttpOutcome::Stream(answer)),
+        } => match stream_response(&file, answer, shared) {
+            Ok(response) => return Err(response),
+            Err(error) => error,
+        },
+        Verdict::Answer {
+            file,
             answer:
                 Ok(HttpOutcome::Error {
                     status,
@@ -298,6 +307,7 @@ async fn http_route(
     };
     let result = match outcome {
         Ok(HttpOutcome::Response(response)) => route_response(file, response),
+        Ok(HttpOutcome::Stream(answer)) => stream_response(file, answer, shared),
         Ok(HttpOutcome::Error {
             status,
             message,
@@ -467,6 +477,32 @@ fn route_response(file: &str, answer: RouteResponse) -> Result<Response<Body>, H
     let status = final_status(file, answer.status)?;
     let headers = route_headers(file, answer.headers)?;
     let mut response = Response::new(full(answer.body));
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        map.append(name, value);
+    }
+    Ok(response)
+}
+
+/// A streamed answer (see [`crate::stream`]): `handler_timeout` bounds the wait for each
+/// chunk of a plain stream; an event stream ends at shutdown.
+fn stream_response(
+    file: &str,
+    answer: StreamResponse,
+    shared: &Shared,
+) -> Result<Response<Body>, HttpError> {
+    let idle = shared.config.limits.handler_timeout;
+    let status = final_status(file, answer.status)?;
+    let headers = route_headers(file, answer.headers)?;
+    let Some(streaming) = answer.body.take() else {
+        return Err(invalid_answer(
+            file,
+            "a body stream that was sent already".to_owned(),
+        ));
+    };
+    let body = crate::stream::body(file, streaming, idle, &shared.shutdown);
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let map = response.headers_mut();
     for (name, value) in headers {

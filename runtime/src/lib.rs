@@ -104,8 +104,10 @@ pub mod route_rules;
 pub mod runtime_config;
 mod server;
 mod shared;
+mod sse;
 mod static_files;
 pub mod storage;
+mod stream;
 mod task;
 pub mod ws;
 
@@ -114,4 +116,5 @@ pub use config::ServerConfig;
 pub use devclient::DevClient;
 pub use limits::Limits;
 pub use server::{Server, ServerError, ServerHandle};
+pub use stream::{ChunkStream, StreamBody};
 pub use ws::Hub;

@@ -61,6 +61,8 @@ const WEBSOCKET: Files = example!("websocket":
     "nitro.toml",
     "public/favicon.svg",
     "routes/_ws.rs",
+    "routes/sse.get.rs",
+    "routes/sse.post.rs",
 );
 
 const API: Files = example!("api":

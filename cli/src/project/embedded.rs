@@ -54,6 +54,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/mod.rs"),
         ),
         (
+            "src/ffi/answer.rs",
+            include_str!("../../embedded/nitro/ffi/answer.rs"),
+        ),
+        (
             "src/ffi/async_export.rs",
             include_str!("../../embedded/nitro/ffi/async_export.rs"),
         ),
@@ -78,6 +82,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
         ),
         (
+            "src/ffi/stream.rs",
+            include_str!("../../embedded/nitro/ffi/stream.rs"),
+        ),
+        (
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
@@ -85,6 +93,7 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/ffi/waker.rs",
             include_str!("../../embedded/nitro/ffi/waker.rs"),
         ),
+        ("src/body.rs", include_str!("../../embedded/nitro/body.rs")),
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
         (
             "src/middleware.rs",
@@ -94,6 +103,11 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
         (
             "src/storage.rs",
             include_str!("../../embedded/nitro/storage.rs"),
+        ),
+        ("src/sse.rs", include_str!("../../embedded/nitro/sse.rs")),
+        (
+            "src/streamed.rs",
+            include_str!("../../embedded/nitro/streamed.rs"),
         ),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
@@ -130,6 +144,7 @@ nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
 anyhow = "1"
 cookie = {{ version = "0.18", features = ["percent-encode", "signed", "private", "key-expansion"] }}
 form_urlencoded = "1"
+futures-core = "0.3"
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"

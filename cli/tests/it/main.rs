@@ -23,4 +23,5 @@ mod pubsub;
 mod route_api;
 mod runtime_config;
 mod storage;
+mod streaming;
 mod websocket_example;

@@ -36,6 +36,14 @@ pub(crate) fn host_assets_dir() -> Option<std::path::PathBuf> {
     (!dir.is_empty()).then(|| std::path::PathBuf::from(dir))
 }
 
+/// The size of the host's `HttpResponder`, when the host says (see
+/// [`abi::HostApi::http_responder_size`]).
+pub(crate) fn host_responder_size() -> Option<usize> {
+    let h = host()?;
+    let end = std::mem::offset_of!(abi::HostApi, http_responder_size) + std::mem::size_of::<u32>();
+    ((h.struct_size as usize) >= end).then_some(h.http_responder_size as usize)
+}
+
 /// Logs through the host, or to stderr when there is no host (tests).
 pub(crate) fn host_log(level: u8, message: &str) {
     match host() {
@@ -171,6 +179,11 @@ impl RawPeer {
         RawPeer { peer, owned: false }
     }
 
+    /// A handle the host gave us retained: released on drop.
+    pub(crate) fn owned(peer: abi::Peer) -> RawPeer {
+        RawPeer { peer, owned: true }
+    }
+
     pub(crate) fn retain(&self) -> RawPeer {
         // SAFETY: the handle is valid (borrowed for the hook or retained by us).
         unsafe { (self.vt().retain)(self.peer.handle) };
@@ -233,9 +246,10 @@ impl RawPeer {
         }
     }
 
-    pub(crate) fn send(&self, data: &[u8], binary: bool) {
+    /// Queues a message; false when the peer is closed.
+    pub(crate) fn send(&self, data: &[u8], binary: bool) -> bool {
         // SAFETY: valid handle, borrowed data.
-        unsafe { (self.vt().send)(self.peer.handle, abi::Bytes::new(data), binary) };
+        unsafe { (self.vt().send)(self.peer.handle, abi::Bytes::new(data), binary) == abi::PEER_OK }
     }
 
     pub(crate) fn publish(&self, topic: &str, data: &[u8], binary: bool, self_too: bool) {

@@ -11,12 +11,14 @@
 //! panic cannot cross the boundary (each route library has its own Rust runtime, so the host
 //! could not catch it even through `extern "C-unwind"`).
 
+mod answer;
 mod async_export;
 mod export;
 mod guard;
 mod host;
 mod host_task;
 mod middleware_export;
+mod stream;
 mod task;
 mod waker;
 
@@ -25,3 +27,4 @@ pub(crate) use host::{
     RawPeer, host_assets_dir, host_log, host_peers, host_publish, host_runtime_config,
 };
 pub(crate) use host_task::{HostCall, HostResult};
+pub(crate) use stream::open_event_peer;
