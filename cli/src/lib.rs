@@ -54,6 +54,17 @@ pub(crate) struct Cli {
     /// Less output: only errors, warnings and the URL.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// The format of the log on stderr: `human` lines, or `json` (one object per line, for log
+    /// collectors; fields in docs/deploy.md).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "NITRO_LOG_FORMAT",
+        default_value_t
+    )]
+    pub log_format: logging::LogFormat,
 }
 
 /// The commands.
@@ -78,7 +89,7 @@ pub(crate) enum Command {
 /// for [`report`].
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init(cli.verbose, cli.quiet);
+    logging::init(cli.verbose, cli.quiet, cli.log_format);
     let ui = ui::Ui::new(cli.quiet);
     let result = match &cli.command {
         Command::Dev(args) => dev::run(args, &ui),

@@ -95,6 +95,7 @@ mod extract;
 mod ffi;
 mod http;
 mod rt;
+mod trace;
 pub mod ws;
 
 pub use config::{config, config_value};
@@ -108,6 +109,9 @@ pub use rt::state;
 pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.
 pub use serde_json::json;
+/// `tracing`, for routes that log without a dependency of their own: `nitro::tracing::info!`.
+/// Its events reach the server's log (see the crate docs).
+pub use tracing;
 pub use ws::HookOutput;
 
 /// Logs on the server's terminal, attributed to this route.

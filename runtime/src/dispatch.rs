@@ -52,6 +52,7 @@ use crate::module::{
     CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
 };
 use crate::shared::Shared;
+use crate::telemetry;
 use crate::ws::handshake::{self, Refusal};
 use crate::ws::{self, Peer, PeerTask, SendLimit};
 use crate::{App, RouteEntry};
@@ -87,7 +88,11 @@ pub(crate) async fn handle(
         return response;
     }
 
-    match app.table.find(req.method().as_str(), &path) {
+    let found = app.table.find(req.method().as_str(), &path);
+    if let Match::Found { route, .. } = &found {
+        telemetry::span::record_route(&route.pattern, &route.file);
+    }
+    match found {
         Match::Found { route, params } if route.kind == RouteKind::WebSocket => {
             websocket(&shared, &app, &route.file, params, remote, req).await
         }
@@ -519,7 +524,8 @@ async fn websocket(
 /// to it meanwhile wait in its queue, and its `open` hook may still be running.
 fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
     shared.hub.register(&task.peer);
-    shared.tracker.spawn(async move {
+    let span = telemetry::span::peer(task.peer.id(), task.peer.namespace(), &task.route_file);
+    let run = async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(err) => {
@@ -540,7 +546,10 @@ fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
         let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
         let stream = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         ws::run_peer(task, stream).await;
-    });
+    };
+    shared
+        .tracker
+        .spawn(tracing::Instrument::instrument(run, span));
 }
 
 /// Route params as a JSON object, in path order.

@@ -95,7 +95,7 @@ mod limits;
 pub mod loader;
 pub mod module;
 mod request_info;
-mod request_log;
+pub mod request_log;
 mod route_pool;
 pub mod runtime_config;
 mod server;
@@ -103,6 +103,7 @@ mod shared;
 mod static_files;
 pub mod storage;
 mod task;
+pub mod telemetry;
 pub mod ws;
 
 pub use app::{App, RouteEntry};

@@ -202,7 +202,10 @@ impl RoutePool {
             let overrunning = self.overrunning.clone();
             let file = file.to_owned();
             let record = self.record.clone();
+            // The call runs in the request's (or peer's) span, as an async one does.
+            let span = tracing::Span::current();
             move || {
+                let _span = span.enter();
                 if let Some(record) = record {
                     write_record(&record, &file);
                 }

@@ -24,7 +24,8 @@ use crate::route_pool::panic_message;
 use crate::shared::Shared;
 use crate::static_files::StaticFiles;
 use crate::ws::Hub;
-use crate::{App, dispatch, request_log};
+use crate::{App, dispatch, telemetry};
+use tracing::Instrument;
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -166,14 +167,13 @@ async fn serve_connection(
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = service_shared.clone();
         async move {
-            let logged = shared
-                .config
-                .request_log
-                .then(|| request_log::Started::new(&req));
-            let response = handle_guarded(shared, remote, req).await;
-            if let Some(started) = logged {
-                started.finish(response.status());
-            }
+            // The request's span: route code runs in it, and the request log is written from
+            // it when it closes (see `telemetry::span`).
+            let span = telemetry::span::request(req.method(), req.uri().path(), req.headers());
+            let response = handle_guarded(shared, remote, req)
+                .instrument(span.clone())
+                .await;
+            telemetry::span::record_status(&span, response.status());
             Ok::<_, Infallible>(response)
         }
     });

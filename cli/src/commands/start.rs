@@ -275,13 +275,13 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let hub = Hub::new();
     hub.runtime_config().set(&runtime_config);
     let routes = load_routes(&output, &dir, &hub)?;
+    crate::logging::set_request_log(!ui.is_quiet());
     let config = ServerConfig {
         public_dir: manifest.public_dir.as_deref().map(|p| output.path(p)),
         index_html: manifest.index_html.as_deref().map(|p| output.path(p)),
         dev: false,
         precompressed: true,
         cache_files: true,
-        request_log: !ui.is_quiet(),
         shutdown_timeout,
         limits: manifest
             .config

@@ -18,5 +18,5 @@ mod task;
 
 pub use export::__private;
 pub(crate) use host::{
-    RawPeer, host_assets_dir, host_log, host_peers, host_publish, host_runtime_config,
+    RawPeer, host_assets_dir, host_event, host_log, host_peers, host_publish, host_runtime_config,
 };

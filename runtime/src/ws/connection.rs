@@ -71,12 +71,13 @@ where
         stop_writer.clone(),
     ));
     let (mut events, event_rx) = queue::queue(Some(EVENT_QUEUE));
-    let hooks = tokio::spawn(hook_loop(
+    // The hooks run in the peer's span (see `telemetry::span`).
+    let hooks = tokio::spawn(tracing::Instrument::in_current_span(hook_loop(
         shared.clone(),
         route_file.clone(),
         peer.clone(),
         event_rx,
-    ));
+    )));
 
     // Registered by the dispatcher before the `101` was sent.
     tracing::debug!(target: "nitro::ws", peer = %peer, route = %route_file, "peer connected");
