@@ -90,7 +90,7 @@ pub(crate) enum Command {
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet, cli.log_format);
-    let ui = ui::Ui::new(cli.quiet);
+    let ui = ui::Ui::new(cli.quiet).with_json_logs(cli.log_format == logging::LogFormat::Json);
     let result = match &cli.command {
         Command::Dev(args) => dev::run(args, &ui),
         Command::Build(args) => build::run(args, &ui),

@@ -17,6 +17,7 @@ mod hot_reload;
 mod http_routes;
 mod ide;
 mod nitro_test;
+mod observability;
 mod pubsub;
 mod route_api;
 mod runtime_config;
