@@ -41,10 +41,11 @@ pub(crate) const MAX_BUFFERED: usize = 1024 * 1024;
 /// The format of the log on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub(crate) enum LogFormat {
-    /// Lines for people: `INFO GET /api/users/1 200 1.2 ms`.
+    // Lines for people: `INFO GET /api/users/1 200 1.2 ms`. (Plain comments: doc comments
+    // would turn every `--help` into its long form.)
     #[default]
     Human,
-    /// One JSON object per line, for log collectors.
+    // One JSON object per line, for log collectors.
     Json,
 }
 
