@@ -49,6 +49,17 @@ pub struct ServerConfig {
     /// running when the server died of something no thread can catch (a stack overflow, an
     /// abort, a segfault, `exit`). `nitro start --supervise` sets it. `None`: nothing written.
     pub call_record: Option<PathBuf>,
+    /// Serve Prometheus metrics (see [`crate::telemetry::metrics`]). `None`: none recorded.
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+/// Where the metrics are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsEndpoint {
+    /// The path, `/__nitro/metrics`.
+    pub path: String,
+    /// A separate address to serve them on (a private port) instead of the server's own.
+    pub bind: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -66,6 +77,7 @@ impl ServerConfig {
             cache_files: false,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             call_record: None,
+            metrics: None,
         }
     }
 }

@@ -89,18 +89,27 @@ pub(crate) async fn handle(
     }
 
     let found = app.table.find(req.method().as_str(), &path);
+    let mut answered = None;
     if let Match::Found { route, .. } = &found {
         telemetry::span::record_route(&route.pattern, &route.file);
+        answered = telemetry::metrics::route(&route.pattern, &route.file)
+            .map(telemetry::metrics::Answered);
     }
+    let with_route = |mut response: Response<Body>| {
+        if let Some(answered) = answered {
+            response.extensions_mut().insert(answered);
+        }
+        response
+    };
     match found {
         Match::Found { route, params } if route.kind == RouteKind::WebSocket => {
-            websocket(&shared, &app, &route.file, params, remote, req).await
+            with_route(websocket(&shared, &app, &route.file, params, remote, req).await)
         }
         // An HTTP route with WebSocket hooks takes the upgrades at its path.
         Match::Found { route, params }
             if wants_websocket && has_websocket_hooks(&app, &route.file) =>
         {
-            websocket(&shared, &app, &route.file, params, remote, req).await
+            with_route(websocket(&shared, &app, &route.file, params, remote, req).await)
         }
         _ if wants_websocket => HttpError::new(
             StatusCode::NOT_FOUND,
@@ -108,7 +117,7 @@ pub(crate) async fn handle(
         )
         .render(req.headers(), dev),
         Match::Found { route, params } => {
-            http_route(&shared, &app, &route.file, params, remote, req).await
+            with_route(http_route(&shared, &app, &route.file, params, remote, req).await)
         }
         Match::MethodNotAllowed { allow } => {
             let allow = allow

@@ -107,7 +107,7 @@ pub mod telemetry;
 pub mod ws;
 
 pub use app::{App, RouteEntry};
-pub use config::ServerConfig;
+pub use config::{MetricsEndpoint, ServerConfig};
 pub use devclient::DevClient;
 pub use limits::Limits;
 pub use server::{Server, ServerError, ServerHandle};

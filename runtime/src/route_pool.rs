@@ -115,6 +115,19 @@ impl Overrun {
     }
 }
 
+/// Counts a timed-out or panicked call in the metrics (see `telemetry::metrics`).
+fn counted<T>(
+    file: &str,
+    result: Result<Result<T, CallError>, Overrun>,
+) -> Result<Result<T, CallError>, Overrun> {
+    match &result {
+        Err(_) => crate::telemetry::metrics::route_timeout(file),
+        Ok(Err(CallError::Panicked(_))) => crate::telemetry::metrics::route_panic(file),
+        Ok(_) => {}
+    }
+    result
+}
+
 impl From<Overrun> for CallError {
     fn from(overrun: Overrun) -> CallError {
         CallError::Failed(overrun.to_string())
@@ -135,6 +148,14 @@ impl RoutePool {
     /// Polls `call`, an async call into the route `file`, on this task, at most the handler
     /// timeout; past it, `call` is dropped, which drops the route's future.
     pub(crate) async fn run_async<T>(
+        &self,
+        file: &str,
+        call: RouteFuture<T>,
+    ) -> Result<Result<T, CallError>, Overrun> {
+        counted(file, self.run_async_uncounted(file, call).await)
+    }
+
+    async fn run_async_uncounted<T>(
         &self,
         file: &str,
         call: RouteFuture<T>,
@@ -177,6 +198,18 @@ impl RoutePool {
     /// Runs `f`, a call into the route `file`, on a pool thread, and waits for it at most the
     /// handler timeout. A panic that escapes `f` becomes [`CallError::Panicked`].
     pub(crate) async fn call<T, F>(&self, file: &str, f: F) -> Result<Result<T, CallError>, Overrun>
+    where
+        F: FnOnce() -> Result<T, CallError> + Send + 'static,
+        T: Send + 'static,
+    {
+        counted(file, self.call_uncounted(file, f).await)
+    }
+
+    async fn call_uncounted<T, F>(
+        &self,
+        file: &str,
+        f: F,
+    ) -> Result<Result<T, CallError>, Overrun>
     where
         F: FnOnce() -> Result<T, CallError> + Send + 'static,
         T: Send + 'static,

@@ -301,6 +301,7 @@ impl DevLoop {
         let stale = stale_routes(&merged.entries, &merged.failing);
         self.handle
             .set_app(App::new(table.clone(), merged.entries.clone()).with_stale(stale));
+        nitro_runtime::telemetry::metrics::dev_reload();
         let elapsed = started.elapsed();
         let closed =
             if self.config.websocket_reload == WebSocketReload::Restart && !restart.is_empty() {

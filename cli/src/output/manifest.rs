@@ -99,6 +99,9 @@ pub struct BuiltConfig {
     /// overrides of its environment). Absent in outputs of older builds: `{}`.
     #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
     pub runtime_config: serde_json::Value,
+    /// `[observability]` (absent: no metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -446,6 +449,7 @@ mod tests {
                 allowed_origins: None,
                 pubsub: None,
                 runtime_config: serde_json::json!({}),
+                observability: None,
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

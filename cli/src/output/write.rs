@@ -203,6 +203,7 @@ pub(crate) fn write_output(
                 .as_ref()
                 .map(crate::project::config_pubsub::BuiltPubSub::from),
             runtime_config: config.runtime_config.clone(),
+            observability: config.observability.clone(),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

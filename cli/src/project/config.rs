@@ -67,6 +67,8 @@ pub struct ResolvedConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// `[websocket] pubsub`: relay WebSocket publishes between instances through Redis.
     pub pubsub: Option<crate::project::config_pubsub::PubSubSettings>,
+    /// `[observability]`: Prometheus metrics, when on.
+    pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
     /// `[runtime_config]` as JSON, with the `NITRO_*` overrides of [`Env::vars`] applied.
     pub runtime_config: serde_json::Value,
 }
@@ -232,6 +234,10 @@ pub enum ConfigError {
     /// A `NITRO_*` override of `[runtime_config]` that does not parse as its default's type.
     #[error(transparent)]
     RuntimeConfig(#[from] crate::project::config_runtime::RuntimeConfigError),
+
+    /// `[observability]` is wrong.
+    #[error(transparent)]
+    Observability(#[from] crate::project::config_observability::ObservabilityConfigError),
 }
 
 impl ConfigError {
@@ -263,6 +269,7 @@ impl ConfigError {
             ),
             ConfigError::PubSub(error) => error.hint(),
             ConfigError::RuntimeConfig(error) => error.hint(),
+            ConfigError::Observability(error) => error.hint(),
         }
     }
 }
@@ -316,6 +323,8 @@ struct FileConfig {
     websocket: WebSocketSection,
     #[serde(default)]
     runtime_config: toml::Table,
+    #[serde(default)]
+    observability: crate::project::config_observability::ObservabilitySection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -475,6 +484,11 @@ pub fn resolve(
         None => None,
     };
 
+    let observability = crate::project::config_observability::resolve(
+        parsed.observability,
+        &display_file.display().to_string(),
+    )?;
+
     let runtime_config = crate::project::config_runtime::apply_env(
         &crate::project::config_runtime::to_json(&parsed.runtime_config),
         &|name| env.vars.get(name).cloned(),
@@ -512,6 +526,7 @@ pub fn resolve(
             .map(|origins| origins.into_iter().map(|origin| origin.0).collect()),
         pubsub,
         runtime_config,
+        observability,
     })
 }
 
@@ -648,6 +663,10 @@ fn expected_for(table: &[String], key: &str) -> String {
             "a table such as `{ url = \"redis://127.0.0.1:6379\", channel = \"my-app\" }`".into()
         }
         (Some("limits"), key) => crate::project::config_limits::expected(key),
+        (Some("observability"), "metrics") => "a path, such as `\"/__nitro/metrics\"`".into(),
+        (Some("observability"), "metrics_bind") => {
+            "an address with a port, such as `\"127.0.0.1:9464\"`".into()
+        }
         (Some("renderer" | "features"), _) => "`true` or `false`".into(),
         _ => "a different type".into(),
     }
