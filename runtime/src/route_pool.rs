@@ -205,11 +205,7 @@ impl RoutePool {
         counted(file, self.call_uncounted(file, f).await)
     }
 
-    async fn call_uncounted<T, F>(
-        &self,
-        file: &str,
-        f: F,
-    ) -> Result<Result<T, CallError>, Overrun>
+    async fn call_uncounted<T, F>(&self, file: &str, f: F) -> Result<Result<T, CallError>, Overrun>
     where
         F: FnOnce() -> Result<T, CallError> + Send + 'static,
         T: Send + 'static,

@@ -217,7 +217,8 @@ async fn serve_connection(
             // The request's span: route code runs in it, and the request log is written from
             // it when it closes (see `telemetry::span`).
             let span = telemetry::span::request(req.method(), req.uri().path(), req.headers());
-            let counted = telemetry::metrics::enabled().then(|| (req.method().clone(), Instant::now()));
+            let counted =
+                telemetry::metrics::enabled().then(|| (req.method().clone(), Instant::now()));
             let response = handle_guarded(shared, remote, req)
                 .instrument(span.clone())
                 .await;

@@ -291,11 +291,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         allowed_origins: manifest.config.allowed_origins.clone(),
         call_record: call_record(),
-        metrics: manifest
-            .config
-            .observability
-            .as_ref()
-            .map(|o| o.endpoint()),
+        metrics: manifest.config.observability.as_ref().map(|o| o.endpoint()),
         ..ServerConfig::new(addr)
     };
     ui.status(&format!(

@@ -138,10 +138,16 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(private.metrics_bind, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(
+            private.metrics_bind,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
         // Recorded in `nitro.json` and read back.
         let json = serde_json::to_string(&private).unwrap();
-        assert_eq!(json, r#"{"metrics":"/metrics","metrics_bind":"127.0.0.1:9464"}"#);
+        assert_eq!(
+            json,
+            r#"{"metrics":"/metrics","metrics_bind":"127.0.0.1:9464"}"#
+        );
         assert_eq!(
             serde_json::from_str::<ObservabilitySettings>(&json).unwrap(),
             private
@@ -154,7 +160,9 @@ mod tests {
             let error = resolve(section(Some(bad), None), "nitro.toml").unwrap_err();
             assert_eq!(
                 error.to_string(),
-                format!("`metrics` in `[observability]` of `nitro.toml` is `{bad}`: it must be a path such as `/__nitro/metrics`")
+                format!(
+                    "`metrics` in `[observability]` of `nitro.toml` is `{bad}`: it must be a path such as `/__nitro/metrics`"
+                )
             );
         }
         let error = resolve(section(Some("/m"), Some("localhost")), "nitro.toml").unwrap_err();
@@ -164,6 +172,9 @@ mod tests {
         );
         assert!(error.hint().unwrap().contains("127.0.0.1:9464"));
         let error = resolve(section(None, Some("127.0.0.1:1")), "nitro.toml").unwrap_err();
-        assert!(matches!(error, ObservabilityConfigError::BindWithoutPath { .. }));
+        assert!(matches!(
+            error,
+            ObservabilityConfigError::BindWithoutPath { .. }
+        ));
     }
 }

@@ -231,3 +231,252 @@ fn human_request_log_under_start_comes_from_the_span() {
         "{err}"
     );
 }
+
+/// Routes for the metrics: one that answers, one that panics, one that overruns
+/// `handler_timeout`, and a WebSocket endpoint that echoes and publishes.
+fn metrics_files(observability: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("nitro.toml", observability),
+        (
+            "routes/hello.get.rs",
+            "pub fn handler() -> &'static str { \"hello\" }\n",
+        ),
+        (
+            "routes/boom.get.rs",
+            "pub fn handler() -> String { panic!(\"boom\") }\n",
+        ),
+        (
+            "routes/slow.get.rs",
+            "pub async fn handler() -> String {\n    std::future::pending::<()>().await;\n    String::new()\n}\n",
+        ),
+        (
+            "routes/_ws.rs",
+            r#"use nitro::ws::{Message, Peer};
+pub async fn open(peer: Peer) {
+    peer.subscribe("room");
+}
+pub async fn message(peer: Peer, message: Message) {
+    if message.text() == "all" {
+        peer.publish("room", "hi all");
+    } else {
+        peer.send(message);
+    }
+}
+"#,
+        ),
+    ]
+}
+
+/// The value of the sample `name{labels}` (labels in the exporter's order), 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// The scripted traffic; returns once every reply has arrived.
+async fn traffic(server: &Server) {
+    let port = server.port;
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..3 {
+            assert_eq!(get(port, "/hello", &[]).text(), "hello");
+        }
+        assert_eq!(get(port, "/boom", &[]).status, 500);
+        assert_eq!(get(port, "/slow", &[]).status, 504);
+        assert_eq!(get(port, "/missing", &[]).status, 404);
+        assert_eq!(get(port, "/missing", &[]).status, 404);
+    })
+    .await
+    .unwrap();
+    let url = server.ws_url("/_ws");
+    let mut a = ws_connect(&url).await;
+    let mut b = ws_connect(&url).await;
+    send_text(&mut a, "one").await;
+    assert_eq!(next_text(&mut a).await, "one");
+    send_text(&mut a, "all").await;
+    assert_eq!(next_text(&mut b).await, "hi all");
+    send_text(&mut b, "two").await;
+    assert_eq!(next_text(&mut b).await, "two");
+    // Both still open while the metrics are read.
+    std::mem::forget((a, b));
+}
+
+fn check_counts(text: &str) {
+    let requests = |route: &str, class: &str| {
+        sample(
+            text,
+            &format!(
+                "nitro_http_requests_total{{route=\"{route}\",method=\"GET\",status_class=\"{class}\"}}"
+            ),
+        )
+    };
+    assert_eq!(requests("/hello", "2xx"), 3.0, "{text}");
+    assert_eq!(requests("/boom", "5xx"), 1.0, "{text}");
+    assert_eq!(requests("/slow", "5xx"), 1.0, "{text}");
+    assert_eq!(requests("", "4xx"), 2.0, "{text}");
+    assert_eq!(requests("/_ws", "1xx"), 2.0, "{text}");
+    assert_eq!(
+        sample(
+            text,
+            "nitro_http_request_duration_seconds_count{route=\"/hello\"}"
+        ),
+        3.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("nitro_http_request_duration_seconds_bucket{route=\"/hello\",le=\"0.005\"}"),
+        "{text}"
+    );
+    assert_eq!(sample(text, "nitro_ws_peers_open"), 2.0, "{text}");
+    assert_eq!(
+        sample(text, "nitro_ws_messages_received_total"),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(sample(text, "nitro_ws_messages_sent_total"), 3.0, "{text}");
+    assert_eq!(sample(text, "nitro_ws_publishes_total"), 1.0, "{text}");
+    assert_eq!(
+        sample(
+            text,
+            "nitro_route_panics_total{route=\"routes/boom.get.rs\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            text,
+            "nitro_route_timeouts_total{route=\"routes/slow.get.rs\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_a_scripted_mix_under_start() {
+    let files = metrics_files(
+        "[observability]\nmetrics = \"/__nitro/metrics\"\n[limits]\nhandler_timeout = 0.5\n",
+    );
+    let project = Project::with_files(&files);
+    let dir = project.path().to_path_buf();
+    let server = tokio::task::spawn_blocking(move || {
+        build(&dir);
+        let manifest = std::fs::read_to_string(dir.join(".output/nitro.json")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        assert_eq!(
+            manifest["config"]["observability"],
+            serde_json::json!({ "metrics": "/__nitro/metrics" })
+        );
+        let mut cmd: Command = nitro();
+        cmd.arg("start").arg(&dir).args(["--port", "0"]);
+        Server::start_output(cmd)
+    })
+    .await
+    .unwrap();
+    traffic(&server).await;
+    let port = server.port;
+    let (first, second, post) = tokio::task::spawn_blocking(move || {
+        let first = get(port, "/__nitro/metrics", &[]);
+        let second = get(port, "/__nitro/metrics", &[]);
+        let post = http(port, "POST", "/__nitro/metrics", &[], b"");
+        (first, second, post)
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.status, 200);
+    assert!(
+        first
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        first.headers
+    );
+    check_counts(&first.text());
+    // A scrape on the server's port is a request too, under the metrics path.
+    assert_eq!(
+        sample(
+            &second.text(),
+            "nitro_http_requests_total{route=\"/__nitro/metrics\",method=\"GET\",status_class=\"2xx\"}"
+        ),
+        1.0,
+        "{}",
+        second.text()
+    );
+    assert_eq!(post.status, 405);
+    assert!(
+        server.stderr().contains("Metrics: http://127.0.0.1:"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_on_a_private_port_under_dev() {
+    let files = metrics_files(
+        "[observability]\nmetrics = \"/metrics\"\nmetrics_bind = \"127.0.0.1:0\"\n[limits]\nhandler_timeout = 0.5\n",
+    );
+    let project = Project::with_files(&files);
+    let server = NitroDev::start_async(project.path()).await;
+    let err = server.stderr();
+    let url = err
+        .lines()
+        .find_map(|l| l.split("Metrics: ").nth(1))
+        .unwrap_or_else(|| panic!("no metrics URL in {err}"))
+        .trim()
+        .to_owned();
+    let metrics_port: u16 = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    assert_ne!(metrics_port, server.port);
+    traffic(&server).await;
+    let port = server.port;
+    let (text, on_main, elsewhere) = tokio::task::spawn_blocking(move || {
+        let text = get(metrics_port, "/metrics", &[]).text();
+        (
+            text,
+            get(port, "/metrics", &[]).status,
+            get(metrics_port, "/hello", &[]).status,
+        )
+    })
+    .await
+    .unwrap();
+    check_counts(&text);
+    // Not on the server's own port, and nothing else on the private one.
+    assert_eq!(on_main, 404);
+    assert_eq!(elsewhere, 404);
+    assert!(!text.contains("route=\"/metrics\""), "{text}");
+    assert_eq!(sample(&text, "nitro_dev_reloads_total"), 0.0, "{text}");
+
+    // A hot reload is counted.
+    project.write(
+        "routes/hello.get.rs",
+        "pub fn handler() -> &'static str { \"hello again\" }\n",
+    );
+    let reloaded = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while std::time::Instant::now() < deadline {
+            if get(port, "/hello", &[]).text() == "hello again" {
+                return Some(get(metrics_port, "/metrics", &[]).text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    })
+    .await
+    .unwrap()
+    .expect("the edit was served");
+    assert_eq!(
+        sample(&reloaded, "nitro_dev_reloads_total"),
+        1.0,
+        "{reloaded}"
+    );
+}

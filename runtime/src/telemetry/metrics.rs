@@ -196,7 +196,12 @@ pub(crate) fn route(pattern: &str, file: &str) -> Option<Arc<RouteMetrics>> {
 pub(crate) struct Answered(pub(crate) Arc<RouteMetrics>);
 
 /// Counts one answered request.
-pub(crate) fn request(method: &Method, status: StatusCode, route: Option<&Answered>, took: Duration) {
+pub(crate) fn request(
+    method: &Method,
+    status: StatusCode,
+    route: Option<&Answered>,
+    took: Duration,
+) {
     let Some(state) = state() else { return };
     let route = route.map_or(&state.unrouted, |answered| &answered.0);
     let m = match *method {
@@ -234,9 +239,13 @@ pub(crate) fn route_timeout(file: &str) {
         match by_file(state, file) {
             Some(route) => route
                 .timeouts
-                .get_or_init(|| metrics::counter!(names::ROUTE_TIMEOUTS, "route" => route.file.clone()))
+                .get_or_init(
+                    || metrics::counter!(names::ROUTE_TIMEOUTS, "route" => route.file.clone()),
+                )
                 .increment(1),
-            None => metrics::counter!(names::ROUTE_TIMEOUTS, "route" => file.to_owned()).increment(1),
+            None => {
+                metrics::counter!(names::ROUTE_TIMEOUTS, "route" => file.to_owned()).increment(1)
+            }
         }
     }
 }
@@ -247,7 +256,9 @@ pub(crate) fn route_panic(file: &str) {
         match by_file(state, file) {
             Some(route) => route
                 .panics
-                .get_or_init(|| metrics::counter!(names::ROUTE_PANICS, "route" => route.file.clone()))
+                .get_or_init(
+                    || metrics::counter!(names::ROUTE_PANICS, "route" => route.file.clone()),
+                )
                 .increment(1),
             None => metrics::counter!(names::ROUTE_PANICS, "route" => file.to_owned()).increment(1),
         }
