@@ -49,6 +49,15 @@ pub async fn handler() -> String {
 }
 "#,
     ),
+    (
+        "routes/_ws.rs",
+        r#"use nitro::ws::{Message, Peer};
+pub fn message(peer: &Peer, message: &Message) {
+    tracing::info!(text = %message.text(), "ws message");
+    peer.send(message.text().into_owned());
+}
+"#,
+    ),
 ];
 
 /// `nitro build DIR`, which must succeed.
@@ -111,6 +120,32 @@ fn route_tracing_reaches_the_host_log_in_the_request_span_under_dev() {
             &[
                 "async order step=\"after-await\" route=\"routes/later.get.rs\"",
                 "request{http.request.method=GET url.path=\"/later\"",
+            ],
+        )
+        .is_some(),
+        "{err}"
+    );
+    // A WebSocket hook's event is in the peer's span.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut ws = ws_connect(&dev.ws_url("/_ws")).await;
+        send_text(&mut ws, "hi").await;
+        assert_eq!(next_text(&mut ws).await, "hi");
+    });
+    assert!(
+        dev.wait_stderr("ws message", Duration::from_secs(10)),
+        "{}",
+        dev.stderr()
+    );
+    let err = dev.stderr();
+    assert!(
+        line_with(
+            &err,
+            &[
+                "peer{nitro.peer.id=",
+                "nitro.ws.namespace=",
+                "nitro.route=\"routes/_ws.rs\"}",
+                "ws message text=hi route=\"routes/_ws.rs\"",
             ],
         )
         .is_some(),
