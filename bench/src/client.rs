@@ -275,8 +275,10 @@ pub(crate) async fn get_page(port: u16, pid: u32, conns: usize, secs: f64) -> Re
             let mut body_bytes = 0;
             while Instant::now() < until {
                 let sent = Instant::now();
+                // As a browser's navigation: the page is served to requests that accept HTML.
                 let request = hyper::Request::get("/")
                     .header(hyper::header::HOST, &host)
+                    .header(hyper::header::ACCEPT, "text/html")
                     .body(Empty::<Bytes>::new())
                     .map_err(|e| e.to_string())?;
                 let response = sender
