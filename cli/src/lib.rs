@@ -135,6 +135,9 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             .or_else(|| hint_of::<init::InitError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_pubsub::PubSubConfigError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_runtime::RuntimeConfigError>(e, |e| e.hint()))
+            .or_else(|| {
+                hint_of::<project::config_observability::ObservabilityConfigError>(e, |e| e.hint())
+            })
     })
 }
 

@@ -884,11 +884,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `observability`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `observability`"
         );
     }
 
