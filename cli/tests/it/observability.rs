@@ -446,7 +446,7 @@ async fn metrics_count_a_scripted_mix_under_start() {
     );
     assert_eq!(post.status, 405);
     assert!(
-        server.stderr().contains("Metrics: http://127.0.0.1:"),
+        server.wait_stderr("Metrics: http://127.0.0.1:", Duration::from_secs(10)),
         "{}",
         server.stderr()
     );
@@ -459,6 +459,12 @@ async fn metrics_on_a_private_port_under_dev() {
     );
     let project = Project::with_files(&files);
     let server = NitroDev::start_async(project.path()).await;
+    // Printed on stderr after the URL (on stdout): wait for it.
+    assert!(
+        server.wait_stderr("/metrics\n", Duration::from_secs(10)),
+        "{}",
+        server.stderr()
+    );
     let err = server.stderr();
     let url = err
         .lines()
