@@ -490,6 +490,16 @@ pub struct HostApi {
     /// after `error` (`stream`, `event_stream`) only when this covers it. Appended after
     /// `storage`: read it only when `struct_size` covers it.
     pub http_responder_size: u32,
+    /// The most verbose [`level`] the host's subscriber records anything at (`0`: nothing), as it
+    /// was when the route was loaded. The route's `tracing` subscriber reports it as its
+    /// `max_level_hint`, so a disabled event costs the route one comparison. Appended after
+    /// `http_responder_size`: read it (and [`event`](HostApi::event)) only when `struct_size`
+    /// covers `event`.
+    pub max_level: u32,
+    /// Records one `tracing` event of the route (or one `log` record) on the host's subscriber,
+    /// inside the span current on the calling thread (the request's, while the host polls or
+    /// calls the route), with the route file attached. `event` is borrowed for the call.
+    pub event: unsafe extern "C" fn(ctx: *const c_void, event: *const LogEvent),
 }
 
 /// One storage operation, borrowed for [`HostApi::storage`]'s start call.
@@ -527,6 +537,60 @@ pub mod storage {
     pub const INVALID_KEY: i32 = 3;
     /// The value is over the mount's size limit.
     pub const TOO_LARGE: i32 = 4;
+}
+
+/// How a [`LogField`]'s value is written: its text is parsed back into this type by the host.
+pub mod field_kind {
+    /// Text, recorded as a string.
+    pub const STR: u8 = 0;
+    /// A value already formatted with `Debug`/`Display`, recorded as is.
+    pub const DEBUG: u8 = 1;
+    /// A signed integer in decimal.
+    pub const I64: u8 = 2;
+    /// An unsigned integer in decimal.
+    pub const U64: u8 = 3;
+    /// A float in Rust's `Display` form.
+    pub const F64: u8 = 4;
+    /// `true` or `false`.
+    pub const BOOL: u8 = 5;
+}
+
+/// One field of a [`LogEvent`]: the event's own fields, then those of the route-side spans it
+/// is inside (innermost first), `message` among them. Borrowed for the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LogField {
+    pub name: Bytes,
+    pub value: Bytes,
+    /// One of [`field_kind`].
+    pub kind: u8,
+}
+
+/// A route's `tracing` event (or `log` record) for [`HostApi::event`]. Borrowed for the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LogEvent {
+    /// One of [`level`].
+    pub level: u8,
+    /// The event's target (by default the module path in the route library).
+    pub target: Bytes,
+    pub fields: *const LogField,
+    pub fields_len: usize,
+}
+
+impl LogEvent {
+    /// The fields as a slice.
+    ///
+    /// # Safety
+    /// As [`Bytes::as_slice`], for `fields` and `fields_len`.
+    #[allow(unsafe_code)]
+    pub unsafe fn fields<'a>(&self) -> &'a [LogField] {
+        if self.fields_len == 0 {
+            return &[];
+        }
+        // SAFETY: non-empty, and the caller upholds the pointer/length contract.
+        unsafe { core::slice::from_raw_parts(self.fields, self.fields_len) }
+    }
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

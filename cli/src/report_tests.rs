@@ -174,6 +174,21 @@ fn samples(tmp: &Path) -> Vec<Sample> {
         crate::project::config_pubsub::PubSubConfigError::hint,
     ));
 
+    // `[observability]`: a metrics address without a port, through the real loader.
+    let observability = project(&[(
+        "nitro.toml",
+        "[observability]\nmetrics = \"/__nitro/metrics\"\nmetrics_bind = \"localhost\"\n",
+    )]);
+    let e = match config::load(observability.path(), &Overrides::default()).unwrap_err() {
+        ConfigError::Observability(e) => e,
+        other => panic!("expected an `[observability]` error, got {other:?}"),
+    };
+    out.push(sample(
+        "observability_bind",
+        e,
+        crate::project::config_observability::ObservabilityConfigError::hint,
+    ));
+
     // `[runtime_config]` at `nitro start`: an override that does not parse as its default.
     let e = crate::project::config_runtime::apply_env(
         &serde_json::json!({ "database": { "pool_size": 8 } }),

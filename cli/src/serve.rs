@@ -101,6 +101,9 @@ pub(crate) fn serve(
             .map_err(ServeError::Server)?;
         ready(&server)?;
         banner(ui, mode, server.local_addr());
+        if let Some(url) = server.metrics_url() {
+            ui.status(&format!("  ➜ Metrics: {url}"));
+        }
         let (first, stop) = tokio::sync::oneshot::channel::<()>();
         let status_ui = ui.clone();
         tokio::spawn(async move {

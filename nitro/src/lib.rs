@@ -111,6 +111,7 @@ mod rt;
 pub mod sse;
 pub mod storage;
 mod streamed;
+mod trace;
 pub mod ws;
 
 pub use config::{config, config_value};
@@ -125,6 +126,9 @@ pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.
 pub use serde_json::json;
 pub use storage::storage;
+/// `tracing`, for routes that log without a dependency of their own: `nitro::tracing::info!`.
+/// Its events reach the server's log (see the crate docs).
+pub use tracing;
 pub use ws::HookOutput;
 
 /// Logs on the server's terminal, attributed to this route.

@@ -58,6 +58,7 @@ use crate::module::{
     UpgradeDecision,
 };
 use crate::shared::Shared;
+use crate::telemetry;
 use crate::ws::handshake::{self, Refusal};
 use crate::ws::{self, Peer, PeerTask, SendLimit};
 use crate::{App, RouteEntry};
@@ -132,15 +133,28 @@ async fn serve(
         return response;
     }
 
-    match app.table.find(req.method().as_str(), &path) {
+    let found = app.table.find(req.method().as_str(), &path);
+    let mut answered = None;
+    if let Match::Found { route, .. } = &found {
+        telemetry::span::record_route(&route.pattern, &route.file);
+        answered = telemetry::metrics::route(&route.pattern, &route.file)
+            .map(telemetry::metrics::Answered);
+    }
+    let with_route = |mut response: Response<Body>| {
+        if let Some(answered) = answered {
+            response.extensions_mut().insert(answered);
+        }
+        response
+    };
+    match found {
         Match::Found { route, params } if route.kind == RouteKind::WebSocket => {
-            websocket(&shared, &app, &route.file, (params, context), remote, req).await
+            with_route(websocket(&shared, &app, &route.file, (params, context), remote, req).await)
         }
         // An HTTP route with WebSocket hooks takes the upgrades at its path.
         Match::Found { route, params }
             if wants_websocket && has_websocket_hooks(&app, &route.file) =>
         {
-            websocket(&shared, &app, &route.file, (params, context), remote, req).await
+            with_route(websocket(&shared, &app, &route.file, (params, context), remote, req).await)
         }
         _ if wants_websocket => HttpError::new(
             StatusCode::NOT_FOUND,
@@ -148,7 +162,7 @@ async fn serve(
         )
         .render(req.headers(), dev),
         Match::Found { route, params } => {
-            http_route(&shared, &app, &route.file, (params, context), remote, req).await
+            with_route(http_route(&shared, &app, &route.file, (params, context), remote, req).await)
         }
         Match::MethodNotAllowed { allow } => {
             let allow = allow
@@ -662,7 +676,8 @@ async fn websocket(
 /// to it meanwhile wait in its queue, and its `open` hook may still be running.
 fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
     shared.hub.register(&task.peer);
-    shared.tracker.spawn(async move {
+    let span = telemetry::span::peer(task.peer.id(), task.peer.namespace(), &task.route_file);
+    let run = async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(err) => {
@@ -683,7 +698,10 @@ fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
         let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
         let stream = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         ws::run_peer(task, stream).await;
-    });
+    };
+    shared
+        .tracker
+        .spawn(tracing::Instrument::instrument(run, span));
 }
 
 /// Route params as a JSON object, in path order.

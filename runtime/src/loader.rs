@@ -229,6 +229,8 @@ impl LoadedRoute {
             runtime_config: host_runtime_config,
             storage: host_storage,
             http_responder_size: std::mem::size_of::<abi::HttpResponder>() as u32,
+            max_level: crate::telemetry::bridge::max_level(),
+            event: host_event,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -422,6 +424,35 @@ unsafe extern "C" fn host_publish(
         let ns = (!namespace.is_empty()).then_some(namespace.as_str());
         ctx.hub.publish(ns, &topic, data, binary);
         abi::PEER_OK
+    })
+}
+
+unsafe extern "C" fn host_event(ctx: *const c_void, event: *const abi::LogEvent) {
+    no_unwind((), || {
+        // SAFETY: `ctx` is the leaked `HostCtx` of this generation; `event`, its target and
+        // fields are borrowed for the call.
+        let (ctx, event) = unsafe { (&*(ctx as *const HostCtx), &*event) };
+        // SAFETY: as above.
+        let (target, raw) = unsafe { (event.target.as_slice(), event.fields()) };
+        let text = |b: abi::Bytes| {
+            // SAFETY: each field's bytes are borrowed for the call, as the event.
+            let bytes = unsafe { b.as_slice() };
+            String::from_utf8_lossy(bytes)
+        };
+        let owned: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>, u8)> = raw
+            .iter()
+            .map(|f| (text(f.name), text(f.value), f.kind))
+            .collect();
+        let fields: Vec<crate::telemetry::bridge::RouteField<'_>> = owned
+            .iter()
+            .map(|(name, value, kind)| crate::telemetry::bridge::RouteField {
+                name,
+                value,
+                kind: *kind,
+            })
+            .collect();
+        let target = String::from_utf8_lossy(target);
+        crate::telemetry::bridge::route_event(&ctx.file, event.level, &target, &fields);
     })
 }
 

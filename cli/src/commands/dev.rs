@@ -243,6 +243,7 @@ pub(crate) fn server_config(config: &ResolvedConfig) -> ServerConfig {
     // DNS rebinding: the dev server answers only the names it knows.
     server.allowed_hosts = Some(config.allowed_hosts.clone());
     server.allowed_origins = config.allowed_origins.clone();
+    server.metrics = config.observability.as_ref().map(|o| o.endpoint());
     server
 }
 

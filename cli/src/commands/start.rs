@@ -296,13 +296,13 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("the storage mounts of `{}`", dir.join(MANIFEST).display()))?;
     hub.route_rules().set(manifest.config.route_rules.clone());
     let routes = load_routes(&output, &dir, &hub)?;
+    crate::logging::set_request_log(!ui.is_quiet());
     let config = ServerConfig {
         public_dir: manifest.public_dir.as_deref().map(|p| output.path(p)),
         index_html: manifest.index_html.as_deref().map(|p| output.path(p)),
         dev: false,
         precompressed: true,
         cache_files: true,
-        request_log: !ui.is_quiet(),
         shutdown_timeout,
         limits: manifest
             .config
@@ -312,6 +312,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         allowed_origins: manifest.config.allowed_origins.clone(),
         call_record: call_record(),
+        metrics: manifest.config.observability.as_ref().map(|o| o.endpoint()),
         ..ServerConfig::new(addr)
     };
     ui.status(&format!(

@@ -328,6 +328,7 @@ impl DevLoop {
             .set_app(App::new(table.clone(), merged.entries.clone()).with_stale(stale));
         // Answers the old code cached are not served for the new code.
         self.hub.route_rules().new_epoch();
+        nitro_runtime::telemetry::metrics::dev_reload();
         let elapsed = started.elapsed();
         let closed =
             if self.config.websocket_reload == WebSocketReload::Restart && !restart.is_empty() {

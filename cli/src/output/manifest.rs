@@ -110,6 +110,9 @@ pub struct BuiltConfig {
         skip_serializing_if = "nitro_runtime::route_rules::RouteRules::is_empty"
     )]
     pub route_rules: nitro_runtime::route_rules::RouteRules,
+    /// `[observability]` (absent: no metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -465,6 +468,7 @@ mod tests {
                 runtime_config: serde_json::json!({}),
                 storage: Some(crate::project::config_storage::defaults()),
                 route_rules: Default::default(),
+                observability: None,
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

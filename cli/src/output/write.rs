@@ -206,6 +206,7 @@ pub(crate) fn write_output(
             runtime_config: config.runtime_config.clone(),
             storage: Some(config.storage.clone()),
             route_rules: config.route_rules.clone(),
+            observability: config.observability.clone(),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

@@ -67,6 +67,8 @@ pub struct ResolvedConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// `[websocket] pubsub`: relay WebSocket publishes between instances through Redis.
     pub pubsub: Option<crate::project::config_pubsub::PubSubSettings>,
+    /// `[observability]`: Prometheus metrics, when on.
+    pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
     /// `[runtime_config]` as JSON, with the `NITRO_*` overrides of [`Env::vars`] applied.
     pub runtime_config: serde_json::Value,
     /// `[storage.NAME]` over the default mounts, `fs` folders as written (see
@@ -245,6 +247,9 @@ pub enum ConfigError {
     /// A `[route_rules."/pattern"]` table is wrong.
     #[error(transparent)]
     RouteRules(#[from] crate::project::config_rules::RuleConfigError),
+    /// `[observability]` is wrong.
+    #[error(transparent)]
+    Observability(#[from] crate::project::config_observability::ObservabilityConfigError),
 }
 
 impl ConfigError {
@@ -278,6 +283,7 @@ impl ConfigError {
             ConfigError::RuntimeConfig(error) => error.hint(),
             ConfigError::Storage(error) => error.hint(),
             ConfigError::RouteRules(error) => error.hint(),
+            ConfigError::Observability(error) => error.hint(),
         }
     }
 }
@@ -338,6 +344,8 @@ struct FileConfig {
     >,
     #[serde(default)]
     route_rules: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    observability: crate::project::config_observability::ObservabilitySection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -497,6 +505,11 @@ pub fn resolve(
         None => None,
     };
 
+    let observability = crate::project::config_observability::resolve(
+        parsed.observability,
+        &display_file.display().to_string(),
+    )?;
+
     let runtime_config = crate::project::config_runtime::apply_env(
         &crate::project::config_runtime::to_json(&parsed.runtime_config),
         &|name| env.vars.get(name).cloned(),
@@ -561,6 +574,7 @@ pub fn resolve(
         runtime_config,
         storage,
         route_rules,
+        observability,
     })
 }
 
@@ -697,6 +711,10 @@ fn expected_for(table: &[String], key: &str) -> String {
             "a table such as `{ url = \"redis://127.0.0.1:6379\", channel = \"my-app\" }`".into()
         }
         (Some("limits"), key) => crate::project::config_limits::expected(key),
+        (Some("observability"), "metrics") => "a path, such as `\"/__nitro/metrics\"`".into(),
+        (Some("observability"), "metrics_bind") => {
+            "an address with a port, such as `\"127.0.0.1:9464\"`".into()
+        }
         (Some("renderer" | "features"), _) => "`true` or `false`".into(),
         _ => "a different type".into(),
     }
@@ -914,11 +932,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`, `observability`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`, `observability`"
         );
     }
 

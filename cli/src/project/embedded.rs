@@ -109,6 +109,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/streamed.rs",
             include_str!("../../embedded/nitro/streamed.rs"),
         ),
+        (
+            "src/trace.rs",
+            include_str!("../../embedded/nitro/trace.rs"),
+        ),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };
@@ -150,6 +154,10 @@ serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"
 serde_urlencoded = "0.7"
 tokio = {{ version = "1", features = ["rt-multi-thread", "sync", "time"], optional = true }}
+tracing = {{ version = "0.1", default-features = false, features = ["std"] }}
+tracing-subscriber = {{ version = "0.3", default-features = false, features = ["registry", "std"] }}
+tracing-log = {{ version = "0.2", default-features = false, features = ["log-tracer", "std"] }}
+log = {{ version = "0.4", features = ["std"] }}
 
 [features]
 tokio = ["dep:tokio"]

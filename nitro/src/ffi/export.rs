@@ -83,6 +83,7 @@ pub mod __private {
             guarded(out, || {
                 set_host(host);
                 crate::rt::configure(route_file, (*host).generation);
+                crate::trace::install(crate::ffi::host::host_max_level());
                 std::panic::set_hook(Box::new(move |info| {
                     let location = info
                         .location()

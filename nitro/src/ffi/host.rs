@@ -53,6 +53,34 @@ pub(crate) fn host_log(level: u8, message: &str) {
     }
 }
 
+/// The host's most verbose log level (one of `abi::level`, 0 for none), or `None` without a
+/// host (unit tests) or with a host older than `HostApi::event`.
+pub(crate) fn host_max_level() -> Option<u32> {
+    let h = host()?;
+    let needed = std::mem::offset_of!(abi::HostApi, event) + std::mem::size_of::<usize>();
+    if (h.struct_size as usize) < needed {
+        return None;
+    }
+    Some(h.max_level)
+}
+
+/// Records a `tracing` event on the host's subscriber (see `crate::trace`). Only called once
+/// [`host_max_level`] said the host has `event`.
+pub(crate) fn host_event(level: u8, target: &str, fields: &[abi::LogField]) {
+    let Some(h) = host() else {
+        return;
+    };
+    let event = abi::LogEvent {
+        level,
+        target: abi::Bytes::new(target.as_bytes()),
+        fields: fields.as_ptr(),
+        fields_len: fields.len(),
+    };
+    // SAFETY: `host_max_level` checked that `struct_size` covers `event` before the subscriber
+    // calling this was installed; the event and what it points to are borrowed for the call.
+    unsafe { (h.event)(h.ctx, &event) }
+}
+
 pub(crate) fn host_publish(namespace: &str, topic: &str, data: &[u8], binary: bool) {
     if let Some(h) = host() {
         // SAFETY: host function; all arguments are borrowed for the call.

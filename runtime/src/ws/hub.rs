@@ -126,6 +126,8 @@ impl Hub {
 
     /// Offers a local publish to the backplane, if any (never blocks).
     pub(crate) fn relay(&self, namespace: Option<&str>, topic: &str, message: &Message) {
+        // Every publish made here passes by: counted once, whatever the backplane.
+        crate::telemetry::metrics::ws_publish();
         if let Some(relay) = self.relay.get() {
             relay.offer(namespace, topic, message);
         }
