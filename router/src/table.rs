@@ -14,15 +14,18 @@ use std::collections::BTreeMap;
 use percent_encoding::percent_decode_str;
 
 use crate::parse::{is_route_file, parse_file};
-use crate::{Method, Problem, Route, RouteKind, ScanError, ScanOptions, Segment};
+use crate::{Method, Problem, ProjectFolders, Route, RouteKind, ScanError, ScanOptions, Segment};
 
 /// All the routes of a project, ready to match requests.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    /// Sorted by file: the `middleware` first (`middleware/…` sorts before `routes/…`).
+    /// Sorted by file: the middleware first, then the plugins, then the routes.
     routes: Vec<Route>,
     /// How many of `routes` are middleware.
     middleware: usize,
+    /// How many of `routes` are plugins (right after the middleware: `plugins/…` sorts
+    /// between `middleware/…` and `routes/…`).
+    plugins: usize,
     root: Node,
 }
 
@@ -98,30 +101,47 @@ impl RouteTable {
         M: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
+        let folders = ProjectFolders {
+            middleware: middleware
+                .into_iter()
+                .map(|name| name.as_ref().to_owned())
+                .collect(),
+            ..ProjectFolders::default()
+        };
+        RouteTable::from_project(files, &folders, options)
+    }
+
+    /// [`from_files`](RouteTable::from_files) plus the files of the project's flat folders
+    /// (`middleware/`, `plugins/`), each relative to its folder. Names that are not `*.rs` or
+    /// start with `.` are ignored; a name with a `/` (a file in a subfolder) is a problem.
+    pub fn from_project<I, S>(
+        files: I,
+        folders: &ProjectFolders,
+        options: &ScanOptions,
+    ) -> Result<RouteTable, ScanError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let mut problems = Vec::new();
-        let mut middleware: Vec<String> = middleware
-            .into_iter()
-            .map(|name| name.as_ref().to_owned())
-            .filter(|name| is_route_file(name))
-            .collect();
-        middleware.sort();
-        middleware.dedup();
-        let mut routes = Vec::with_capacity(middleware.len());
-        for name in &middleware {
-            let file = format!("middleware/{name}");
-            if name.contains('/') {
-                problems.push(Problem::NestedMiddleware { file });
-                continue;
-            }
-            routes.push(Route {
-                file,
-                pattern: "*".to_owned(),
-                method: None,
-                kind: RouteKind::Middleware,
-                segments: Vec::new(),
-            });
-        }
+        let mut routes = Vec::new();
+        folder_entries(
+            "middleware",
+            RouteKind::Middleware,
+            &folders.middleware,
+            &mut routes,
+            &mut problems,
+        );
         let middleware = routes.len();
+        folder_entries(
+            "plugins",
+            RouteKind::Plugin,
+            &folders.plugins,
+            &mut routes,
+            &mut problems,
+        );
+        let plugins = routes.len() - middleware;
+        let skip = routes.len();
 
         let mut rels: Vec<String> = files
             .into_iter()
@@ -146,7 +166,7 @@ impl RouteTable {
         }
 
         let mut root = Node::default();
-        for (index, route) in routes.iter().enumerate().skip(middleware) {
+        for (index, route) in routes.iter().enumerate().skip(skip) {
             if let Err(other) = root.insert(index, &route.segments, &routes) {
                 let first = &routes[other];
                 problems.push(Problem::Conflict {
@@ -163,6 +183,7 @@ impl RouteTable {
             Ok(RouteTable {
                 routes,
                 middleware,
+                plugins,
                 root,
             })
         } else {
@@ -170,8 +191,8 @@ impl RouteTable {
         }
     }
 
-    /// Every route, sorted by file, the middleware first (they are built and loaded like
-    /// routes).
+    /// Every route, sorted by file, the middleware and plugins first (they are built and
+    /// loaded like routes).
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
@@ -179,6 +200,11 @@ impl RouteTable {
     /// The middleware, in the order they run (byte-wise by file name).
     pub fn middleware(&self) -> &[Route] {
         &self.routes[..self.middleware]
+    }
+
+    /// The plugins, in the order their `setup` runs (byte-wise by file name).
+    pub fn plugins(&self) -> &[Route] {
+        &self.routes[self.middleware..self.middleware + self.plugins]
     }
 
     /// Whether the table has no route.
@@ -346,4 +372,38 @@ fn params(route: &Route, segments: &[Cow<'_, str>]) -> Vec<(String, String)> {
             Segment::CatchAll(name) => Some((name.clone(), segments[at..].join("/"))),
         })
         .collect()
+}
+
+/// The files of one flat project folder (`middleware/`, `plugins/`) as table entries of `kind`,
+/// by file name: pattern `*`, never in the trie.
+fn folder_entries(
+    folder: &str,
+    kind: RouteKind,
+    names: &[String],
+    routes: &mut Vec<Route>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut names: Vec<&String> = names.iter().filter(|name| is_route_file(name)).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let file = format!("{folder}/{name}");
+        if name.contains('/') {
+            problems.push(match kind {
+                RouteKind::Middleware => Problem::NestedMiddleware { file },
+                _ => Problem::NestedFile {
+                    file,
+                    folder: folder.to_owned(),
+                },
+            });
+            continue;
+        }
+        routes.push(Route {
+            file,
+            pattern: "*".to_owned(),
+            method: None,
+            kind,
+            segments: Vec::new(),
+        });
+    }
 }

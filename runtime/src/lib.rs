@@ -95,6 +95,7 @@ mod limits;
 pub mod loader;
 mod middleware;
 pub mod module;
+pub mod plugins;
 mod request_info;
 mod request_log;
 mod route_pool;

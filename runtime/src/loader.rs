@@ -1075,6 +1075,18 @@ impl RouteModule for LoadedRoute {
         ))
     }
 
+    fn plugin_setup(&self) -> Option<RouteFuture<()>> {
+        let start = self.plugin_entry(std::mem::offset_of!(abi::RouteV2, plugin_setup))?;
+        // SAFETY: ABI signature; the outcome lives until the task is dropped.
+        Some(self.start_hook(|out, task| unsafe { start(out, task) }))
+    }
+
+    fn plugin_shutdown(&self) -> Option<RouteFuture<()>> {
+        let start = self.plugin_entry(std::mem::offset_of!(abi::RouteV2, plugin_shutdown))?;
+        // SAFETY: as in `plugin_setup`.
+        Some(self.start_hook(|out, task| unsafe { start(out, task) }))
+    }
+
     fn ws_upgrade_async(&self, req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
         let start = self.table.ws_upgrade_async?;
         let view = AbiRequest::new(req);
@@ -1137,6 +1149,9 @@ impl RouteModule for LoadedRoute {
 
 // ---------------------------------------------------------------------------------------------
 // Async calls
+
+/// A plugin's `setup` or `shutdown` entry point.
+type PluginEntry = unsafe extern "C" fn(*const abi::Outcome, *mut abi::Task) -> abi::Status;
 
 /// What an async call keeps on the host side for the route to write to until the task is
 /// dropped: its outcome (a failure message), its answer and the responder writing into it.
@@ -1205,6 +1220,20 @@ impl LoadedRoute {
             status_result(status, slots.failure, &file)?;
             Ok(finish(slots.answer))
         })
+    }
+
+    /// The plugin entry at `offset` (`plugin_setup` or `plugin_shutdown`), read only when the
+    /// route's `struct_size` covers it (both were appended to `RouteV2`).
+    fn plugin_entry(&self, offset: usize) -> Option<PluginEntry> {
+        let end = offset + std::mem::size_of::<Option<PluginEntry>>();
+        if (self.table.struct_size as usize) < end {
+            return None;
+        }
+        if offset == std::mem::offset_of!(abi::RouteV2, plugin_setup) {
+            self.table.plugin_setup
+        } else {
+            self.table.plugin_shutdown
+        }
     }
 
     /// [`start_task`](Self::start_task) for a WebSocket hook, which answers nothing.

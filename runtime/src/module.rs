@@ -150,6 +150,16 @@ pub trait RouteModule: Send + Sync + 'static {
         None
     }
 
+    /// Starts a plugin's `setup` (a `plugins/*.rs` library); `None` when it has none.
+    fn plugin_setup(&self) -> Option<RouteFuture<()>> {
+        None
+    }
+
+    /// Starts a plugin's `shutdown`; `None` when it has none.
+    fn plugin_shutdown(&self) -> Option<RouteFuture<()>> {
+        None
+    }
+
     /// Starts an `async fn upgrade`; `None`: call [`ws_upgrade`](RouteModule::ws_upgrade).
     fn ws_upgrade_async(&self, _req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
         None

@@ -178,6 +178,7 @@ fn serve_here(
     let app = App::new(table.clone(), routes.clone());
     let mut server_config = server_config(&config);
     server_config.call_record = record;
+    let plugin_timeout = server_config.shutdown_timeout;
     let crash = std::env::var(DEV_CRASH_ENV).ok();
     serve::serve(
         ui,
@@ -186,7 +187,7 @@ fn serve_here(
         hub.clone(),
         app,
         pubsub,
-        |server| {
+        |server, plugins| {
             let dev_client = nitro_runtime::DevClient::new();
             server.set_dev_client(dev_client.clone());
             let dev_loop = DevLoop {
@@ -200,6 +201,9 @@ fn serve_here(
                 handle: server.handle(),
                 hub,
                 dev_client,
+                plugins: plugins.clone(),
+                plugin_timeout,
+                runtime: tokio::runtime::Handle::current(),
                 ui: ui.clone(),
             };
             match &crash {

@@ -310,7 +310,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
 
     let app = App::new(output.table, routes);
-    serve::serve(ui, Mode::Start, config, hub, app, pubsub, |_| Ok(()))?;
+    serve::serve(ui, Mode::Start, config, hub, app, pubsub, |_, _| Ok(()))?;
     Ok(ExitCode::SUCCESS)
 }
 

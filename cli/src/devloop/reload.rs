@@ -23,10 +23,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nitro_router::{RouteKind, RouteTable};
 use nitro_runtime::devclient::Overlay;
+use nitro_runtime::plugins::Plugins;
 use nitro_runtime::{App, DevClient, Hub, RouteEntry, ServerHandle};
 
 use crate::devloop::overlay::overlay_of;
@@ -53,6 +54,12 @@ pub(crate) struct DevLoop {
     pub(crate) handle: ServerHandle,
     pub(crate) hub: Arc<Hub>,
     pub(crate) dev_client: Arc<DevClient>,
+    /// The set-up plugins: an edited one is shut down and set up again after the swap.
+    pub(crate) plugins: Plugins,
+    /// How long the shutdown of the plugins an edit replaced may take.
+    pub(crate) plugin_timeout: Duration,
+    /// The server's runtime, which runs the plugins' `shutdown` and `setup`.
+    pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) ui: Ui,
 }
 
@@ -301,6 +308,14 @@ impl DevLoop {
         let stale = stale_routes(&merged.entries, &merged.failing);
         self.handle
             .set_app(App::new(table.clone(), merged.entries.clone()).with_stale(stale));
+        let app = self.handle.app();
+        for error in self
+            .runtime
+            .block_on(self.plugins.reload(&app, self.plugin_timeout))
+        {
+            self.ui.error(&error.to_string());
+        }
+        drop(app);
         let elapsed = started.elapsed();
         let closed =
             if self.config.websocket_reload == WebSocketReload::Restart && !restart.is_empty() {

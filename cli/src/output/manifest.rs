@@ -17,7 +17,7 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use nitro_router::{RouteTable, ScanOptions};
+use nitro_router::{ProjectFolders, RouteTable, ScanOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -67,7 +67,7 @@ pub struct RouteInfo {
     pub file: String,
     /// `/users/:id`, for people.
     pub pattern: String,
-    /// `http`, `websocket` or `middleware`.
+    /// `http`, `websocket`, `middleware` or `plugin`.
     pub kind: String,
     /// `GET`, …, or `null` for any method.
     pub method: Option<String>,
@@ -367,23 +367,27 @@ fn check(manifest: &Manifest, path: &Path) -> Result<RouteTable, OutputError> {
         }
     }
     let mut files = Vec::new();
-    let mut middleware = Vec::new();
+    let mut folders = ProjectFolders::default();
     for route in &manifest.routes {
         if let Some(name) = route.file.strip_prefix("middleware/") {
-            middleware.push(name);
+            folders.middleware.push(name.to_owned());
+            continue;
+        }
+        if let Some(name) = route.file.strip_prefix("plugins/") {
+            folders.plugins.push(name.to_owned());
             continue;
         }
         let Some(rel) = route.file.strip_prefix("routes/") else {
             return Err(corrupt(format!(
-                "route file `{}` is not under `routes/` or `middleware/`",
+                "route file `{}` is not under `routes/`, `middleware/` or `plugins/`",
                 route.file
             )));
         };
         files.push(rel);
     }
-    let table = RouteTable::from_project_files(
+    let table = RouteTable::from_project(
         &files,
-        &middleware,
+        &folders,
         &ScanOptions {
             websocket: manifest.config.websocket,
         },

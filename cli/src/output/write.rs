@@ -145,6 +145,7 @@ pub(crate) fn write_output(
                 RouteKind::Http => "http",
                 RouteKind::WebSocket => "websocket",
                 RouteKind::Middleware => "middleware",
+                RouteKind::Plugin => "plugin",
             }
             .to_owned(),
             method: route.method.map(|m| m.as_str().to_owned()),

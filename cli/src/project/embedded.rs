@@ -74,6 +74,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
         ),
         (
+            "src/ffi/plugin_export.rs",
+            include_str!("../../embedded/nitro/ffi/plugin_export.rs"),
+        ),
+        (
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),

@@ -19,6 +19,7 @@ mod http_routes;
 mod ide;
 mod middleware;
 mod nitro_test;
+mod plugins;
 mod pubsub;
 mod route_api;
 mod runtime_config;

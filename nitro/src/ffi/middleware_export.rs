@@ -163,6 +163,8 @@ macro_rules! __export_middleware {
                 }
                 Some(shutdown)
             },
+            plugin_setup: None,
+            plugin_shutdown: None,
         };
 
         #[unsafe(no_mangle)]

@@ -1,6 +1,6 @@
 //! The route side of the ABI: the calls into the host ([`host`]) and the entry points the
 //! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
-//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
+//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`plugin_export`] for `plugins/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
 //! answers written).
 //!
 //! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
@@ -15,6 +15,7 @@ mod export;
 mod guard;
 mod host;
 mod middleware_export;
+mod plugin_export;
 mod task;
 mod waker;
 
