@@ -58,8 +58,26 @@ pub fn handler() -> &'static str {
 }
 "#;
 
+/// The `n`th Rust sample of the "Plugins" section of docs/routes.md, as written there.
+fn doc_sample(n: usize) -> String {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
+    let section = &doc[doc.find("\n## Plugins\n").unwrap()..];
+    let section = &section[..section[1..].find("\n## ").unwrap()];
+    let block = section.split("```rust\n").nth(n + 1).unwrap();
+    block[..block.find("```").unwrap()].to_owned()
+}
+
 fn project() -> Project {
-    let project = Project::with_files(&[("nitro.toml", ""), ("routes/slow.rs", SLOW)]);
+    let project = Project::with_files(&[
+        (
+            "nitro.toml",
+            "[runtime_config]\napi_base = \"http://127.0.0.1:1\"\n",
+        ),
+        ("routes/slow.rs", SLOW),
+        // The guide's samples, as written: they build and their setup passes.
+        ("plugins/01.check-config.rs", &doc_sample(0)),
+        ("plugins/02.announce.rs", &doc_sample(1)),
+    ]);
     let log = log_module(project.path());
     // Byte-wise file-name order: 1, 10, 2. `10` has a plain `fn setup` returning a `Result`
     // and no shutdown; `2` only a shutdown.
@@ -89,11 +107,18 @@ fn plugins_set_up_in_order_reload_in_dev_and_shut_down_after_in_flight_requests(
     // Set up before the server listened, in file-name order.
     assert_eq!(events(dir), ["setup 1", "setup 10"]);
     assert!(
-        dev.stderr().contains("built 1 route and 3 plugins"),
+        dev.stderr().contains("built 1 route and 5 plugins"),
         "{}",
         dev.stderr()
     );
     assert!(dev.stderr().contains("PLUG"), "{}", dev.stderr());
+
+    // The guide's samples ran: `nitro::log` lines name their file.
+    assert!(
+        dev.stderr().contains("calling `http://127.0.0.1:1`"),
+        "{}",
+        dev.stderr()
+    );
 
     // An edit: the old build's shutdown, then the new build's setup; the others stay.
     project.write("plugins/1.first.rs", &both("1b"));
@@ -122,6 +147,11 @@ fn plugins_set_up_in_order_reload_in_dev_and_shut_down_after_in_flight_requests(
     assert_eq!(
         events(dir)[4..],
         ["request start", "request end", "shutdown 2", "shutdown 1b"],
+        "{}",
+        dev.stderr()
+    );
+    assert!(
+        dev.stderr().contains("instance going away"),
         "{}",
         dev.stderr()
     );
