@@ -426,7 +426,8 @@ pub struct HostApi {
 /// outside its paths (the request goes on untouched).
 ///
 /// A **plugin** library (`plugins/*.rs`) sets only `plugin_setup` and `plugin_shutdown` (each
-/// when the file defines it), besides `init` and `shutdown`.
+/// when the file defines it), besides `init` and `shutdown`; a **task** library (`tasks/*.rs`)
+/// only `task_run`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct RouteV2 {
@@ -525,6 +526,20 @@ pub struct RouteV2 {
     /// build), bounded by the shutdown timeout. As `plugin_setup` otherwise.
     pub plugin_shutdown:
         Option<unsafe extern "C" fn(out: *const Outcome, task: *mut Task) -> Status>,
+    /// A task's `run` (`tasks/*.rs`) as a task: `payload` is JSON text (borrowed for the start
+    /// call); the route writes its result, JSON text, to `result` (one item) before the task
+    /// ends with [`Status::OK`]; an error or a panic ends it with [`Status::FAILED`] or
+    /// [`Status::PANICKED`] and the message in `out`. `out` and `result` stay valid until the
+    /// task is dropped. `None` in routes and plugins. Appended after the first release: the
+    /// host reads it only when `struct_size` covers it.
+    pub task_run: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            payload: Bytes,
+            result: *const BytesSink,
+            task: *mut Task,
+        ) -> Status,
+    >,
 }
 
 // SAFETY (for the three impls below): these tables hold only function pointers and pointers to

@@ -158,7 +158,12 @@ pub fn build_all(
                 generated
                     .routes
                     .iter()
-                    .filter(|r| !matches!(r.kind, RouteKind::Middleware | RouteKind::Plugin))
+                    .filter(|r| {
+                        !matches!(
+                            r.kind,
+                            RouteKind::Middleware | RouteKind::Plugin | RouteKind::Task
+                        )
+                    })
                     .count(),
                 generated
                     .routes
@@ -169,6 +174,11 @@ pub fn build_all(
                     .routes
                     .iter()
                     .filter(|r| r.kind == RouteKind::Plugin)
+                    .count(),
+                generated
+                    .routes
+                    .iter()
+                    .filter(|r| r.kind == RouteKind::Task)
                     .count(),
             ),
             if release { " for release" } else { "" },
@@ -329,13 +339,16 @@ pub fn failures(outcomes: &BTreeMap<String, Outcome>) -> BTreeMap<String, String
 
 /// `4 routes`, or `4 routes and 2 middleware`, `4 routes, 2 middleware and 1 plugin` when
 /// there are middleware or plugin files.
-pub fn routes_text(routes: usize, middleware: usize, plugins: usize) -> String {
+pub fn routes_text(routes: usize, middleware: usize, plugins: usize, tasks: usize) -> String {
     let mut parts = vec![plural(routes, "route")];
     if middleware > 0 {
         parts.push(format!("{middleware} middleware"));
     }
     if plugins > 0 {
         parts.push(plural(plugins, "plugin"));
+    }
+    if tasks > 0 {
+        parts.push(plural(tasks, "task"));
     }
     match parts.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
@@ -347,11 +360,17 @@ pub fn routes_text(routes: usize, middleware: usize, plugins: usize) -> String {
 pub fn table_text(table: &RouteTable) -> String {
     let middleware = table.middleware().len();
     let plugins = table.plugins().len();
-    routes_text(table.len() - middleware - plugins, middleware, plugins)
+    let tasks = table.tasks().len();
+    routes_text(
+        table.len() - middleware - plugins - tasks,
+        middleware,
+        plugins,
+        tasks,
+    )
 }
 
-/// `GET`, `ANY`, `WS`, `MW` (middleware) or `PLUG` (plugin): how the terminal names a route's
-/// method.
+/// `GET`, `ANY`, `WS`, `MW` (middleware), `PLUG` (plugin) or `TASK`: how the terminal names a
+/// route's method.
 pub fn method_label(kind: RouteKind, method: Option<nitro_router::Method>) -> String {
     match (kind, method) {
         (RouteKind::WebSocket, _) => "WS".to_owned(),
@@ -359,6 +378,7 @@ pub fn method_label(kind: RouteKind, method: Option<nitro_router::Method>) -> St
         (RouteKind::Http, None) => "ANY".to_owned(),
         (RouteKind::Middleware, _) => "MW".to_owned(),
         (RouteKind::Plugin, _) => "PLUG".to_owned(),
+        (RouteKind::Task, _) => "TASK".to_owned(),
     }
 }
 
@@ -402,7 +422,7 @@ pub fn summary_lines(
         format!(
             "{} built {ok} of {} in {seconds}; {} failed (requests to {} answer 500 with the error)",
             ui.paint("✘", "31"),
-            match table.middleware().len() + table.plugins().len() {
+            match table.middleware().len() + table.plugins().len() + table.tasks().len() {
                 0 => plural(total, "route"),
                 _ => format!("{total} ({})", table_text(table)),
             },
@@ -558,9 +578,12 @@ mod tests {
             "{}",
             some[0]
         );
-        assert_eq!(routes_text(1, 0, 0), "1 route");
-        assert_eq!(routes_text(2, 0, 1), "2 routes and 1 plugin");
-        assert_eq!(routes_text(2, 3, 2), "2 routes, 3 middleware and 2 plugins");
+        assert_eq!(routes_text(1, 0, 0, 0), "1 route");
+        assert_eq!(routes_text(2, 0, 1, 0), "2 routes and 1 plugin");
+        assert_eq!(
+            routes_text(2, 3, 2, 1),
+            "2 routes, 3 middleware, 2 plugins and 1 task"
+        );
     }
 
     #[test]

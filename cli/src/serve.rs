@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nitro_runtime::plugins::{PluginError, Plugins};
+use nitro_runtime::tasks::{Schedule, Tasks, spawn_scheduler};
 use nitro_runtime::ws::backplane::{Backplane, PubSubConfig};
 use nitro_runtime::{App, Hub, Server, ServerConfig, ServerError};
 
@@ -86,7 +87,8 @@ pub(crate) fn check_addr(addr: SocketAddr) -> Result<(), ServeError> {
     }
 }
 
-/// Serves `app` until a signal, relaying publishes through `pubsub` when given. The plugins'
+/// Serves `app` until a signal, with its `background` (the pub/sub relay, the task schedules,
+/// started once the server listens). The plugins'
 /// `setup` runs first, before the server binds (a failure stops here, after the plugins set up
 /// so far were shut down); their `shutdown` runs after the server drained, within the shutdown
 /// timeout. `ready` runs once the server is bound, before its URL is printed (`nitro dev`
@@ -97,9 +99,10 @@ pub(crate) fn serve(
     config: ServerConfig,
     hub: Arc<Hub>,
     app: App,
-    pubsub: Option<PubSubConfig>,
+    background: Background,
     ready: impl FnOnce(&Server, &Plugins) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let Background { pubsub, schedules } = background;
     let shutdown_timeout = config.shutdown_timeout;
     let runtime = runtime(&config.limits).map_err(ServeError::Runtime)?;
     let plugins = Plugins::new();
@@ -127,6 +130,11 @@ pub(crate) fn serve(
         };
         ready(&server, &plugins)?;
         banner(ui, mode, server.local_addr());
+        // `[scheduled_tasks]`: each tick runs on the app current then (dev: the latest build).
+        let scheduler = (!schedules.is_empty()).then(|| {
+            let handle = server.handle();
+            spawn_scheduler(schedules, Tasks::new(), move || handle.app())
+        });
         let (first, stop) = tokio::sync::oneshot::channel::<()>();
         let status_ui = ui.clone();
         tokio::spawn(async move {
@@ -151,6 +159,10 @@ pub(crate) fn serve(
             })
             .await
             .map_err(ServeError::Server);
+        // No new scheduled runs; runs in flight end with the runtime.
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
         // Connections drained: the plugins' `shutdown` (a pool flushed, a lock released) can
         // still publish before the backplane stops.
         shutdown_plugins(ui, &plugins, shutdown_timeout).await;
@@ -173,6 +185,15 @@ pub(crate) fn serve(
     served?;
     ui.status("  stopped");
     Ok(())
+}
+
+/// What runs beside the server: the pub/sub relay and the task schedules.
+#[derive(Debug, Default)]
+pub(crate) struct Background {
+    /// `[websocket] pubsub`: publishes relayed through Redis.
+    pub(crate) pubsub: Option<PubSubConfig>,
+    /// `[scheduled_tasks]`.
+    pub(crate) schedules: Vec<Schedule>,
 }
 
 /// Runs the `shutdown` of the plugins that were set up, within `timeout`; warns about each that

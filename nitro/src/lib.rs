@@ -106,6 +106,7 @@ mod ffi;
 mod http;
 pub mod middleware;
 mod rt;
+pub mod task;
 pub mod ws;
 
 pub use config::{config, config_value};

@@ -195,6 +195,10 @@ pub enum RouteKind {
     /// `shutdown` after it stopped. Never matched by [`RouteTable::find`]. See
     /// [`RouteTable::plugins`].
     Plugin,
+    /// A file of `tasks/`: a task run on a schedule or by `nitro task run`,
+    /// named by its file stem. Never matched by [`RouteTable::find`]. See
+    /// [`RouteTable::tasks`].
+    Task,
 }
 
 /// The files of a project's flat folders, each relative to its folder (`"01.auth.rs"`).
@@ -204,6 +208,15 @@ pub struct ProjectFolders {
     pub middleware: Vec<String>,
     /// `plugins/`.
     pub plugins: Vec<String>,
+    /// `tasks/`.
+    pub tasks: Vec<String>,
+}
+
+/// The name of the task in `file` (`tasks/cleanup.rs` is `cleanup`), or `None` when `file`
+/// is not directly in `tasks/`.
+pub fn task_name(file: &str) -> Option<&str> {
+    let name = file.strip_prefix("tasks/")?.strip_suffix(".rs")?;
+    (!name.contains('/') && !name.is_empty()).then_some(name)
 }
 
 /// One part of a route's path.

@@ -34,6 +34,7 @@ pub fn scan(project_dir: &Path, options: &ScanOptions) -> Result<RouteTable, Sca
     let folders = ProjectFolders {
         middleware: flat_files(&project_dir.join("middleware"), &mut walk.problems),
         plugins: flat_files(&project_dir.join("plugins"), &mut walk.problems),
+        tasks: flat_files(&project_dir.join("tasks"), &mut walk.problems),
     };
     let mut problems = walk.problems;
     match RouteTable::from_project(&walk.files, &folders, options) {

@@ -26,6 +26,8 @@ pub struct RouteTable {
     /// How many of `routes` are plugins (right after the middleware: `plugins/…` sorts
     /// between `middleware/…` and `routes/…`).
     plugins: usize,
+    /// How many of `routes` are tasks (the last ones: `tasks/…` sorts after `routes/…`).
+    tasks: usize,
     root: Node,
 }
 
@@ -165,6 +167,16 @@ impl RouteTable {
             }
         }
 
+        // `tasks/…` sorts after `routes/…`: the tasks go last, after the trie is built.
+        let mut tasks = Vec::new();
+        folder_entries(
+            "tasks",
+            RouteKind::Task,
+            &folders.tasks,
+            &mut tasks,
+            &mut problems,
+        );
+
         let mut root = Node::default();
         for (index, route) in routes.iter().enumerate().skip(skip) {
             if let Err(other) = root.insert(index, &route.segments, &routes) {
@@ -179,11 +191,14 @@ impl RouteTable {
             }
         }
 
+        let task_count = tasks.len();
+        routes.extend(tasks);
         if problems.is_empty() {
             Ok(RouteTable {
                 routes,
                 middleware,
                 plugins,
+                tasks: task_count,
                 root,
             })
         } else {
@@ -205,6 +220,18 @@ impl RouteTable {
     /// The plugins, in the order their `setup` runs (byte-wise by file name).
     pub fn plugins(&self) -> &[Route] {
         &self.routes[self.middleware..self.middleware + self.plugins]
+    }
+
+    /// The tasks, by file name (`tasks/cleanup.rs`; see [`task_name`](crate::task_name)).
+    pub fn tasks(&self) -> &[Route] {
+        &self.routes[self.routes.len() - self.tasks..]
+    }
+
+    /// The task named `name` (the file stem: `cleanup` is `tasks/cleanup.rs`).
+    pub fn task(&self, name: &str) -> Option<&Route> {
+        self.tasks()
+            .iter()
+            .find(|t| crate::task_name(&t.file) == Some(name))
     }
 
     /// Whether the table has no route.
@@ -374,7 +401,7 @@ fn params(route: &Route, segments: &[Cow<'_, str>]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The files of one flat project folder (`middleware/`, `plugins/`) as table entries of `kind`,
+/// The files of one flat project folder (`middleware/`, `plugins/`, `tasks/`) as table entries of `kind`,
 /// by file name: pattern `*`, never in the trie.
 fn folder_entries(
     folder: &str,

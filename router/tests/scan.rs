@@ -321,3 +321,29 @@ fn plugin_files_are_listed_in_file_name_order_and_never_matched() {
         "{error}"
     );
 }
+
+/// Issue 13: the `*.rs` files directly in `tasks/` are tasks, named by their stem, listed last.
+#[test]
+fn task_files_are_named_by_their_stem_and_never_matched() {
+    let tmp = TempProject::new("tasks");
+    let dir = tmp.0.as_path();
+    for file in [
+        "tasks/cleanup.rs",
+        "tasks/backup.rs",
+        "tasks/shared/db.rs",
+        "routes/[name].rs",
+    ] {
+        tmp.file(file);
+    }
+    let table = scan(dir, &ScanOptions::default()).unwrap();
+    let tasks: Vec<&str> = table.tasks().iter().map(|t| t.file.as_str()).collect();
+    assert_eq!(tasks, ["tasks/backup.rs", "tasks/cleanup.rs"]);
+    assert_eq!(table.task("cleanup").unwrap().kind, RouteKind::Task);
+    assert!(table.task("shared/db").is_none());
+    assert_eq!(nitro_router::task_name("tasks/cleanup.rs"), Some("cleanup"));
+    assert_eq!(nitro_router::task_name("tasks/a/b.rs"), None);
+    assert_eq!(
+        table.find("GET", "/cleanup").route().unwrap().file,
+        "routes/[name].rs"
+    );
+}

@@ -105,6 +105,7 @@ mod shared;
 mod static_files;
 pub mod storage;
 mod task;
+pub mod tasks;
 pub mod ws;
 
 pub use app::{App, RouteEntry};

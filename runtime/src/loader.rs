@@ -1087,6 +1087,24 @@ impl RouteModule for LoadedRoute {
         Some(self.start_hook(|out, task| unsafe { start(out, task) }))
     }
 
+    fn task_run(&self, payload: &str) -> Option<RouteFuture<String>> {
+        let end = std::mem::offset_of!(abi::RouteV2, task_run) + std::mem::size_of::<usize>();
+        if (self.table.struct_size as usize) < end {
+            return None;
+        }
+        let start = self.table.task_run?;
+        Some(self.start_task(
+            Vec::<u8>::new(),
+            result_sink,
+            // SAFETY: ABI signature; `payload` is borrowed for the start call, the outcome and
+            // the sink live until the task is dropped.
+            |out, sink, task| unsafe {
+                start(out, abi::Bytes::new(payload.as_bytes()), sink, task)
+            },
+            |bytes| String::from_utf8_lossy(&bytes).into_owned(),
+        ))
+    }
+
     fn ws_upgrade_async(&self, req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
         let start = self.table.ws_upgrade_async?;
         let view = AbiRequest::new(req);
@@ -1149,6 +1167,26 @@ impl RouteModule for LoadedRoute {
 
 // ---------------------------------------------------------------------------------------------
 // Async calls
+
+/// The sink a task writes its result to: `ctx` is the `Vec<u8>` answer slot.
+fn result_sink(slot: *mut Vec<u8>) -> abi::BytesSink {
+    abi::BytesSink {
+        ctx: slot as *mut c_void,
+        item: result_item,
+    }
+}
+
+unsafe extern "C" fn result_item(ctx: *mut c_void, item: abi::Bytes) {
+    no_unwind((), || {
+        // SAFETY: `ctx` is the task's answer slot (see `result_sink`), valid until the task is
+        // dropped; `item` is borrowed for this call.
+        unsafe {
+            let slot = &mut *(ctx as *mut Vec<u8>);
+            slot.clear();
+            slot.extend_from_slice(item.as_slice());
+        }
+    })
+}
 
 /// A plugin's `setup` or `shutdown` entry point.
 type PluginEntry = unsafe extern "C" fn(*const abi::Outcome, *mut abi::Task) -> abi::Status;

@@ -160,6 +160,12 @@ pub trait RouteModule: Send + Sync + 'static {
         None
     }
 
+    /// Starts a task's `run` (a `tasks/*.rs` library) with `payload` (JSON text); its result is
+    /// JSON text. `None` when the module has none.
+    fn task_run(&self, _payload: &str) -> Option<RouteFuture<String>> {
+        None
+    }
+
     /// Starts an `async fn upgrade`; `None`: call [`ws_upgrade`](RouteModule::ws_upgrade).
     fn ws_upgrade_async(&self, _req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
         None

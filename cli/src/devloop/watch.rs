@@ -58,14 +58,16 @@ pub(crate) fn classify(rel: &Path) -> Option<Change> {
         ("index.html", []) => Some(Change::Page),
         ("public", []) => Some(Change::Asset(String::new())),
         ("public", _) => Some(Change::Asset(rest.join("/"))),
-        ("routes", []) | ("middleware", []) | ("plugins", []) => Some(Change::RouteTree),
+        ("routes", []) | ("middleware", []) | ("plugins", []) | ("tasks", []) => {
+            Some(Change::RouteTree)
+        }
         // Only the files directly in `middleware/` (`plugins/`) are middleware (plugins);
         // their subfolders hold modules they include (rescanned, not rebuilt: the next build
         // of a middleware picks their edits up).
-        (folder @ ("middleware" | "plugins"), [name]) if name.ends_with(".rs") => {
+        (folder @ ("middleware" | "plugins" | "tasks"), [name]) if name.ends_with(".rs") => {
             Some(Change::Route(format!("{folder}/{name}")))
         }
-        ("middleware" | "plugins", _) => Some(Change::RouteTree),
+        ("middleware" | "plugins" | "tasks", _) => Some(Change::RouteTree),
         ("routes", _) => {
             let last = rest.last().copied().unwrap_or_default();
             if rest.contains(&"target") {
@@ -199,7 +201,7 @@ impl Watcher {
     /// Watches `routes/`, `middleware/`, `plugins/` and `public/` recursively if they exist and are not
     /// watched yet.
     fn watch_folders(&mut self) {
-        for name in ["routes", "middleware", "plugins", "public"] {
+        for name in ["routes", "middleware", "plugins", "tasks", "public"] {
             let dir = self.project_dir.join(name);
             if self.watched.contains(&dir) || !dir.is_dir() {
                 continue;
@@ -315,6 +317,11 @@ mod tests {
         assert_eq!(c("plugins"), Some(Change::RouteTree));
         assert_eq!(c("plugins/shared/pool.rs"), Some(Change::RouteTree));
         assert_eq!(c("plugins/.01.db.rs.swp"), None);
+        assert_eq!(
+            c("tasks/cleanup.rs"),
+            Some(Change::Route("tasks/cleanup.rs".into()))
+        );
+        assert_eq!(c("tasks/shared/db.rs"), Some(Change::RouteTree));
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub struct RouteInfo {
     pub file: String,
     /// `/users/:id`, for people.
     pub pattern: String,
-    /// `http`, `websocket`, `middleware` or `plugin`.
+    /// `http`, `websocket`, `middleware`, `plugin` or `task`.
     pub kind: String,
     /// `GET`, …, or `null` for any method.
     pub method: Option<String>,
@@ -99,6 +99,9 @@ pub struct BuiltConfig {
     /// overrides of its environment). Absent in outputs of older builds: `{}`.
     #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
     pub runtime_config: serde_json::Value,
+    /// `[scheduled_tasks]`: cron expression → task names (absent: none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -377,9 +380,13 @@ fn check(manifest: &Manifest, path: &Path) -> Result<RouteTable, OutputError> {
             folders.plugins.push(name.to_owned());
             continue;
         }
+        if let Some(name) = route.file.strip_prefix("tasks/") {
+            folders.tasks.push(name.to_owned());
+            continue;
+        }
         let Some(rel) = route.file.strip_prefix("routes/") else {
             return Err(corrupt(format!(
-                "route file `{}` is not under `routes/`, `middleware/` or `plugins/`",
+                "route file `{}` is not under `routes/`, `middleware/`, `plugins/` or `tasks/`",
                 route.file
             )));
         };
@@ -456,6 +463,7 @@ mod tests {
                 allowed_origins: None,
                 pubsub: None,
                 runtime_config: serde_json::json!({}),
+                scheduled_tasks: Default::default(),
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

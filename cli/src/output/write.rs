@@ -146,6 +146,7 @@ pub(crate) fn write_output(
                 RouteKind::WebSocket => "websocket",
                 RouteKind::Middleware => "middleware",
                 RouteKind::Plugin => "plugin",
+                RouteKind::Task => "task",
             }
             .to_owned(),
             method: route.method.map(|m| m.as_str().to_owned()),
@@ -205,6 +206,7 @@ pub(crate) fn write_output(
                 .as_ref()
                 .map(crate::project::config_pubsub::BuiltPubSub::from),
             runtime_config: config.runtime_config.clone(),
+            scheduled_tasks: config.scheduled_tasks.clone(),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

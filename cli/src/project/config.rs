@@ -69,6 +69,8 @@ pub struct ResolvedConfig {
     pub pubsub: Option<crate::project::config_pubsub::PubSubSettings>,
     /// `[runtime_config]` as JSON, with the `NITRO_*` overrides of [`Env::vars`] applied.
     pub runtime_config: serde_json::Value,
+    /// `[scheduled_tasks]`: cron expression (checked) → task names.
+    pub scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
 }
 
 impl ResolvedConfig {
@@ -232,6 +234,10 @@ pub enum ConfigError {
     /// A `NITRO_*` override of `[runtime_config]` that does not parse as its default's type.
     #[error(transparent)]
     RuntimeConfig(#[from] crate::project::config_runtime::RuntimeConfigError),
+
+    /// `[scheduled_tasks]` has a key that is not a cron expression.
+    #[error(transparent)]
+    ScheduledTasks(#[from] crate::project::config_tasks::ScheduledTasksError),
 }
 
 impl ConfigError {
@@ -263,6 +269,7 @@ impl ConfigError {
             ),
             ConfigError::PubSub(error) => error.hint(),
             ConfigError::RuntimeConfig(error) => error.hint(),
+            ConfigError::ScheduledTasks(error) => error.hint(),
         }
     }
 }
@@ -316,6 +323,8 @@ struct FileConfig {
     websocket: WebSocketSection,
     #[serde(default)]
     runtime_config: toml::Table,
+    #[serde(default)]
+    scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -480,6 +489,11 @@ pub fn resolve(
         &|name| env.vars.get(name).cloned(),
     )?;
 
+    crate::project::config_tasks::schedules(
+        &parsed.scheduled_tasks,
+        &display_file.display().to_string(),
+    )?;
+
     let target_dir = match &env.target_dir {
         Some(dir) if dir.is_absolute() => dir.clone(),
         // Relative to where nitro was started, as cargo treats CARGO_TARGET_DIR.
@@ -512,6 +526,7 @@ pub fn resolve(
             .map(|origins| origins.into_iter().map(|origin| origin.0).collect()),
         pubsub,
         runtime_config,
+        scheduled_tasks: parsed.scheduled_tasks,
     })
 }
 
@@ -865,11 +880,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`"
         );
     }
 

@@ -78,6 +78,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/plugin_export.rs"),
         ),
         (
+            "src/ffi/task_export.rs",
+            include_str!("../../embedded/nitro/ffi/task_export.rs"),
+        ),
+        (
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
@@ -91,6 +95,7 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/middleware.rs"),
         ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
+        ("src/task.rs", include_str!("../../embedded/nitro/task.rs")),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };

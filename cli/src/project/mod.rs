@@ -6,6 +6,7 @@ pub mod config;
 pub mod config_limits;
 pub mod config_pubsub;
 pub mod config_runtime;
+pub mod config_tasks;
 #[cfg(test)]
 mod config_tests;
 pub(crate) mod embedded;

@@ -23,4 +23,5 @@ mod plugins;
 mod pubsub;
 mod route_api;
 mod runtime_config;
+mod tasks;
 mod websocket_example;

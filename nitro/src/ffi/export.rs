@@ -23,6 +23,7 @@ pub mod __private {
     };
     pub use super::super::middleware_export::middleware_async;
     pub use super::super::plugin_export::plugin_async;
+    pub use super::super::task_export::task_async;
 
     /// The version of this crate, reported in the route table.
     pub const NITRO_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -284,6 +285,7 @@ macro_rules! __export_route {
             },
             plugin_setup: None,
             plugin_shutdown: None,
+            task_run: None,
         };
 
         #[unsafe(no_mangle)]

@@ -165,6 +165,7 @@ macro_rules! __export_middleware {
             },
             plugin_setup: None,
             plugin_shutdown: None,
+            task_run: None,
         };
 
         #[unsafe(no_mangle)]

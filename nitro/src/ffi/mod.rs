@@ -1,6 +1,6 @@
 //! The route side of the ABI: the calls into the host ([`host`]) and the entry points the
 //! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
-//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`plugin_export`] for `plugins/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
+//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`plugin_export`] for `plugins/*.rs` files; [`task_export`] for `tasks/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
 //! answers written).
 //!
 //! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
@@ -17,6 +17,7 @@ mod host;
 mod middleware_export;
 mod plugin_export;
 mod task;
+mod task_export;
 mod waker;
 
 pub use export::__private;

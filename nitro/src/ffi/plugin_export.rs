@@ -100,6 +100,7 @@ macro_rules! __export_plugin {
             },
             plugin_setup: $crate::__export_plugin!(@hook $module $setup),
             plugin_shutdown: $crate::__export_plugin!(@hook $module $shutdown),
+            task_run: None,
         };
 
         #[unsafe(no_mangle)]
