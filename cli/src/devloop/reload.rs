@@ -107,6 +107,11 @@ pub(crate) fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> Conf
         out.need_restart
             .push("`[websocket] pubsub` changed".to_owned());
     }
+    // The scheduler's timers start with the server.
+    if old.scheduled_tasks != new.scheduled_tasks {
+        out.need_restart
+            .push("`[scheduled_tasks]` changed".to_owned());
+    }
     out
 }
 

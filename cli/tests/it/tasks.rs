@@ -55,8 +55,19 @@ pub async fn run(payload: Value) -> nitro::Result<Value> {
 }
 "#;
 
+/// The `n`th Rust sample of the "Tasks" section of docs/routes.md, as written there.
+fn doc_sample(n: usize) -> String {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
+    let section = &doc[doc.find("\n## Tasks\n").unwrap()..];
+    let section = &section[..section[1..].find("\n## ").unwrap()];
+    let block = section.split("```rust\n").nth(n + 1).unwrap();
+    block[..block.find("```").unwrap()].to_owned()
+}
+
 fn project() -> Project {
     let project = Project::with_files(&[
+        // The guide's sample, as written (not scheduled).
+        ("tasks/cleanup.rs", &doc_sample(0)),
         (
             "nitro.toml",
             "[scheduled_tasks]\n\"* * * * * *\" = [\"tick\", \"slow\", \"boom\"]\n",
@@ -80,7 +91,7 @@ fn scheduled_tasks_fire_every_second_never_overlap_and_survive_a_panic() {
     let dir = project.path();
     let dev = NitroDev::start(dir);
     assert!(
-        dev.stderr().contains("1 route and 3 tasks"),
+        dev.stderr().contains("1 route and 4 tasks"),
         "{}",
         dev.stderr()
     );
@@ -139,6 +150,29 @@ fn nitro_task_run_runs_one_task_with_a_payload() {
         serde_json::json!({ "echo": { "n": 1, "names": ["a"] } })
     );
 
+    // The guide's sample: a fresh file is kept, an old one removed.
+    let scratch = dir.join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    std::fs::write(scratch.join("new.txt"), "x").unwrap();
+    let old = std::fs::File::create(scratch.join("old.txt")).unwrap();
+    old.set_modified(std::time::SystemTime::now() - Duration::from_secs(10 * 24 * 3600))
+        .unwrap();
+    drop(old);
+    let payload = serde_json::json!({ "dir": scratch, "days": 7 }).to_string();
+    let out = nitro()
+        .args(["task", "run", "cleanup"])
+        .arg(dir)
+        .args(["--payload", &payload])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"removed\":1,\"older_than_days\":7}\n"
+    );
+    assert!(scratch.join("new.txt").exists() && !scratch.join("old.txt").exists());
+
     // A panic: status 1, the file and the message.
     let out = nitro()
         .args(["task", "run", "boom"])
@@ -161,7 +195,7 @@ fn nitro_task_run_runs_one_task_with_a_payload() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("no task `nope`: the tasks are `boom`, `slow`, `tick`"),
+        stderr.contains("no task `nope`: the tasks are `boom`, `cleanup`, `slow`, `tick`"),
         "{stderr}"
     );
     let out = nitro()
