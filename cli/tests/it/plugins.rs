@@ -212,6 +212,28 @@ fn nitro_start_refuses_to_start_when_a_setup_fails_and_shuts_plugins_down_on_sig
         .map(|r| (r["file"].as_str().unwrap(), r["kind"].as_str().unwrap()))
         .collect();
     assert!(kinds.contains(&("plugins/1.db.rs", "plugin")), "{kinds:?}");
+
+    // `nitro dev` refuses to start the same way (its supervisor does not restart it).
+    let out = nitro()
+        .arg("dev")
+        .arg(dir)
+        .args(["--port", "0"])
+        .env("PLUGIN_FAIL", "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("plugin `plugins/1.db.rs` failed in `setup`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no database at 127.0.0.1:1"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("http://"),
+        "it never listened"
+    );
+    assert_eq!(events(dir), ["setup 0", "shutdown 0"], "{stderr}");
+    std::fs::remove_file(dir.join("events.log")).unwrap();
     // `nitro start` needs nothing but the output.
     std::fs::remove_dir_all(dir.join("plugins")).unwrap();
 
