@@ -29,6 +29,16 @@
 //! that both sides depend on nothing: host and route may be built by different compilers, so no
 //! `std::task::Context` ever crosses.
 //!
+//! ## Streamed bodies and event streams (appended)
+//!
+//! A route may answer with a [`BodyStream`] instead of bytes ([`HttpResponder::stream`]): a
+//! stream the route owns and the host polls with a [`Waker`], like a [`Task`], one chunk per
+//! poll and only when its client is ready for more; the host drops it exactly once. For a
+//! server-sent event stream the route first asks for a peer ([`HttpResponder::event_stream`]):
+//! a host peer with no socket, whose queue the host writes into the same response. Both fields
+//! were appended to the responder: a route uses them only when
+//! [`HostApi::http_responder_size`] covers them.
+//!
 //! This crate has no dependencies: it is compiled into the host and, materialised from the host
 //! binary, into every route library, so both sides always agree on these layouts.
 #![no_std]
@@ -256,7 +266,62 @@ pub struct HttpResponder {
     /// lets the request go on, with exactly the entries it set. Appended after the first
     /// release.
     pub context: unsafe extern "C" fn(ctx: *mut c_void, key: Bytes, value: Bytes),
+    /// Answers with a body stream instead of the bytes given to `body` (status and headers as
+    /// set). The host owns `body` from here: it polls it when the client is ready for more and
+    /// drops it exactly once (at the end, on an error, or when the client goes away).
+    /// `keep_alive_ms` only applies to an event stream (see `event_stream`): a comment line is
+    /// sent after that long without output (0: never). Appended after `error`: use it only when
+    /// [`HostApi::http_responder_size`] covers it.
+    pub stream: unsafe extern "C" fn(ctx: *mut c_void, body: BodyStream, keep_alive_ms: u64),
+    /// Makes this answer a server-sent event stream: the host creates a peer for it in its hub
+    /// (in `namespace`; empty: the request path), whose topics, `send` and `publish` work as a
+    /// WebSocket peer's, and writes a retained handle to `out` (the route releases it). A text
+    /// message sent to the peer goes out as one `data` event, a binary one as is (already
+    /// framed). `req` is borrowed for the call (the peer's request). The answer must then be a
+    /// `stream`; otherwise the peer leaves the hub when the call ends. Returns [`PEER_OK`], or
+    /// [`PEER_INVALID`] (nothing written) when called twice. Appended: see `stream`.
+    pub event_stream: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        req: *const HttpRequest,
+        namespace: Bytes,
+        out: *mut Peer,
+    ) -> i32,
 }
+
+/// What [`BodyStream::poll_next`] returns when it handed one chunk to its sink.
+pub const STREAM_CHUNK: i32 = 0;
+/// What [`BodyStream::poll_next`] returns at the end of the body.
+pub const STREAM_END: i32 = 1;
+/// What [`BodyStream::poll_next`] returns when the stream failed (or panicked): the message
+/// went to its sink; the host aborts the response.
+pub const STREAM_ERROR: i32 = 2;
+
+/// A response body produced by the route, chunk by chunk: `state` is owned by the route, which
+/// alone interprets it (the same ownership rule as [`Task`]).
+///
+/// The host calls `poll_next` (never concurrently, from any thread) only when the client is
+/// ready for more, so a slow reader holds back the route instead of filling the server's
+/// memory; it calls `drop` exactly once, after [`STREAM_END`] or [`STREAM_ERROR`], or earlier
+/// when the client went away. Neither function unwinds.
+#[repr(C)]
+#[derive(Debug)]
+pub struct BodyStream {
+    pub state: *mut c_void,
+    /// Polls for the next chunk with a borrowed waker: returns [`TASK_PENDING`], or
+    /// [`STREAM_CHUNK`] after one call of `sink` (the chunk, borrowed for that callback), or
+    /// [`STREAM_END`], or [`STREAM_ERROR`] after one call of `sink` with the message.
+    pub poll_next: unsafe extern "C" fn(
+        state: *mut c_void,
+        waker: *const Waker,
+        sink: *const BytesSink,
+    ) -> i32,
+    /// Drops the stream's state (entering the route's runtime); a panic here leaks the rest.
+    pub drop: unsafe extern "C" fn(state: *mut c_void),
+}
+
+// SAFETY: as for `Task`: the functions may be called from any thread, one call at a time.
+#[allow(unsafe_code)]
+unsafe impl Send for BodyStream {}
 
 /// How the `upgrade` hook answers. Implemented by the host.
 #[repr(C)]
@@ -407,6 +472,125 @@ pub struct HostApi {
     /// [`HostApi::struct_size`] before calling.
     pub runtime_config:
         unsafe extern "C" fn(ctx: *const c_void, known: u64, sink: *const BytesSink) -> u64,
+    /// Starts an operation on a storage mount (see [`storage`]) and writes a [`Task`] to `task`
+    /// (always: an immediate error is a task that is ready with it). The route polls the task
+    /// with a waker of its own and drops it once; the final status is one of [`storage`]'s
+    /// codes, and the results go to `result` during that final poll (`OK`: the value of `GET`,
+    /// `b"1"` for a present `HAS`, one item per key of `KEYS`; an error: one item, its message).
+    /// `call` is borrowed for the start only; `result` is copied at the start, and its `ctx`
+    /// must stay valid until the task is dropped. Appended after `runtime_config`: check
+    /// [`HostApi::struct_size`] before calling.
+    pub storage: unsafe extern "C" fn(
+        ctx: *const c_void,
+        call: *const StorageCall,
+        result: *const BytesSink,
+        task: *mut Task,
+    ),
+    /// `size_of::<HttpResponder>()` of the host: the route calls a responder field appended
+    /// after `error` (`stream`, `event_stream`) only when this covers it. Appended after
+    /// `storage`: read it only when `struct_size` covers it.
+    pub http_responder_size: u32,
+    /// The most verbose [`level`] the host's subscriber records anything at (`0`: nothing), as it
+    /// was when the route was loaded. The route's `tracing` subscriber reports it as its
+    /// `max_level_hint`, so a disabled event costs the route one comparison. Appended after
+    /// `http_responder_size`: read it (and [`event`](HostApi::event)) only when `struct_size`
+    /// covers `event`.
+    pub max_level: u32,
+    /// Records one `tracing` event of the route (or one `log` record) on the host's subscriber,
+    /// inside the span current on the calling thread (the request's, while the host polls or
+    /// calls the route), with the route file attached. `event` is borrowed for the call.
+    pub event: unsafe extern "C" fn(ctx: *const c_void, event: *const LogEvent),
+}
+
+/// One storage operation, borrowed for [`HostApi::storage`]'s start call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct StorageCall {
+    /// One of [`storage`]'s `GET` … `CLEAR`.
+    pub op: u32,
+    /// The mount's name (`[storage.NAME]` in `nitro.toml`).
+    pub mount: Bytes,
+    /// The key (`GET`, `SET`, `HAS`, `REMOVE`) or the prefix (`KEYS`, `CLEAR`).
+    pub key: Bytes,
+    /// The value of a `SET` (empty otherwise).
+    pub value: Bytes,
+    /// The time to live of a `SET` in milliseconds; 0: none.
+    pub ttl_ms: u64,
+}
+
+/// Storage operations and the final statuses of their tasks (see [`HostApi::storage`]).
+pub mod storage {
+    pub const GET: u32 = 1;
+    pub const SET: u32 = 2;
+    pub const HAS: u32 = 3;
+    pub const REMOVE: u32 = 4;
+    pub const KEYS: u32 = 5;
+    pub const CLEAR: u32 = 6;
+
+    /// Done; the results went to the sink.
+    pub const OK: i32 = 0;
+    /// The driver failed (I/O, Redis, the server shutting down); the message went to the sink.
+    pub const FAILED: i32 = 1;
+    /// No mount has that name.
+    pub const NO_MOUNT: i32 = 2;
+    /// The key or prefix is refused (empty, traversal, too long, …).
+    pub const INVALID_KEY: i32 = 3;
+    /// The value is over the mount's size limit.
+    pub const TOO_LARGE: i32 = 4;
+}
+
+/// How a [`LogField`]'s value is written: its text is parsed back into this type by the host.
+pub mod field_kind {
+    /// Text, recorded as a string.
+    pub const STR: u8 = 0;
+    /// A value already formatted with `Debug`/`Display`, recorded as is.
+    pub const DEBUG: u8 = 1;
+    /// A signed integer in decimal.
+    pub const I64: u8 = 2;
+    /// An unsigned integer in decimal.
+    pub const U64: u8 = 3;
+    /// A float in Rust's `Display` form.
+    pub const F64: u8 = 4;
+    /// `true` or `false`.
+    pub const BOOL: u8 = 5;
+}
+
+/// One field of a [`LogEvent`]: the event's own fields, then those of the route-side spans it
+/// is inside (innermost first), `message` among them. Borrowed for the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LogField {
+    pub name: Bytes,
+    pub value: Bytes,
+    /// One of [`field_kind`].
+    pub kind: u8,
+}
+
+/// A route's `tracing` event (or `log` record) for [`HostApi::event`]. Borrowed for the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LogEvent {
+    /// One of [`level`].
+    pub level: u8,
+    /// The event's target (by default the module path in the route library).
+    pub target: Bytes,
+    pub fields: *const LogField,
+    pub fields_len: usize,
+}
+
+impl LogEvent {
+    /// The fields as a slice.
+    ///
+    /// # Safety
+    /// As [`Bytes::as_slice`], for `fields` and `fields_len`.
+    #[allow(unsafe_code)]
+    pub unsafe fn fields<'a>(&self) -> &'a [LogField] {
+        if self.fields_len == 0 {
+            return &[];
+        }
+        // SAFETY: non-empty, and the caller upholds the pointer/length contract.
+        unsafe { core::slice::from_raw_parts(self.fields, self.fields_len) }
+    }
 }
 
 /// The table a route library exports through [`ROUTE_ENTRY_SYMBOL`].

@@ -178,9 +178,16 @@ fn free_port() -> Result<u16> {
 }
 
 /// `nitro build` of a copy of `examples/websocket` with `nitro`; the `.output` folder.
-fn build_output(nitro: &Path, into: &Path) -> Result<PathBuf> {
+fn build_output(nitro: &Path, into: &Path, metrics: bool) -> Result<PathBuf> {
     let dir = into.join("websocket");
     copy_dir(&workspace_root().join("examples/websocket"), &dir)?;
+    if metrics {
+        // `--metrics`: the same app with Prometheus metrics on (docs/deploy.md).
+        let config = dir.join("nitro.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+        text.push_str("\n[observability]\nmetrics = \"/__nitro/metrics\"\n");
+        std::fs::write(&config, text).map_err(|e| format!("cannot write `nitro.toml`: {e}"))?;
+    }
     let status = Command::new(nitro)
         .arg("build")
         .arg(&dir)
@@ -290,15 +297,21 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "building examples/websocket with `{} build`…",
         nitro.display()
     );
+    let metrics = args.iter().any(|a| a == "--metrics");
     let mut servers = vec![Server::Nitro {
-        name: "nitro-rs".into(),
-        output: build_output(&nitro, &tmp.path().join("nitro"))?,
+        name: if metrics {
+            "nitro-rs+metrics"
+        } else {
+            "nitro-rs"
+        }
+        .into(),
+        output: build_output(&nitro, &tmp.path().join("nitro"), metrics)?,
     }];
     if let Some(baseline) = flag(args, "--baseline") {
         eprintln!("building examples/websocket with `{baseline} build` (the baseline)…");
         servers.push(Server::Nitro {
             name: "baseline".into(),
-            output: build_output(Path::new(&baseline), &tmp.path().join("baseline"))?,
+            output: build_output(Path::new(&baseline), &tmp.path().join("baseline"), false)?,
         });
     }
     let page = workspace_root().join("examples/websocket/index.html");

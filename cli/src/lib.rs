@@ -54,6 +54,17 @@ pub(crate) struct Cli {
     /// Less output: only errors, warnings and the URL.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// The format of the log on stderr: `human` lines, or `json` (one object per line, for log
+    /// collectors; fields in docs/deploy.md).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "NITRO_LOG_FORMAT",
+        default_value_t
+    )]
+    pub log_format: logging::LogFormat,
 }
 
 /// The commands.
@@ -80,8 +91,8 @@ pub(crate) enum Command {
 /// for [`report`].
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init(cli.verbose, cli.quiet);
-    let ui = ui::Ui::new(cli.quiet);
+    logging::init(cli.verbose, cli.quiet, cli.log_format);
+    let ui = ui::Ui::new(cli.quiet).with_json_logs(cli.log_format == logging::LogFormat::Json);
     let result = match &cli.command {
         Command::Dev(args) => dev::run(args, &ui),
         Command::Build(args) => build::run(args, &ui),
@@ -128,6 +139,11 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             .or_else(|| hint_of::<project::config_pubsub::PubSubConfigError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_runtime::RuntimeConfigError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_tasks::ScheduledTasksError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<project::config_storage::StorageConfigError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<project::config_rules::RuleConfigError>(e, |e| e.hint()))
+            .or_else(|| {
+                hint_of::<project::config_observability::ObservabilityConfigError>(e, |e| e.hint())
+            })
     })
 }
 

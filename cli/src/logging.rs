@@ -1,33 +1,53 @@
 //! The tracing subscriber: installed once, by the binary, writing to stderr.
 //!
 //! `-q`/`-v` pick the default filter; `RUST_LOG`, when set, wins over both. stdout is kept for
-//! data (the server's URL), so logs never mix with what a script might read.
+//! data (the server's URL), so logs never mix with what a script might read. `--log-format`
+//! (or `NITRO_LOG_FORMAT`) picks human lines (the default) or one JSON object per line
+//! ([`LogFormat`]; the fields are listed in docs/deploy.md).
 //!
-//! The request log of `nitro start` (target `nitro::request`, one line per request) is not
-//! written by the request's worker: its lines collect in a buffer that a background thread
-//! writes to stderr in one piece every [`FLUSH_EVERY`] (sooner past [`FLUSH_AT`] bytes), so
-//! a request costs an append, not a `write` system call and a wait on stderr. Every other
-//! event goes straight to stderr as before. [`flush`] writes what is waiting (call it before
-//! exiting); when stderr cannot keep up and [`MAX_BUFFERED`] bytes wait, the request's worker
-//! writes them itself (back-pressure, no line is dropped).
+//! The request log of `nitro start` is written from the server's request spans (target
+//! `nitro::request`, see `nitro_runtime::telemetry::span`) when they close, by
+//! [`RequestLog`], once [`set_request_log`] turned it on. Its lines are not written by the
+//! request's worker: they collect in a buffer that a background thread writes to stderr in one
+//! piece every [`FLUSH_EVERY`] (sooner past [`FLUSH_AT`] bytes), so a request costs an append,
+//! not a `write` system call and a wait on stderr. Every other event goes straight to stderr.
+//! [`flush`] writes what is waiting (call it before exiting); when stderr cannot keep up and
+//! [`MAX_BUFFERED`] bytes wait, the request's worker writes them itself (back-pressure, no
+//! line is dropped).
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tracing::Metadata;
+use nitro_runtime::telemetry::span::{REQUEST_SPAN, REQUEST_TARGET};
+use tracing::field::{Field, Visit};
+use tracing::span;
+use tracing::{Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::writer::EitherWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// The target of the request log's events.
-const REQUEST_TARGET: &str = "nitro::request";
 /// How long a request-log line may wait before it is written.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Past this many buffered bytes the writer thread is woken at once.
 pub(crate) const FLUSH_AT: usize = 64 * 1024;
 /// Past this many buffered bytes the logging thread writes them itself.
 pub(crate) const MAX_BUFFERED: usize = 1024 * 1024;
+
+/// The format of the log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    // Lines for people: `INFO GET /api/users/1 200 1.2 ms`. (Plain comments: doc comments
+    // would turn every `--help` into its long form.)
+    #[default]
+    Human,
+    // One JSON object per line, for log collectors.
+    Json,
+}
 
 /// The filter for a verbosity: `-q` → warnings and errors, default → info, `-v` → debug for
 /// nitro's crates, `-vv` → debug everywhere, `-vvv` → trace.
@@ -43,9 +63,19 @@ pub(crate) fn default_directives(verbose: u8, quiet: bool) -> &'static str {
     }
 }
 
+/// Whether the request log is written (`nitro start` turns it on).
+static REQUEST_LOG: AtomicBool = AtomicBool::new(false);
+/// Whether the request log is JSON.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Turns the request log on or off.
+pub(crate) fn set_request_log(on: bool) {
+    REQUEST_LOG.store(on, Ordering::Relaxed);
+}
+
 /// Installs the subscriber. Call once, from the binary; later calls are ignored (a test may
 /// have installed one).
-pub(crate) fn init(verbose: u8, quiet: bool) {
+pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value).unwrap_or_else(|e| {
             eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
@@ -53,49 +83,162 @@ pub(crate) fn init(verbose: u8, quiet: bool) {
         }),
         _ => EnvFilter::new(default_directives(verbose, quiet)),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Writers)
-        .with_target(verbose > 0)
-        // Colours only on a terminal: `nitro start`'s request log often goes to a file.
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        )
-        .without_time()
+    // Colours only on a terminal: `nitro start`'s request log often goes to a file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let json = format == LogFormat::Json;
+    JSON.store(json, Ordering::Relaxed);
+    let human = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(io::stderr)
+            .with_target(verbose > 0)
+            .with_ansi(ansi)
+            .without_time()
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(io::stderr)
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(human)
+        .with(json)
+        .with(RequestLog { ansi })
         .try_init();
 }
 
-/// Chooses the writer of an event: the request log's buffer, or stderr.
-struct Writers;
+/// Writes the request log from the server's request spans as they close.
+struct RequestLog {
+    ansi: bool,
+}
 
-impl<'a> MakeWriter<'a> for Writers {
-    type Writer = EitherWriter<io::Stderr, RequestLogWriter>;
+/// What the request log needs of a request span, kept in its extensions.
+#[derive(Debug, Default)]
+struct RequestFields {
+    start: Option<Instant>,
+    method: String,
+    path: String,
+    route: Option<String>,
+    file: Option<String>,
+    status: Option<u64>,
+    trace_id: Option<String>,
+    parent_id: Option<String>,
+}
 
-    fn make_writer(&'a self) -> Self::Writer {
-        EitherWriter::A(io::stderr())
+impl Visit for RequestFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "http.request.method" => self.method = value.to_owned(),
+            "url.path" => self.path = value.to_owned(),
+            "http.route" => self.route = Some(value.to_owned()),
+            "nitro.route" => self.file = Some(value.to_owned()),
+            "trace_id" => self.trace_id = Some(value.to_owned()),
+            "parent_id" => self.parent_id = Some(value.to_owned()),
+            _ => {}
+        }
     }
 
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        if meta.target() == REQUEST_TARGET {
-            EitherWriter::B(RequestLogWriter)
-        } else {
-            EitherWriter::A(io::stderr())
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "http.response.status_code" {
+            self.status = Some(value);
         }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        // `%method` arrives as a `Display` wrapper, through `record_debug`.
+        self.record_str(field, &format!("{value:?}"));
     }
 }
 
-/// Appends to the request log's buffer (the subscriber writes each event in one call).
-struct RequestLogWriter;
+impl RequestFields {
+    /// The request log line for a closed span.
+    fn line(&self, elapsed: Duration, json: bool, ansi: bool) -> String {
+        let status = self.status.and_then(|s| u16::try_from(s).ok());
+        let text = nitro_runtime::request_log::line(&self.method, &self.path, status, elapsed);
+        if !json {
+            return if ansi {
+                format!("\x1b[32m INFO\x1b[0m {text}\n")
+            } else {
+                format!(" INFO {text}\n")
+            };
+        }
+        let mut timestamp = String::new();
+        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        let mut object = serde_json::Map::new();
+        object.insert("timestamp".into(), timestamp.into());
+        object.insert("level".into(), "INFO".into());
+        object.insert("message".into(), text.into());
+        object.insert("target".into(), REQUEST_TARGET.into());
+        object.insert("http.request.method".into(), self.method.clone().into());
+        object.insert("url.path".into(), self.path.clone().into());
+        if let Some(route) = &self.route {
+            object.insert("http.route".into(), route.clone().into());
+        }
+        if let Some(file) = &self.file {
+            object.insert("nitro.route".into(), file.clone().into());
+        }
+        if let Some(status) = self.status {
+            object.insert("http.response.status_code".into(), status.into());
+        }
+        let ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+        object.insert("duration_ms".into(), ms.into());
+        if let Some(id) = &self.trace_id {
+            object.insert("trace_id".into(), id.clone().into());
+        }
+        if let Some(id) = &self.parent_id {
+            object.insert("parent_id".into(), id.clone().into());
+        }
+        let mut line = serde_json::Value::Object(object).to_string();
+        line.push('\n');
+        line
+    }
+}
 
-impl Write for RequestLogWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        buffer().append(bytes);
-        Ok(bytes.len())
+fn is_request_span(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target() == REQUEST_TARGET && meta.name() == REQUEST_SPAN && *meta.level() == Level::INFO
+}
+
+impl<S> Layer<S> for RequestLog
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if !is_request_span(attrs.metadata()) || !REQUEST_LOG.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut fields = RequestFields {
+            start: Some(Instant::now()),
+            ..RequestFields::default()
+        };
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<RequestFields>()
+        {
+            values.record(fields);
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let extensions = span.extensions();
+        let Some(fields) = extensions.get::<RequestFields>() else {
+            return;
+        };
+        let elapsed = fields.start.map(|s| s.elapsed()).unwrap_or_default();
+        let line = fields.line(elapsed, JSON.load(Ordering::Relaxed), self.ansi);
+        buffer().append(line.as_bytes());
     }
 }
 
@@ -241,17 +384,36 @@ mod tests {
     }
 
     #[test]
-    fn only_the_request_log_is_buffered() {
-        let writers = Writers;
-        // A subscriber that enables every span, so they have metadata.
-        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
-            let log = tracing::info_span!(target: "nitro::request", "x");
-            let other = tracing::info_span!(target: "nitro::server", "y");
-            let log = log.metadata().expect("enabled");
-            let other = other.metadata().expect("enabled");
-            assert!(matches!(writers.make_writer_for(log), EitherWriter::B(_)));
-            assert!(matches!(writers.make_writer_for(other), EitherWriter::A(_)));
-        });
+    fn request_lines() {
+        let fields = RequestFields {
+            start: None,
+            method: "GET".into(),
+            path: "/users/1".into(),
+            route: Some("/users/:id".into()),
+            file: Some("routes/users/[id].rs".into()),
+            status: Some(200),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            parent_id: None,
+        };
+        let elapsed = Duration::from_micros(1234);
+        assert_eq!(
+            fields.line(elapsed, false, false),
+            " INFO GET /users/1 200 1.2 ms\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&fields.line(elapsed, true, false)).unwrap();
+        assert_eq!(json["level"], "INFO");
+        assert_eq!(json["target"], "nitro::request");
+        assert_eq!(json["message"], "GET /users/1 200 1.2 ms");
+        assert_eq!(json["http.request.method"], "GET");
+        assert_eq!(json["url.path"], "/users/1");
+        assert_eq!(json["http.route"], "/users/:id");
+        assert_eq!(json["nitro.route"], "routes/users/[id].rs");
+        assert_eq!(json["http.response.status_code"], 200);
+        assert_eq!(json["duration_ms"], 1.234);
+        assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(json.get("parent_id").is_none());
+        assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 
     #[test]

@@ -174,6 +174,21 @@ fn samples(tmp: &Path) -> Vec<Sample> {
         crate::project::config_pubsub::PubSubConfigError::hint,
     ));
 
+    // `[observability]`: a metrics address without a port, through the real loader.
+    let observability = project(&[(
+        "nitro.toml",
+        "[observability]\nmetrics = \"/__nitro/metrics\"\nmetrics_bind = \"localhost\"\n",
+    )]);
+    let e = match config::load(observability.path(), &Overrides::default()).unwrap_err() {
+        ConfigError::Observability(e) => e,
+        other => panic!("expected an `[observability]` error, got {other:?}"),
+    };
+    out.push(sample(
+        "observability_bind",
+        e,
+        crate::project::config_observability::ObservabilityConfigError::hint,
+    ));
+
     // `[runtime_config]` at `nitro start`: an override that does not parse as its default.
     let e = crate::project::config_runtime::apply_env(
         &serde_json::json!({ "database": { "pool_size": 8 } }),
@@ -197,6 +212,39 @@ fn samples(tmp: &Path) -> Vec<Sample> {
         "scheduled_tasks_unknown",
         e,
         crate::project::config_tasks::ScheduledTasksError::hint,
+    ));
+
+    // `[storage.NAME]`: a driver nitro does not have.
+    let dir = project(&[
+        ("routes/index.rs", "pub fn handler() {}"),
+        ("nitro.toml", "[storage.cache]\ndriver = \"s3\"\n"),
+    ]);
+    let ConfigError::Storage(e) = config::load(dir.path(), &Overrides::default()).unwrap_err()
+    else {
+        panic!("not a storage error");
+    };
+    out.push(sample(
+        "storage_driver",
+        e,
+        crate::project::config_storage::StorageConfigError::hint,
+    ));
+
+    // `[route_rules]`: a cache that would never expire.
+    let dir = project(&[
+        ("routes/index.rs", "pub fn handler() {}"),
+        (
+            "nitro.toml",
+            "[route_rules.\"/api/**\"]\ncache = { swr = 60 }\n",
+        ),
+    ]);
+    let ConfigError::RouteRules(e) = config::load(dir.path(), &Overrides::default()).unwrap_err()
+    else {
+        panic!("not a route rules error");
+    };
+    out.push(sample(
+        "route_rules_cache",
+        e,
+        crate::project::config_rules::RuleConfigError::hint,
     ));
 
     // `nitro init` into a folder that has files.

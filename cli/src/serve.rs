@@ -135,6 +135,9 @@ pub(crate) fn serve(
             let handle = server.handle();
             spawn_scheduler(schedules, Tasks::new(), move || handle.app())
         });
+        if let Some(url) = server.metrics_url() {
+            ui.status(&format!("  ➜ Metrics: {url}"));
+        }
         let (first, stop) = tokio::sync::oneshot::channel::<()>();
         let status_ui = ui.clone();
         tokio::spawn(async move {

@@ -21,13 +21,29 @@ pub fn plural(n: usize, word: &str) -> String {
 pub struct Ui {
     quiet: bool,
     color: bool,
+    /// `--log-format json`: status, warnings, errors and diagnostics go out as log events
+    /// (target `nitro::cli`), so every line on stderr is one JSON object.
+    json: bool,
 }
 
 impl Ui {
     pub fn new(quiet: bool) -> Ui {
         let color = std::io::stderr().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Ui { quiet, color }
+        Ui {
+            quiet,
+            color,
+            json: false,
+        }
+    }
+
+    /// The same terminal, with status and errors as log events when `json`.
+    pub fn with_json_logs(self, json: bool) -> Ui {
+        Ui {
+            json,
+            color: self.color && !json,
+            ..self
+        }
     }
 
     /// A `Ui` that never colours (tests, pipes).
@@ -35,6 +51,7 @@ impl Ui {
         Ui {
             quiet,
             color: false,
+            json: false,
         }
     }
 
@@ -48,24 +65,42 @@ impl Ui {
 
     /// Status on stderr, unless `-q`.
     pub fn status(&self, text: &str) {
-        if !self.quiet {
-            eprintln!("{text}");
+        if self.quiet {
+            return;
         }
+        if self.json {
+            let text = text.trim();
+            if !text.is_empty() {
+                tracing::info!(target: "nitro::cli", "{text}");
+            }
+            return;
+        }
+        eprintln!("{text}");
     }
 
     /// `warning: …` on stderr, even with `-q`.
     pub fn warn(&self, text: &str) {
+        if self.json {
+            tracing::warn!(target: "nitro::cli", "{text}");
+            return;
+        }
         eprintln!("{}: {text}", self.paint("warning", "1;33"));
     }
 
     /// `error: …` on stderr, for errors that do not end the command.
     pub fn error(&self, text: &str) {
+        if self.json {
+            tracing::error!(target: "nitro::cli", "{text}");
+            return;
+        }
         eprintln!("{}: {text}", self.paint("error", "1;31"));
     }
 
     /// rustc's diagnostics, coloured as rendered or plain.
     pub fn diagnostics(&self, diagnostics: &Diagnostics) {
-        if self.color {
+        if self.json {
+            tracing::warn!(target: "nitro::cli", "{}", diagnostics.plain().trim_end());
+        } else if self.color {
             eprint!("{}", diagnostics.rendered);
         } else {
             eprint!("{}", diagnostics.plain());

@@ -214,6 +214,9 @@ pub struct Response {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
     pub(crate) error: Option<Error>,
+    /// A streamed body ([`Response::stream`], [`Response::file`], an event stream): sent
+    /// instead of `body`.
+    pub(crate) stream: Option<crate::streamed::Streamed>,
 }
 
 impl Default for Response {
@@ -223,6 +226,7 @@ impl Default for Response {
             headers: Vec::new(),
             body: Vec::new(),
             error: None,
+            stream: None,
         }
     }
 }
@@ -294,9 +298,10 @@ impl Response {
         self
     }
 
-    /// Sets the body.
+    /// Sets the body (replacing a stream).
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
         self.body = body.into();
+        self.stream = None;
         self
     }
 
@@ -318,7 +323,7 @@ impl Response {
         &self.headers
     }
 
-    /// The body (empty for an error, which the server renders).
+    /// The body (empty for an error, which the server renders, and for a stream).
     pub fn body(&self) -> &[u8] {
         &self.body
     }

@@ -93,11 +93,13 @@
 //! A route file with an `async fn` gets its own small tokio runtime (feature `tokio`, turned on
 //! by `nitro dev` for such files); build clients and pools once per route with `nitro::state`
 //! (`nitro::state(|| async { … }).await`). State kept in `static`s (and in `nitro::state`) restarts
-//! when `nitro dev` reloads the route; state that must outlive a reload belongs in the peer's
-//! context or outside the process. A panic in a handler, before or after an `.await`, answers
-//! `500` and is logged with the route file; the server carries on.
+//! when `nitro dev` reloads the route; data that must outlive a reload, or that several route
+//! files share, belongs in [`storage`](mod@storage) (owned by the server) or the peer's
+//! context. A panic in a handler, before or after an `.await`, answers `500` and is logged with
+//! the route file; the server carries on.
 
 pub mod assets;
+pub mod body;
 mod config;
 pub mod cookies;
 mod error;
@@ -106,7 +108,11 @@ mod ffi;
 mod http;
 pub mod middleware;
 mod rt;
+pub mod sse;
+pub mod storage;
+mod streamed;
 pub mod task;
+mod trace;
 pub mod ws;
 
 pub use config::{config, config_value};
@@ -120,6 +126,10 @@ pub use rt::state;
 pub use serde_json::Value;
 /// Builds a [`Value`]; keys keep the order written.
 pub use serde_json::json;
+pub use storage::storage;
+/// `tracing`, for routes that log without a dependency of their own: `nitro::tracing::info!`.
+/// Its events reach the server's log (see the crate docs).
+pub use tracing;
 pub use ws::HookOutput;
 
 /// Logs on the server's terminal, attributed to this route.

@@ -392,6 +392,11 @@ impl Peer {
         self.raw.send(bytes, binary);
     }
 
+    /// Sends bytes; false when the peer is closed.
+    pub(crate) fn try_send(&self, data: &[u8], binary: bool) -> bool {
+        self.raw.send(data, binary)
+    }
+
     /// Sends to every subscriber of `topic` in this peer's namespace **except this peer**.
     pub fn publish(&self, topic: &str, data: impl Into<Payload>) {
         let payload = data.into();

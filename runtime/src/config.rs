@@ -36,9 +36,6 @@ pub struct ServerConfig {
     /// Serve the `.br`/`.gz` sibling of a `public/` file to clients that accept it (what
     /// `nitro build` writes), always with `Vary: Accept-Encoding`.
     pub precompressed: bool,
-    /// Log one line per request (method, path, status, time) at info level, target
-    /// `nitro::request`.
-    pub request_log: bool,
     /// The files of `public/` and the renderer's `index.html` do not change while the server
     /// runs (a built output: `nitro start`): they are indexed and read once, at start, and
     /// served from memory (files up to 1 MiB, 64 MiB in all; larger ones from disk), with the
@@ -52,6 +49,17 @@ pub struct ServerConfig {
     /// running when the server died of something no thread can catch (a stack overflow, an
     /// abort, a segfault, `exit`). `nitro start --supervise` sets it. `None`: nothing written.
     pub call_record: Option<PathBuf>,
+    /// Serve Prometheus metrics (see [`crate::telemetry::metrics`]). `None`: none recorded.
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+/// Where the metrics are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsEndpoint {
+    /// The path, `/__nitro/metrics`.
+    pub path: String,
+    /// A separate address to serve them on (a private port) instead of the server's own.
+    pub bind: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -66,10 +74,10 @@ impl ServerConfig {
             allowed_hosts: None,
             allowed_origins: None,
             precompressed: false,
-            request_log: false,
             cache_files: false,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             call_record: None,
+            metrics: None,
         }
     }
 }

@@ -22,7 +22,8 @@
 //!    - an HTTP route: the body is collected (at most `[limits] max_body`, else `413`) and
 //!      the route's handler runs: an `async fn` polled inline on this worker, a sync `fn` on
 //!      the route pool (see [`crate::route_pool`]); `504` when it does not answer within
-//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then);
+//!      `[limits] handler_timeout` (an `async fn`'s future is dropped then); a streamed
+//!      answer is sent as hyper asks for it (see [`crate::stream`]);
 //!    - routes for the path but not the method: `405` with `Allow`;
 //!    - nothing: `GET`/`HEAD` of a page URL get the renderer's `index.html` when it is on,
 //!      anything else `404` `Cannot find any route matching [GET] /path`. A page URL is one
@@ -53,9 +54,11 @@ use crate::http_error::HttpError;
 use crate::limits::Limits;
 use crate::middleware::{self, Verdict};
 use crate::module::{
-    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, UpgradeDecision,
+    CallError, HttpOutcome, RequestInfo, RouteModule, RouteResponse, StreamResponse,
+    UpgradeDecision,
 };
 use crate::shared::Shared;
+use crate::telemetry;
 use crate::ws::handshake::{self, Refusal};
 use crate::ws::{self, Peer, PeerTask, SendLimit};
 use crate::{App, RouteEntry};
@@ -79,14 +82,47 @@ pub(crate) async fn handle(
         return error.render(req.headers(), dev);
     }
     let wants_websocket = handshake::wants_websocket(req.headers());
-    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
 
     // Middleware run before everything below, upgrades included.
-    let (context, req) = match run_middleware(&shared, &app, remote, req).await {
+    let (context, mut req) = match run_middleware(&shared, &app, remote, req).await {
         Ok(done) => done,
         Err(response) => return response,
     };
 
+    // A `cache` route rule answers after the middleware (an auth middleware guards cached
+    // answers too) and before the route, which runs only on a miss.
+    if let Some(step) = req
+        .extensions_mut()
+        .remove::<crate::route_rules::CacheStep>()
+    {
+        let next_shared = shared.clone();
+        let next = move |req: Request<Incoming>| -> crate::route_rules::Next {
+            Box::pin(serve(
+                next_shared,
+                app,
+                remote,
+                req,
+                context,
+                wants_websocket,
+            ))
+        };
+        return crate::route_rules::cached(shared, &step, remote, req, next).await;
+    }
+    serve(shared, app, remote, req, context, wants_websocket).await
+}
+
+/// What follows the middleware: `public/` files, the route, the page, the errors.
+async fn serve(
+    shared: Arc<Shared>,
+    app: Arc<App>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+    context: Vec<(String, String)>,
+    wants_websocket: bool,
+) -> Response<Body> {
+    let dev = shared.config.dev;
+    let path = req.uri().path().to_owned();
+    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
     if get_or_head
         && !wants_websocket
         && let Some(response) = shared
@@ -97,15 +133,28 @@ pub(crate) async fn handle(
         return response;
     }
 
-    match app.table.find(req.method().as_str(), &path) {
+    let found = app.table.find(req.method().as_str(), &path);
+    let mut answered = None;
+    if let Match::Found { route, .. } = &found {
+        telemetry::span::record_route(&route.pattern, &route.file);
+        answered = telemetry::metrics::route(&route.pattern, &route.file)
+            .map(telemetry::metrics::Answered);
+    }
+    let with_route = |mut response: Response<Body>| {
+        if let Some(answered) = answered {
+            response.extensions_mut().insert(answered);
+        }
+        response
+    };
+    match found {
         Match::Found { route, params } if route.kind == RouteKind::WebSocket => {
-            websocket(&shared, &app, &route.file, (params, context), remote, req).await
+            with_route(websocket(&shared, &app, &route.file, (params, context), remote, req).await)
         }
         // An HTTP route with WebSocket hooks takes the upgrades at its path.
         Match::Found { route, params }
             if wants_websocket && has_websocket_hooks(&app, &route.file) =>
         {
-            websocket(&shared, &app, &route.file, (params, context), remote, req).await
+            with_route(websocket(&shared, &app, &route.file, (params, context), remote, req).await)
         }
         _ if wants_websocket => HttpError::new(
             StatusCode::NOT_FOUND,
@@ -113,7 +162,7 @@ pub(crate) async fn handle(
         )
         .render(req.headers(), dev),
         Match::Found { route, params } => {
-            http_route(&shared, &app, &route.file, (params, context), remote, req).await
+            with_route(http_route(&shared, &app, &route.file, (params, context), remote, req).await)
         }
         Match::MethodNotAllowed { allow } => {
             let allow = allow
@@ -205,6 +254,13 @@ async fn run_middleware(
         },
         Verdict::Answer {
             file,
+            answer: Ok(HttpOutcome::Stream(answer)),
+        } => match stream_response(&file, answer, shared) {
+            Ok(response) => return Err(response),
+            Err(error) => error,
+        },
+        Verdict::Answer {
+            file,
             answer:
                 Ok(HttpOutcome::Error {
                     status,
@@ -265,6 +321,7 @@ async fn http_route(
     };
     let result = match outcome {
         Ok(HttpOutcome::Response(response)) => route_response(file, response),
+        Ok(HttpOutcome::Stream(answer)) => stream_response(file, answer, shared),
         Ok(HttpOutcome::Error {
             status,
             message,
@@ -442,6 +499,32 @@ fn route_response(file: &str, answer: RouteResponse) -> Result<Response<Body>, H
     Ok(response)
 }
 
+/// A streamed answer (see [`crate::stream`]): `handler_timeout` bounds the wait for each
+/// chunk of a plain stream; an event stream ends at shutdown.
+fn stream_response(
+    file: &str,
+    answer: StreamResponse,
+    shared: &Shared,
+) -> Result<Response<Body>, HttpError> {
+    let idle = shared.config.limits.handler_timeout;
+    let status = final_status(file, answer.status)?;
+    let headers = route_headers(file, answer.headers)?;
+    let Some(streaming) = answer.body.take() else {
+        return Err(invalid_answer(
+            file,
+            "a body stream that was sent already".to_owned(),
+        ));
+    };
+    let body = crate::stream::body(file, streaming, idle, &shared.shutdown);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        map.append(name, value);
+    }
+    Ok(response)
+}
+
 fn route_error(file: &str, status: u16, message: String, data: Option<String>) -> HttpError {
     let status = match StatusCode::from_u16(status) {
         Ok(status) if (400..=599).contains(&status.as_u16()) => status,
@@ -593,7 +676,8 @@ async fn websocket(
 /// to it meanwhile wait in its queue, and its `open` hook may still be running.
 fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
     shared.hub.register(&task.peer);
-    shared.tracker.spawn(async move {
+    let span = telemetry::span::peer(task.peer.id(), task.peer.namespace(), &task.route_file);
+    let run = async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(err) => {
@@ -614,7 +698,10 @@ fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
         let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
         let stream = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         ws::run_peer(task, stream).await;
-    });
+    };
+    shared
+        .tracker
+        .spawn(tracing::Instrument::instrument(run, span));
 }
 
 /// Route params as a JSON object, in path order.

@@ -62,7 +62,9 @@
 //!
 //! # Dispatch
 //!
-//! Every request runs against the app current when it arrived:
+//! Every request runs against the app current when it arrived, inside the app's route rules
+//! ([`route_rules`], kept by the [`Hub`]: a redirect or a CORS preflight is answered before
+//! anything below, a cached `GET` from its storage mount, and headers are added after):
 //!
 //! 1. `GET`/`HEAD` (not a WebSocket upgrade): a file under `public/`, if one exists for the
 //!    path. Paths with `..`, `.`, backslashes, NUL, encoded `/` or dotfile segments (except
@@ -97,20 +99,25 @@ mod middleware;
 pub mod module;
 pub mod plugins;
 mod request_info;
-mod request_log;
+pub mod request_log;
 mod route_pool;
+pub mod route_rules;
 pub mod runtime_config;
 mod server;
 mod shared;
+mod sse;
 mod static_files;
 pub mod storage;
+mod stream;
 mod task;
 pub mod tasks;
+pub mod telemetry;
 pub mod ws;
 
 pub use app::{App, RouteEntry};
-pub use config::ServerConfig;
+pub use config::{MetricsEndpoint, ServerConfig};
 pub use devclient::DevClient;
 pub use limits::Limits;
 pub use server::{Server, ServerError, ServerHandle};
+pub use stream::{ChunkStream, StreamBody};
 pub use ws::Hub;

@@ -25,11 +25,15 @@
 use crate::Hub;
 use crate::module::{
     CallError, HttpOutcome, MiddlewareOutcome, RequestInfo, RouteFuture, RouteModule,
-    RouteResponse, UpgradeDecision,
+    RouteResponse, StreamResponse, UpgradeDecision,
 };
 use crate::request_info::AbiRequest;
-use crate::task::{Generation, RouteTask};
-use crate::ws::{Peer, PeerRef};
+use crate::sse::EventPeer;
+use crate::stream::StreamBody;
+use crate::task::{Generation, RouteStream, RouteTask};
+use crate::ws::peer::Outbound;
+use crate::ws::queue::Receiver;
+use crate::ws::{Peer, PeerRef, SendLimit};
 use nitro_abi as abi;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -87,6 +91,8 @@ pub struct LoadedRoute {
     nitro_version: String,
     generation: u64,
     image: Arc<Generation>,
+    /// The host services of this generation (leaked: they live as long as the image).
+    host: &'static HostCtx,
 }
 
 /// Distinguishes loads within this process; combined with the pid for unique file names.
@@ -221,6 +227,10 @@ impl LoadedRoute {
             peers: host_peers,
             assets_dir: abi::Bytes::new(host_ctx.assets_dir.as_bytes()),
             runtime_config: host_runtime_config,
+            storage: host_storage,
+            http_responder_size: std::mem::size_of::<abi::HttpResponder>() as u32,
+            max_level: crate::telemetry::bridge::max_level(),
+            event: host_event,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -232,6 +242,7 @@ impl LoadedRoute {
             nitro_version,
             generation,
             image,
+            host: host_ctx,
         };
         // SAFETY: `init` has the declared signature; `host` lives forever; the outcome
         // lives for the call.
@@ -416,6 +427,35 @@ unsafe extern "C" fn host_publish(
     })
 }
 
+unsafe extern "C" fn host_event(ctx: *const c_void, event: *const abi::LogEvent) {
+    no_unwind((), || {
+        // SAFETY: `ctx` is the leaked `HostCtx` of this generation; `event`, its target and
+        // fields are borrowed for the call.
+        let (ctx, event) = unsafe { (&*(ctx as *const HostCtx), &*event) };
+        // SAFETY: as above.
+        let (target, raw) = unsafe { (event.target.as_slice(), event.fields()) };
+        let text = |b: abi::Bytes| {
+            // SAFETY: each field's bytes are borrowed for the call, as the event.
+            let bytes = unsafe { b.as_slice() };
+            String::from_utf8_lossy(bytes)
+        };
+        let owned: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>, u8)> = raw
+            .iter()
+            .map(|f| (text(f.name), text(f.value), f.kind))
+            .collect();
+        let fields: Vec<crate::telemetry::bridge::RouteField<'_>> = owned
+            .iter()
+            .map(|(name, value, kind)| crate::telemetry::bridge::RouteField {
+                name,
+                value,
+                kind: *kind,
+            })
+            .collect();
+        let target = String::from_utf8_lossy(target);
+        crate::telemetry::bridge::route_event(&ctx.file, event.level, &target, &fields);
+    })
+}
+
 unsafe extern "C" fn host_runtime_config(
     ctx: *const c_void,
     known: u64,
@@ -433,6 +473,21 @@ unsafe extern "C" fn host_runtime_config(
     })
 }
 
+unsafe extern "C" fn host_storage(
+    ctx: *const c_void,
+    call: *const abi::StorageCall,
+    result: *const abi::BytesSink,
+    task: *mut abi::Task,
+) {
+    // SAFETY: `ctx` is the leaked `HostCtx` of this generation; the route keeps `call`, `result`
+    // and `task` valid as `HostApi::storage` requires, which is what `start` asks. `start`
+    // catches panics itself and always writes the task.
+    unsafe {
+        let ctx = &*(ctx as *const HostCtx);
+        crate::storage::task::start(ctx.hub.storage(), call, result, task)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Requests
 
@@ -448,10 +503,18 @@ struct ResponseSlot {
     answered: bool,
     /// What a middleware's `context` calls set.
     context: Vec<(String, String)>,
+    /// The route that answers: its hub (for an event stream's peer) and its image (which a
+    /// body stream holds, as a task does).
+    host: &'static HostCtx,
+    image: Arc<Generation>,
+    /// A body stream handed over by `stream`, with its keep-alive interval in ms.
+    stream: Option<(RouteStream, u64)>,
+    /// The peer made by `event_stream`, with its queue.
+    event: Option<(PeerRef, Receiver<Outbound>)>,
 }
 
-impl Default for ResponseSlot {
-    fn default() -> ResponseSlot {
+impl ResponseSlot {
+    fn new(host: &'static HostCtx, image: &Arc<Generation>) -> ResponseSlot {
         ResponseSlot {
             status: 200,
             headers: Vec::new(),
@@ -459,11 +522,13 @@ impl Default for ResponseSlot {
             error: None,
             answered: false,
             context: Vec::new(),
+            host,
+            image: image.clone(),
+            stream: None,
+            event: None,
         }
     }
-}
 
-impl ResponseSlot {
     /// The host's responder writing into the slot at `ctx`.
     fn responder(ctx: *mut ResponseSlot) -> abi::HttpResponder {
         abi::HttpResponder {
@@ -473,6 +538,8 @@ impl ResponseSlot {
             body: res_body,
             error: res_error,
             context: res_context,
+            stream: res_stream,
+            event_stream: res_event_stream,
         }
     }
 
@@ -486,14 +553,34 @@ impl ResponseSlot {
         }
     }
 
+    /// The answer. An event stream's peer that did not end up in a streamed answer leaves the
+    /// hub here (dropped with its `EventPeer`).
     fn into_outcome(self) -> HttpOutcome {
-        match self.error {
-            Some((status, message, data)) => HttpOutcome::Error {
+        let event = self.event.map(|(peer, outbound)| EventPeer {
+            peer,
+            outbound,
+            hub: self.host.hub.clone(),
+            keep_alive: None,
+        });
+        match (self.error, self.stream) {
+            (Some((status, message, data)), _) => HttpOutcome::Error {
                 status,
                 message,
                 data,
             },
-            None => HttpOutcome::Response(RouteResponse {
+            (None, Some((stream, keep_alive_ms))) => {
+                let event = event.map(|mut event| {
+                    event.keep_alive = (keep_alive_ms > 0)
+                        .then(|| std::time::Duration::from_millis(keep_alive_ms));
+                    event
+                });
+                HttpOutcome::Stream(StreamResponse {
+                    status: self.status,
+                    headers: self.headers,
+                    body: StreamBody::from_parts(Box::pin(stream), event),
+                })
+            }
+            (None, None) => HttpOutcome::Response(RouteResponse {
                 status: self.status,
                 headers: self.headers,
                 body: self.body,
@@ -537,6 +624,90 @@ unsafe extern "C" fn res_body(ctx: *mut c_void, chunk: abi::Bytes) {
         slot.answered = true;
         slot.body.extend_from_slice(chunk.as_slice())
     })
+}
+
+unsafe extern "C" fn res_stream(ctx: *mut c_void, body: abi::BodyStream, keep_alive_ms: u64) {
+    // Owned from here: wrapped at once, so that it is dropped exactly once whatever happens.
+    // SAFETY: responder contract.
+    let slot = unsafe { slot(ctx) };
+    let stream = RouteStream::new(body, &slot.image);
+    no_unwind((), move || {
+        slot.stream = Some((stream, keep_alive_ms));
+        // A middleware that answers with a stream answered.
+        slot.answered = true;
+    })
+}
+
+unsafe extern "C" fn res_event_stream(
+    ctx: *mut c_void,
+    req: *const abi::HttpRequest,
+    namespace: abi::Bytes,
+    out: *mut abi::Peer,
+) -> i32 {
+    no_unwind(abi::PEER_INVALID, || {
+        // SAFETY: responder contract; `req` and `namespace` are borrowed for the call.
+        let (slot, info, namespace) =
+            unsafe { (slot(ctx), copy_request(&*req), utf8(namespace.as_slice())) };
+        if slot.event.is_some() {
+            return abi::PEER_INVALID;
+        }
+        let namespace = if namespace.is_empty() {
+            info.path.clone()
+        } else {
+            namespace
+        };
+        let hub = &slot.host.hub;
+        let limits = crate::Limits::default();
+        let (peer, outbound) = Peer::new(
+            hub,
+            info.remote_addr.clone(),
+            namespace,
+            info,
+            Vec::new(),
+            SendLimit {
+                bytes: limits.ws_send_queue,
+                timeout: limits.ws_send_timeout,
+            },
+        );
+        hub.register(&peer);
+        // The route's handle: one strong reference, released through the vtable.
+        let handle = peer_handle(&peer);
+        // SAFETY: `handle` points at the live `peer`; `out` is valid for a write.
+        unsafe {
+            Arc::increment_strong_count(Arc::as_ptr(&peer));
+            out.write(handle);
+        }
+        tracing::debug!(target: "nitro::sse", peer = %peer.id(), "an event stream opened");
+        slot.event = Some((peer, outbound));
+        abi::PEER_OK
+    })
+}
+
+/// Copies a borrowed request.
+///
+/// # Safety
+/// `req` and what it points to are valid for the call.
+unsafe fn copy_request(req: &abi::HttpRequest) -> RequestInfo {
+    // SAFETY (the blocks below): caller contract.
+    let text = |b: abi::Bytes| utf8(unsafe { b.as_slice() });
+    let pairs = |p: abi::Pairs| {
+        unsafe { p.as_slice() }
+            .iter()
+            .map(|pair| (text(pair.name), text(pair.value)))
+            .collect()
+    };
+    RequestInfo {
+        method: text(req.method),
+        path: text(req.path),
+        query: text(req.query),
+        headers: pairs(req.headers),
+        params: pairs(req.params),
+        body: bytes::Bytes::copy_from_slice(unsafe { req.body.as_slice() }),
+        remote_addr: text(req.remote_addr),
+        // Only the route's own view of the request reaches here (an event stream's): built
+        // by the same `nitro`, so it has the field.
+        context: pairs(req.context),
+    }
 }
 
 unsafe extern "C" fn res_error(
@@ -991,7 +1162,7 @@ impl RouteModule for LoadedRoute {
             return Err(CallError::Missing);
         };
         let view = AbiRequest::new(req);
-        let mut slot = ResponseSlot::default();
+        let mut slot = ResponseSlot::new(self.host, &self.image);
         let responder = ResponseSlot::responder(&mut slot);
         // SAFETY: `http` has the ABI signature; the request view, responder and outcome live
         // for the call.
@@ -1054,7 +1225,7 @@ impl RouteModule for LoadedRoute {
         let start = self.table.http_async?;
         let view = AbiRequest::new(req);
         Some(self.start_task(
-            ResponseSlot::default(),
+            ResponseSlot::new(self.host, &self.image),
             ResponseSlot::responder,
             // SAFETY: `http_async` has the ABI signature; the request view lives for the start
             // call, the outcome and responder until the task is dropped (`start_task`).
@@ -1067,7 +1238,7 @@ impl RouteModule for LoadedRoute {
         let start = self.table.http_async?;
         let view = AbiRequest::new(req);
         Some(self.start_task(
-            ResponseSlot::default(),
+            ResponseSlot::new(self.host, &self.image),
             ResponseSlot::responder,
             // SAFETY: as in `http_async`.
             |out, res, task| unsafe { start(out, view.as_abi(), res, task) },

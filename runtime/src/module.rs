@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use crate::request_info::RequestInfo;
+pub use crate::stream::StreamBody;
 use crate::ws::PeerRef;
 
 /// An async call into a route, started: polled inline by the server, dropped to cancel it.
@@ -25,11 +26,21 @@ pub struct RouteResponse {
     pub body: Vec<u8>,
 }
 
+/// A successful answer whose body is a stream (see [`StreamBody`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: StreamBody,
+}
+
 /// What an HTTP handler answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpOutcome {
     /// A response to send as is (after validating status and headers).
     Response(RouteResponse),
+    /// A response whose body is streamed: polled when the client is ready for more.
+    Stream(StreamResponse),
     /// An error for the server to render (JSON or HTML by `Accept`). `data` is JSON text.
     Error {
         status: u16,

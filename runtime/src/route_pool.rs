@@ -137,6 +137,19 @@ impl Overrun {
     }
 }
 
+/// Counts a timed-out or panicked call in the metrics (see `telemetry::metrics`).
+fn counted<T>(
+    file: &str,
+    result: Result<Result<T, CallError>, Overrun>,
+) -> Result<Result<T, CallError>, Overrun> {
+    match &result {
+        Err(_) => crate::telemetry::metrics::route_timeout(file),
+        Ok(Err(CallError::Panicked(_))) => crate::telemetry::metrics::route_panic(file),
+        Ok(_) => {}
+    }
+    result
+}
+
 impl From<Overrun> for CallError {
     fn from(overrun: Overrun) -> CallError {
         CallError::Failed(overrun.to_string())
@@ -164,6 +177,14 @@ impl RoutePool {
         if let Some(record) = &self.record {
             record.write(file);
         }
+        counted(file, self.run_async_uncounted(file, call).await)
+    }
+
+    async fn run_async_uncounted<T>(
+        &self,
+        file: &str,
+        call: RouteFuture<T>,
+    ) -> Result<Result<T, CallError>, Overrun> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => Ok(result),
             Err(_) => {
@@ -211,6 +232,14 @@ impl RoutePool {
         F: FnOnce() -> Result<T, CallError> + Send + 'static,
         T: Send + 'static,
     {
+        counted(file, self.call_uncounted(file, f).await)
+    }
+
+    async fn call_uncounted<T, F>(&self, file: &str, f: F) -> Result<Result<T, CallError>, Overrun>
+    where
+        F: FnOnce() -> Result<T, CallError> + Send + 'static,
+        T: Send + 'static,
+    {
         let started = Instant::now();
         let permit = match tokio::time::timeout(self.timeout, self.threads.clone().acquire_owned())
             .await
@@ -232,7 +261,10 @@ impl RoutePool {
             let overrunning = self.overrunning.clone();
             let file = file.to_owned();
             let record = self.record.clone();
+            // The call runs in the request's (or peer's) span, as an async one does.
+            let span = tracing::Span::current();
             move || {
+                let _span = span.enter();
                 if let Some(record) = record {
                     record.write(&file);
                 }

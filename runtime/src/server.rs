@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use http::{Request, Response};
@@ -24,7 +24,8 @@ use crate::route_pool::panic_message;
 use crate::shared::Shared;
 use crate::static_files::StaticFiles;
 use crate::ws::Hub;
-use crate::{App, dispatch, request_log};
+use crate::{App, telemetry};
+use tracing::Instrument;
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -42,6 +43,14 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot listen for the metrics on `{addr}`: {source}")]
+    MetricsBind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Metrics(#[from] telemetry::metrics::MetricsError),
 }
 
 /// A bound server, ready to [`run_until`](Server::run_until).
@@ -50,6 +59,8 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    /// The separate listener of the metrics (`MetricsEndpoint::bind`).
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -62,6 +73,9 @@ impl Server {
         config.limits = config.limits.sanitized();
         crate::loader::report_exit_from_routes();
         hub.set_max_topics(config.limits.ws_max_topics);
+        // Storage operations that wait (fs, Redis) run on the server's runtime.
+        hub.storage()
+            .attach_runtime(tokio::runtime::Handle::current());
         let addr = config.addr;
         let listener = listen(addr, config.limits.listen_backlog).map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
@@ -73,13 +87,40 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let mut metrics = None;
+        if let Some(endpoint) = &config.metrics {
+            telemetry::metrics::install()?;
+            if let Some(addr) = endpoint.bind {
+                let listener = telemetry::endpoint::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::MetricsBind { addr, source })?;
+                metrics = Some(listener);
+            }
+        }
         let files = StaticFiles::load(&config).await;
         let shared = Arc::new(Shared::new(config, hub, app, files));
         Ok(Server {
             listener,
             local_addr,
             shared,
+            metrics,
         })
+    }
+
+    /// The URL of the metrics, when they are on (on the separate address, when bound to one).
+    pub fn metrics_url(&self) -> Option<String> {
+        let endpoint = self.shared.config.metrics.as_ref()?;
+        let addr = match &self.metrics {
+            Some(listener) => listener.local_addr().ok()?,
+            None => self.local_addr,
+        };
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() && addr.is_ipv4() => "127.0.0.1".to_owned(),
+            ip if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        Some(format!("http://{host}:{}{}", addr.port(), endpoint.path))
     }
 
     /// The address the server listens on (the real port when bound to port 0).
@@ -106,8 +147,18 @@ impl Server {
     /// most a few seconds in all, and returns.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let Server {
-            listener, shared, ..
+            listener,
+            shared,
+            metrics,
+            ..
         } = self;
+        if let (Some(listener), Some(endpoint)) = (metrics, &shared.config.metrics) {
+            tokio::spawn(telemetry::endpoint::serve(
+                listener,
+                shared.clone(),
+                endpoint.path.clone(),
+            ));
+        }
         let limits = &shared.config.limits;
         let mut builder = http1::Builder::new();
         // Without the timer hyper's header timeout silently does nothing (hyper #3919).
@@ -171,13 +222,18 @@ async fn serve_connection(
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = service_shared.clone();
         async move {
-            let logged = shared
-                .config
-                .request_log
-                .then(|| request_log::Started::new(&req));
-            let response = handle_guarded(shared, remote, req).await;
-            if let Some(started) = logged {
-                started.finish(response.status());
+            // The request's span: route code runs in it, and the request log is written from
+            // it when it closes (see `telemetry::span`).
+            let span = telemetry::span::request(req.method(), req.uri().path(), req.headers());
+            let counted =
+                telemetry::metrics::enabled().then(|| (req.method().clone(), Instant::now()));
+            let response = handle_guarded(shared, remote, req)
+                .instrument(span.clone())
+                .await;
+            telemetry::span::record_status(&span, response.status());
+            if let Some((method, started)) = counted {
+                let route = response.extensions().get::<telemetry::metrics::Answered>();
+                telemetry::metrics::request(&method, response.status(), route, started.elapsed());
             }
             Ok::<_, Infallible>(response)
         }
@@ -221,8 +277,20 @@ async fn handle_guarded(
             &shared.tracker,
         );
     }
+    if let Some(endpoint) = &shared.config.metrics
+        && endpoint.bind.is_none()
+        && req.uri().path() == endpoint.path
+    {
+        let mut response = telemetry::endpoint::respond(&shared, &req);
+        if let Some(route) = telemetry::metrics::route(&endpoint.path, &endpoint.path) {
+            response
+                .extensions_mut()
+                .insert(telemetry::metrics::Answered(route));
+        }
+        return response;
+    }
     let method = req.method().clone();
-    match AssertUnwindSafe(dispatch::handle(shared, remote, req))
+    match AssertUnwindSafe(crate::route_rules::handle(shared, remote, req))
         .catch_unwind()
         .await
     {

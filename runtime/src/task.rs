@@ -264,3 +264,112 @@ unsafe extern "C" fn noop_clone(_data: *const c_void) -> abi::Waker {
         vt: &NOOP,
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Body streams
+
+/// A route's [`abi::BodyStream`] as a stream of chunks: polled by the response body when the
+/// client is ready for more, dropped (the route's stream with it) when the response ends or the
+/// client goes away. Holds its route library's [`Generation`], like a task.
+pub(crate) struct RouteStream {
+    body: abi::BodyStream,
+    /// Set after `STREAM_END` or `STREAM_ERROR`: not polled again.
+    finished: bool,
+    generation: Arc<Generation>,
+}
+
+// SAFETY: the route's stream is `Send` (the route API requires it) and the ABI lets
+// `poll_next` and `drop` run on any thread, one call at a time (`&mut self`).
+unsafe impl Send for RouteStream {}
+
+impl std::fmt::Debug for RouteStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteStream")
+            .field("route", &self.generation.file)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl RouteStream {
+    /// Takes ownership of a stream the route handed over.
+    pub(crate) fn new(body: abi::BodyStream, generation: &Arc<Generation>) -> RouteStream {
+        RouteStream {
+            body,
+            finished: false,
+            generation: generation.clone(),
+        }
+    }
+}
+
+/// Receives the one chunk (or error message) of a `poll_next` call.
+unsafe extern "C" fn take_chunk(ctx: *mut c_void, item: abi::Bytes) {
+    no_unwind(|| {
+        // SAFETY: `ctx` is the `Option<bytes::Bytes>` of the running `poll_next`, and `item` is
+        // borrowed for this callback.
+        unsafe {
+            let slot = &mut *(ctx as *mut Option<bytes::Bytes>);
+            *slot = Some(bytes::Bytes::copy_from_slice(item.as_slice()));
+        }
+    })
+}
+
+impl futures_util::Stream for RouteStream {
+    type Item = Result<bytes::Bytes, String>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let waker = abi::Waker {
+            data: cx.waker() as *const Waker as *const c_void,
+            vt: &BORROWED,
+        };
+        let mut item: Option<bytes::Bytes> = None;
+        let sink = abi::BytesSink {
+            ctx: &mut item as *mut Option<bytes::Bytes> as *mut c_void,
+            item: take_chunk,
+        };
+        let started = Instant::now();
+        // SAFETY: the stream is live (not finished, not dropped) and polled from `&mut self`
+        // only; the waker and the sink are valid for the call.
+        let code = unsafe { (this.body.poll_next)(this.body.state, &waker, &sink) };
+        let held = started.elapsed();
+        if held > SLOW_POLL {
+            let file = &this.generation.file;
+            tracing::warn!(
+                target: "nitro::route",
+                route = %file,
+                "the body stream of route `{file}` blocked an async worker for {} ms in one poll: do blocking work in `tokio::task::spawn_blocking`",
+                held.as_millis()
+            );
+        }
+        match code {
+            abi::TASK_PENDING => Poll::Pending,
+            abi::STREAM_CHUNK => Poll::Ready(Some(Ok(item.unwrap_or_default()))),
+            abi::STREAM_END => {
+                this.finished = true;
+                Poll::Ready(None)
+            }
+            other => {
+                this.finished = true;
+                let message = match (other, item) {
+                    (abi::STREAM_ERROR, Some(message)) => {
+                        String::from_utf8_lossy(&message).into_owned()
+                    }
+                    (abi::STREAM_ERROR, None) => "the stream failed".to_owned(),
+                    (other, _) => format!("the stream answered an unknown code {other}"),
+                };
+                Poll::Ready(Some(Err(message)))
+            }
+        }
+    }
+}
+
+impl Drop for RouteStream {
+    fn drop(&mut self) {
+        // SAFETY: the stream is dropped exactly once, here.
+        unsafe { (self.body.drop)(self.body.state) };
+    }
+}

@@ -18,9 +18,9 @@ async fn the_redis_driver_conforms() {
     let driver = RedisDriver::connect(&url, "nitro-test").await.unwrap();
     // A key of another app on the same Redis is not seen.
     let other = RedisDriver::connect(&url, "other-app").await.unwrap();
-    let other = Mount::new(Driver::Redis(other), 64);
+    let other = Mount::new(Driver::Redis(Box::new(other)), 64);
     other.set("todos:9", b"theirs", None).await.unwrap();
 
-    conformance::conformance(&Mount::new(Driver::Redis(driver), 64)).await;
+    conformance::conformance(&Mount::new(Driver::Redis(Box::new(driver)), 64)).await;
     assert_eq!(other.keys("").await.unwrap(), ["todos:9"]);
 }

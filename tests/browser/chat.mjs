@@ -94,9 +94,14 @@ const scenarios = {
     await ctx.step("full-page screenshot", () => screenshot(page, ctx.screenshotPath));
     ctx.screenshotTaken = true;
     const messages = await page.locator(".message").count();
-    return { peerId, messages };
+    const status = await page.locator("#status").textContent();
+    return { peerId, messages, status };
   },
 };
+
+/** The same chat through the page's fallback for browsers without WebSocket: server-sent
+ * events and POST (`?transport=sse`, routes/sse.get.rs and sse.post.rs). */
+scenarios["chat-sse"] = scenarios.chat;
 
 /**
  * Hot reload (issue #3), for `nitro dev` on a copy of examples/websocket whose folder is in
@@ -258,7 +263,8 @@ async function main() {
     );
 
     await ctx.step(`open ${pageUrl}`, async () => {
-      const res = await page.goto(pageUrl, { waitUntil: "load" });
+      const url = scenarioName === "chat-sse" ? pageUrl + "?transport=sse" : pageUrl;
+      const res = await page.goto(url, { waitUntil: "load" });
       if (!res || !res.ok()) throw new Error(`GET ${pageUrl} answered ${res ? res.status() : "nothing"}`);
     });
     const extra = await scenario(page, ctx);

@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Args;
 use nitro_runtime::{App, Hub, ServerConfig};
 
@@ -157,6 +158,20 @@ fn serve_here(
     let hub = Hub::new();
     // Routes read `[runtime_config]` from their first load on.
     hub.runtime_config().set(&config.runtime_config);
+    hub.route_rules().set(config.route_rules.clone());
+    // The storage mounts, `fs` folders under the project, shared by every route and reload.
+    hub.storage()
+        .configure(&crate::project::config_storage::placed(
+            &config.storage,
+            &config.project_dir,
+            &|name| std::env::var(name).ok(),
+        )?)
+        .with_context(|| {
+            format!(
+                "the storage mounts of `{}`",
+                config.display_config_file().display()
+            )
+        })?;
     let loaded = pipeline::load(
         &report,
         &hub,
@@ -236,6 +251,7 @@ pub(crate) fn server_config(config: &ResolvedConfig) -> ServerConfig {
     // DNS rebinding: the dev server answers only the names it knows.
     server.allowed_hosts = Some(config.allowed_hosts.clone());
     server.allowed_origins = config.allowed_origins.clone();
+    server.metrics = config.observability.as_ref().map(|o| o.endpoint());
     server
 }
 

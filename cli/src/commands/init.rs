@@ -3,7 +3,7 @@
 //! Every template is one of the repository's examples, compiled into the binary
 //! (`include_bytes!`), so an example and its template cannot drift apart: a test fails when an
 //! example gains a file that is not embedded here. Every example carries its own `README.md`
-//! and `.gitignore` (`.nitro/`, `.output/`), so generated projects do too.
+//! and `.gitignore` (`.nitro/`, `.output/`, `.data/`), so generated projects do too.
 //!
 //! A folder that exists and is not empty is refused unless `--force`; even then nothing that
 //! exists is overwritten: each such file is kept and reported.
@@ -61,6 +61,8 @@ const WEBSOCKET: Files = example!("websocket":
     "nitro.toml",
     "public/favicon.svg",
     "routes/_ws.rs",
+    "routes/sse.get.rs",
+    "routes/sse.post.rs",
 );
 
 const API: Files = example!("api":

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 use nitro_runtime::loader::LoadedRoute;
 use nitro_runtime::{App, Hub, RouteEntry, ServerConfig};
@@ -278,14 +279,30 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         })?;
     let hub = Hub::new();
     hub.runtime_config().set(&runtime_config);
+    // The storage mounts: relative `fs` folders under the working directory (as Nitro's
+    // `.data/kv`), redis URLs from `NITRO_STORAGE_<NAME>_URL` when set.
+    let mounts = manifest
+        .config
+        .storage
+        .clone()
+        .unwrap_or_else(crate::project::config_storage::defaults);
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    hub.storage()
+        .configure(&crate::project::config_storage::placed(
+            &mounts,
+            &cwd,
+            &|name| std::env::var(name).ok(),
+        )?)
+        .with_context(|| format!("the storage mounts of `{}`", dir.join(MANIFEST).display()))?;
+    hub.route_rules().set(manifest.config.route_rules.clone());
     let routes = load_routes(&output, &dir, &hub)?;
+    crate::logging::set_request_log(!ui.is_quiet());
     let config = ServerConfig {
         public_dir: manifest.public_dir.as_deref().map(|p| output.path(p)),
         index_html: manifest.index_html.as_deref().map(|p| output.path(p)),
         dev: false,
         precompressed: true,
         cache_files: true,
-        request_log: !ui.is_quiet(),
         shutdown_timeout,
         limits: manifest
             .config
@@ -295,6 +312,7 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         allowed_origins: manifest.config.allowed_origins.clone(),
         call_record: call_record(),
+        metrics: manifest.config.observability.as_ref().map(|o| o.endpoint()),
         ..ServerConfig::new(addr)
     };
     ui.status(&format!(

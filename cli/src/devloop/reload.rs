@@ -173,6 +173,31 @@ impl DevLoop {
                         self.hub.runtime_config().set(&new.runtime_config);
                         self.ui.status("  `[runtime_config]` applied");
                     }
+                    if new.route_rules != self.config.route_rules {
+                        self.hub.route_rules().set(new.route_rules.clone());
+                        self.ui.status("  `[route_rules]` applied");
+                    }
+                    if new.storage != self.config.storage {
+                        // Mounts that did not change keep their data.
+                        let configured = crate::project::config_storage::placed(
+                            &new.storage,
+                            &new.project_dir,
+                            &|name| std::env::var(name).ok(),
+                        )
+                        .map_err(|e| e.to_string())
+                        .and_then(|mounts| {
+                            self.hub
+                                .storage()
+                                .configure(&mounts)
+                                .map_err(|e| e.to_string())
+                        });
+                        match configured {
+                            Ok(()) => self.ui.status("  `[storage]` applied"),
+                            Err(error) => self.ui.warn(&format!(
+                                "`[storage]` not applied: {error}; restart `nitro dev`"
+                            )),
+                        }
+                    }
                     rebuild_all = changes.rebuild_all;
                     rescan |= changes.rescan || changes.rebuild_all;
                     self.config = new;
@@ -313,6 +338,9 @@ impl DevLoop {
         let stale = stale_routes(&merged.entries, &merged.failing);
         self.handle
             .set_app(App::new(table.clone(), merged.entries.clone()).with_stale(stale));
+        // Answers the old code cached are not served for the new code.
+        self.hub.route_rules().new_epoch();
+        nitro_runtime::telemetry::metrics::dev_reload();
         let app = self.handle.app();
         for error in self
             .runtime

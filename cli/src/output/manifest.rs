@@ -99,6 +99,20 @@ pub struct BuiltConfig {
     /// overrides of its environment). Absent in outputs of older builds: `{}`.
     #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
     pub runtime_config: serde_json::Value,
+    /// `[storage.NAME]` over the default mounts, `fs` folders as written (`nitro start` places
+    /// relative ones under its working directory). Absent in outputs of older builds: the
+    /// default mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<std::collections::BTreeMap<String, nitro_runtime::storage::MountSpec>>,
+    /// `[route_rules]` (absent: none).
+    #[serde(
+        default,
+        skip_serializing_if = "nitro_runtime::route_rules::RouteRules::is_empty"
+    )]
+    pub route_rules: nitro_runtime::route_rules::RouteRules,
+    /// `[observability]` (absent: no metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
     /// `[scheduled_tasks]`: cron expression → task names (absent: none).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
@@ -463,6 +477,9 @@ mod tests {
                 allowed_origins: None,
                 pubsub: None,
                 runtime_config: serde_json::json!({}),
+                storage: Some(crate::project::config_storage::defaults()),
+                route_rules: Default::default(),
+                observability: None,
                 scheduled_tasks: Default::default(),
             },
             commands: Commands {

@@ -206,6 +206,9 @@ pub(crate) fn write_output(
                 .as_ref()
                 .map(crate::project::config_pubsub::BuiltPubSub::from),
             runtime_config: config.runtime_config.clone(),
+            storage: Some(config.storage.clone()),
+            route_rules: config.route_rules.clone(),
+            observability: config.observability.clone(),
             scheduled_tasks: config.scheduled_tasks.clone(),
         },
         commands: Commands {

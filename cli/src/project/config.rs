@@ -67,10 +67,17 @@ pub struct ResolvedConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// `[websocket] pubsub`: relay WebSocket publishes between instances through Redis.
     pub pubsub: Option<crate::project::config_pubsub::PubSubSettings>,
+    /// `[observability]`: Prometheus metrics, when on.
+    pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
     /// `[runtime_config]` as JSON, with the `NITRO_*` overrides of [`Env::vars`] applied.
     pub runtime_config: serde_json::Value,
     /// `[scheduled_tasks]`: cron expression (checked) → task names.
     pub scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
+    /// `[storage.NAME]` over the default mounts, `fs` folders as written (see
+    /// [`crate::project::config_storage::placed`]).
+    pub storage: std::collections::BTreeMap<String, nitro_runtime::storage::MountSpec>,
+    /// `[route_rules."/pattern"]`: headers, redirects, CORS and caching by path pattern.
+    pub route_rules: nitro_runtime::route_rules::RouteRules,
 }
 
 impl ResolvedConfig {
@@ -238,6 +245,16 @@ pub enum ConfigError {
     /// `[scheduled_tasks]` has a key that is not a cron expression.
     #[error(transparent)]
     ScheduledTasks(#[from] crate::project::config_tasks::ScheduledTasksError),
+    /// A `[storage.NAME]` table, or its `NITRO_STORAGE_<NAME>_URL`, is wrong.
+    #[error(transparent)]
+    Storage(#[from] crate::project::config_storage::StorageConfigError),
+
+    /// A `[route_rules."/pattern"]` table is wrong.
+    #[error(transparent)]
+    RouteRules(#[from] crate::project::config_rules::RuleConfigError),
+    /// `[observability]` is wrong.
+    #[error(transparent)]
+    Observability(#[from] crate::project::config_observability::ObservabilityConfigError),
 }
 
 impl ConfigError {
@@ -270,6 +287,9 @@ impl ConfigError {
             ConfigError::PubSub(error) => error.hint(),
             ConfigError::RuntimeConfig(error) => error.hint(),
             ConfigError::ScheduledTasks(error) => error.hint(),
+            ConfigError::Storage(error) => error.hint(),
+            ConfigError::RouteRules(error) => error.hint(),
+            ConfigError::Observability(error) => error.hint(),
         }
     }
 }
@@ -325,6 +345,15 @@ struct FileConfig {
     runtime_config: toml::Table,
     #[serde(default)]
     scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
+    #[serde(default)]
+    storage: std::collections::BTreeMap<
+        String,
+        toml::Spanned<crate::project::config_storage::StorageSection>,
+    >,
+    #[serde(default)]
+    route_rules: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    observability: crate::project::config_observability::ObservabilitySection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -484,6 +513,11 @@ pub fn resolve(
         None => None,
     };
 
+    let observability = crate::project::config_observability::resolve(
+        parsed.observability,
+        &display_file.display().to_string(),
+    )?;
+
     let runtime_config = crate::project::config_runtime::apply_env(
         &crate::project::config_runtime::to_json(&parsed.runtime_config),
         &|name| env.vars.get(name).cloned(),
@@ -492,6 +526,31 @@ pub fn resolve(
     crate::project::config_tasks::schedules(
         &parsed.scheduled_tasks,
         &display_file.display().to_string(),
+    )?;
+
+    let storage = crate::project::config_storage::resolve(
+        parsed
+            .storage
+            .into_iter()
+            .map(|(name, table)| {
+                let line = line_of(file.unwrap_or(""), table.span().start);
+                let location = format!("{}:{line}", display_file.display());
+                (name, table.into_inner(), location)
+            })
+            .collect(),
+        &|name| env.vars.get(name).cloned(),
+    )?;
+
+    let route_rules = crate::project::config_rules::resolve(
+        parsed
+            .route_rules
+            .into_iter()
+            .map(|(pattern, table)| {
+                let line = line_of(file.unwrap_or(""), table.span().start);
+                let location = format!("{}:{line}", display_file.display());
+                (pattern, table.into_inner(), location)
+            })
+            .collect(),
     )?;
 
     let target_dir = match &env.target_dir {
@@ -527,6 +586,9 @@ pub fn resolve(
         pubsub,
         runtime_config,
         scheduled_tasks: parsed.scheduled_tasks,
+        storage,
+        route_rules,
+        observability,
     })
 }
 
@@ -663,6 +725,10 @@ fn expected_for(table: &[String], key: &str) -> String {
             "a table such as `{ url = \"redis://127.0.0.1:6379\", channel = \"my-app\" }`".into()
         }
         (Some("limits"), key) => crate::project::config_limits::expected(key),
+        (Some("observability"), "metrics") => "a path, such as `\"/__nitro/metrics\"`".into(),
+        (Some("observability"), "metrics_bind") => {
+            "an address with a port, such as `\"127.0.0.1:9464\"`".into()
+        }
         (Some("renderer" | "features"), _) => "`true` or `false`".into(),
         _ => "a different type".into(),
     }
@@ -880,11 +946,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`, `storage`, `route_rules`, `observability`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`, `storage`, `route_rules`, `observability`"
         );
     }
 

@@ -267,7 +267,7 @@ const COUNT_TOPICS: &str = "a whole number from 1 to 1000000";
 const COUNT_BACKLOG: &str = "a whole number from 1 to 65535";
 
 /// Parses `"1 MiB"`, `"16KiB"`, `"512 B"`, `"2 MB"`, `"1024"`.
-fn parse_size(text: &str) -> Option<usize> {
+pub(crate) fn parse_size(text: &str) -> Option<usize> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -54,6 +54,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/mod.rs"),
         ),
         (
+            "src/ffi/answer.rs",
+            include_str!("../../embedded/nitro/ffi/answer.rs"),
+        ),
+        (
             "src/ffi/async_export.rs",
             include_str!("../../embedded/nitro/ffi/async_export.rs"),
         ),
@@ -70,6 +74,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/host.rs"),
         ),
         (
+            "src/ffi/host_task.rs",
+            include_str!("../../embedded/nitro/ffi/host_task.rs"),
+        ),
+        (
             "src/ffi/middleware_export.rs",
             include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
         ),
@@ -82,6 +90,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/task_export.rs"),
         ),
         (
+            "src/ffi/stream.rs",
+            include_str!("../../embedded/nitro/ffi/stream.rs"),
+        ),
+        (
             "src/ffi/task.rs",
             include_str!("../../embedded/nitro/ffi/task.rs"),
         ),
@@ -89,6 +101,7 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/ffi/waker.rs",
             include_str!("../../embedded/nitro/ffi/waker.rs"),
         ),
+        ("src/body.rs", include_str!("../../embedded/nitro/body.rs")),
         ("src/http.rs", include_str!("../../embedded/nitro/http.rs")),
         (
             "src/middleware.rs",
@@ -96,6 +109,19 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
         ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
         ("src/task.rs", include_str!("../../embedded/nitro/task.rs")),
+        (
+            "src/storage.rs",
+            include_str!("../../embedded/nitro/storage.rs"),
+        ),
+        ("src/sse.rs", include_str!("../../embedded/nitro/sse.rs")),
+        (
+            "src/streamed.rs",
+            include_str!("../../embedded/nitro/streamed.rs"),
+        ),
+        (
+            "src/trace.rs",
+            include_str!("../../embedded/nitro/trace.rs"),
+        ),
         ("src/ws.rs", include_str!("../../embedded/nitro/ws.rs")),
     ],
 };
@@ -131,11 +157,16 @@ nitro-abi = {{ path = "../nitro-abi", version = "{VERSION}" }}
 anyhow = "1"
 cookie = {{ version = "0.18", features = ["percent-encode", "signed", "private", "key-expansion"] }}
 form_urlencoded = "1"
+futures-core = "0.3"
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"
 serde_urlencoded = "0.7"
 tokio = {{ version = "1", features = ["rt-multi-thread", "sync", "time"], optional = true }}
+tracing = {{ version = "0.1", default-features = false, features = ["std"] }}
+tracing-subscriber = {{ version = "0.3", default-features = false, features = ["registry", "std"] }}
+tracing-log = {{ version = "0.2", default-features = false, features = ["log-tracer", "std"] }}
+log = {{ version = "0.4", features = ["std"] }}
 
 [features]
 tokio = ["dep:tokio"]

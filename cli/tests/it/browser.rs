@@ -1,5 +1,5 @@
 //! Headless Chromium against `nitro dev examples/websocket`: the page connects, sends a message
-//! and shows the echo; with hot reload, an edit of `index.html` reloads the page and a broken
+//! and shows the echo (over a WebSocket, and over server-sent events and `POST`); with hot reload, an edit of `index.html` reloads the page and a broken
 //! route shows the error overlay. Needs Chromium and `tests/browser/node_modules` (installed by
 //! `scripts/test.sh`); the screenshots are kept at `target/screenshots/chat.png` and
 //! `target/screenshots/overlay.png`.
@@ -65,6 +65,23 @@ fn run_scenario(scenario: &str, shot: &str) -> Run {
 fn chromium_chats_with_the_seed_example() {
     let _one = CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
     run_scenario("chat", "chat.png");
+}
+
+#[test]
+fn chromium_chats_over_server_sent_events() {
+    let _one = CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
+    let run = run_scenario("chat-sse", "chat-sse.png");
+    let report = &run.report;
+    // The page talked to the event stream, not to the WebSocket route.
+    let status = report["status"].as_str().unwrap_or_default();
+    assert!(
+        status.starts_with("open") && status.ends_with("/sse"),
+        "{report}"
+    );
+    assert!(
+        report["peerId"].as_str().is_some_and(|id| id.len() == 36),
+        "{report}"
+    );
 }
 
 #[test]

@@ -153,7 +153,16 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
     assert_eq!(manifest["index_html"], "index.html");
     let routes = manifest["routes"].as_array().unwrap();
     let files: Vec<&str> = routes.iter().map(|r| r["file"].as_str().unwrap()).collect();
-    assert_eq!(files, ["routes/_ws.rs", "routes/boom.rs", "routes/slow.rs"]);
+    assert_eq!(
+        files,
+        [
+            "routes/_ws.rs",
+            "routes/boom.rs",
+            "routes/slow.rs",
+            "routes/sse.get.rs",
+            "routes/sse.post.rs"
+        ]
+    );
     for route in routes {
         let library = out.join(route["library"].as_str().unwrap());
         assert_eq!(

@@ -470,7 +470,13 @@ async fn nitro_toml_changes_apply_or_ask_for_a_restart() {
         "nitro.toml",
         "[renderer]\nstatic = true\n\n[dependencies]\nserde_json = \"1\"\n",
     );
-    wait_count(&dev, "routes/json.rs in ", 1).await;
+    // (Every route of the template is rebuilt, in file order.)
+    wait_count(
+        &dev,
+        "routes/json.rs, routes/sse.get.rs, routes/sse.post.rs in ",
+        1,
+    )
+    .await;
     let served = http(dev.port, "GET", "/json", &json, b"");
     assert_eq!((served.status, served.text().as_str()), (200, r#"{"a":1}"#));
 

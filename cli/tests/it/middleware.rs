@@ -332,3 +332,28 @@ async fn the_samples_of_the_guide_work_as_written() {
     let with_key = dev.get_with("/admin", &[bearer, ("x-api-key", "secret")]);
     assert_eq!(with_key.text(), "admin");
 }
+
+/// A `cache` route rule answers after the middleware: a request the auth middleware refuses
+/// gets the refusal, never the cached answer of a request it let through.
+#[test]
+fn cached_answers_stay_behind_the_middleware() {
+    let project = Project::with_files(&[
+        ("middleware/auth.rs", AUTH),
+        ("routes/report.rs", INDEX),
+        (
+            "nitro.toml",
+            "[route_rules.\"/report\"]\ncache = { max_age = 60 }\n",
+        ),
+    ]);
+    let dev = NitroDev::start(project.path());
+    let first = dev.get_with("/report", &[("x-token", "ada")]);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-nitro-cache"), Some("MISS"));
+    let again = dev.get_with("/report", &[("x-token", "ada")]);
+    assert_eq!(again.header("x-nitro-cache"), Some("HIT"));
+    assert_eq!(again.json()["calls"], 1, "answered from the cache");
+
+    let refused = dev.get("/report");
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(refused.header("x-nitro-cache"), None);
+}

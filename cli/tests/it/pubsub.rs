@@ -280,8 +280,10 @@ async fn redis_unreachable_at_start_then_a_bad_url() {
     let port = redis_server::free_port();
     let instance = Instance::start(output, &format!("redis://127.0.0.1:{port}"));
     instance.wait_stderr("cannot reach Redis", 1);
-    let mut a = ChatClient::join(&instance.url()).await;
+    // `b` first: the seed's `open` sends the welcome before it subscribes, so a client that
+    // publishes the moment another one got its welcome may be ahead of that subscription.
     let b = ChatClient::join(&instance.url()).await;
+    let mut a = ChatClient::join(&instance.url()).await;
     a.publish_all(3).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while b.seen_from(&a.id) < 3 {
@@ -420,4 +422,72 @@ async fn a_crossws_server_and_nitro_start_share_a_channel() {
             .any(|m| m.as_str().unwrap() == r#"{"user":"crossws","message":"hello from crossws"}"#),
         "{report}"
     );
+}
+
+/// The chat's event-stream peers (`routes/sse.get.rs`, `sse.post.rs`) are peers of the
+/// backplane too: an SSE client on one instance and a WebSocket client on another hear each
+/// other through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_and_a_websocket_on_two_instances_hear_each_other() {
+    use crate::streaming::Streaming;
+    let output = built_output();
+    let redis = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port());
+    let (a, b) = (Instance::start(output, &url), Instance::start(output, &url));
+    a.wait_stderr("connected to Redis", 1);
+    b.wait_stderr("connected to Redis", 1);
+    let port = a.port();
+    let wait = Duration::from_secs(30);
+    let data = |block: String| {
+        block
+            .strip_prefix("data: ")
+            .and_then(|f| f.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("{block:?}"))
+            .to_owned()
+    };
+
+    let (sse, pending, s_id) = tokio::task::spawn_blocking(move || {
+        let mut sse = Streaming::get(port, "/sse", &[]);
+        let mut pending = String::new();
+        let s_id = welcome_id(&data(sse.next_block(&mut pending, wait)));
+        (sse, pending, s_id)
+    })
+    .await
+    .unwrap();
+    let mut ws = ws_connect(&b.url()).await;
+    let ws_id = welcome_id(&next_text(&mut ws).await);
+    send_text(&mut ws, "over redis").await;
+    // The SSE client's join, relayed through Redis, may reach this client first.
+    let echo = loop {
+        let text = next_text(&mut ws).await;
+        if !text.starts_with(r#"{"user":"server""#) {
+            break text;
+        }
+    };
+    assert_eq!(
+        echo,
+        format!(r#"{{"user":"{ws_id}","message":"over redis"}}"#)
+    );
+    let (ws_id2, s_id2) = (ws_id.clone(), s_id.clone());
+    tokio::task::spawn_blocking(move || {
+        let (mut sse, mut pending) = (sse, pending);
+        assert_eq!(
+            data(sse.next_block(&mut pending, wait)),
+            format!(r#"{{"user":"server","message":"{ws_id2} 加入了！"}}"#)
+        );
+        assert_eq!(
+            data(sse.next_block(&mut pending, wait)),
+            format!(r#"{{"user":"{ws_id2}","message":"over redis"}}"#)
+        );
+        let posted = http(port, "POST", &format!("/sse?id={s_id}"), &[], b"and back");
+        assert_eq!(posted.status, 204);
+        drop(sse);
+    })
+    .await
+    .unwrap();
+    let frame = tokio::time::timeout(wait, next_text(&mut ws))
+        .await
+        .unwrap();
+    let (user, message) = chat_frame(&frame);
+    assert_eq!((user, message.as_str()), (s_id2, "and back"));
 }

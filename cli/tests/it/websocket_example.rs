@@ -132,3 +132,97 @@ fn upgrade_on_a_path_without_websocket_route_is_refused() {
     assert_eq!(res.status, 404);
     assert!(res.text().contains("WebSocket"), "{}", res.text());
 }
+
+/// The seed chat over server-sent events and `POST` (`routes/sse.get.rs`, `routes/sse.post.rs`),
+/// with a WebSocket peer in the same room: the same frames, both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_chat_also_runs_over_server_sent_events() {
+    use crate::streaming::Streaming;
+    let project = Project::example("websocket");
+    let dev = NitroDev::start_async(project.path()).await;
+    let port = dev.port;
+    let wait = Duration::from_secs(20);
+
+    let mut a = ws_connect(&dev.ws_url("/_ws")).await;
+    let a_id = welcome_id(&next_text(&mut a).await);
+    send_text(&mut a, "ping").await;
+    assert_eq!(
+        next_text(&mut a).await,
+        r#"{"user":"server","message":"pong"}"#
+    );
+
+    // S opens the event stream: its welcome, and A hears it join.
+    let (mut s, mut pending, s_id) = tokio::task::spawn_blocking(move || {
+        let mut s = Streaming::get(port, "/sse", &[("Accept", "text/event-stream")]);
+        assert_eq!(s.status, 200);
+        assert_eq!(s.header("content-type"), Some("text/event-stream"));
+        let mut pending = String::new();
+        let welcome = s.next_block(&mut pending, wait);
+        let frame = welcome
+            .strip_prefix("data: ")
+            .and_then(|f| f.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("{welcome:?}"));
+        let s_id = welcome_id(frame);
+        (s, pending, s_id)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        next_text(&mut a).await,
+        format!(r#"{{"user":"server","message":"{s_id} 加入了！"}}"#)
+    );
+
+    let post = move |id: String, text: &'static str| async move {
+        tokio::task::spawn_blocking(move || {
+            http(port, "POST", &format!("/sse?id={id}"), &[], text.as_bytes()).status
+        })
+        .await
+        .unwrap()
+    };
+    // S says hello: echoed to S, published to A, byte for byte as over a WebSocket.
+    assert_eq!(post(s_id.clone(), "hello").await, 204);
+    let expected = format!(r#"{{"user":"{s_id}","message":"hello"}}"#);
+    assert_eq!(next_text(&mut a).await, expected);
+    // A says hi: S hears it. S's ping gets a pong, to S only.
+    send_text(&mut a, "hi").await;
+    assert_eq!(
+        next_text(&mut a).await,
+        format!(r#"{{"user":"{a_id}","message":"hi"}}"#)
+    );
+    assert_eq!(post(s_id.clone(), "ping").await, 204);
+    let a_id2 = a_id.clone();
+    let (s, _pending) = tokio::task::spawn_blocking(move || {
+        let mut next = || {
+            let block = s.next_block(&mut pending, wait);
+            block
+                .strip_prefix("data: ")
+                .and_then(|f| f.strip_suffix("\n\n"))
+                .unwrap_or_else(|| panic!("{block:?}"))
+                .to_owned()
+        };
+        assert_eq!(next(), expected);
+        assert_eq!(next(), format!(r#"{{"user":"{a_id2}","message":"hi"}}"#));
+        assert_eq!(next(), r#"{"user":"server","message":"pong"}"#);
+        (s, pending)
+    })
+    .await
+    .unwrap();
+    expect_silence(&mut a, QUIET).await;
+
+    // Only an open event stream may post, and only for itself.
+    assert_eq!(post("nobody".to_owned(), "x").await, 404);
+    assert_eq!(post(a_id.clone(), "x").await, 404);
+
+    // S goes away: A hears it leave.
+    let left = std::time::Instant::now();
+    drop(s);
+    assert_eq!(
+        tokio::time::timeout(wait, next_text(&mut a)).await.unwrap(),
+        format!(r#"{{"user":"server","message":"{s_id} 离开了！"}}"#)
+    );
+    println!(
+        "the departure was noticed after {:.2} s",
+        left.elapsed().as_secs_f64()
+    );
+    drop(dev);
+}

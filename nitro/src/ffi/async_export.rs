@@ -12,8 +12,10 @@ use std::future::Future;
 
 use nitro_abi as abi;
 
-use super::guard::{guarded, write_response, write_upgrade};
+use super::answer::write_response;
+use super::guard::{guarded, write_upgrade};
 use super::host::{RawPeer, copy_request};
+use super::stream::with_responder;
 use super::task::{self, CallResult};
 use crate::ws::{Close, HookOutput, IntoUpgrade, Message, Peer, WsError};
 use crate::{IntoResponse, Request};
@@ -114,6 +116,28 @@ impl<T> Responder<T> {
     }
 }
 
+/// The handler's future, polled with its call's responder current (what `nitro::sse` opens
+/// its peer through).
+struct WithResponder<F> {
+    res: Responder<abi::HttpResponder>,
+    future: F,
+}
+
+impl<F: Future> Future for WithResponder<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let res = self.res.0;
+        // SAFETY: structural pinning of `future`: it is never moved out of the pinned
+        // `WithResponder`, which has no `Drop` and is `Unpin` only when `F` is.
+        let future = unsafe { self.map_unchecked_mut(|this| &mut this.future) };
+        with_responder(res, || future.poll(cx))
+    }
+}
+
 /// Starts `future` as the task of an async call, under the shim's panic guard.
 ///
 /// # Safety
@@ -153,7 +177,12 @@ pub unsafe fn http_async<M, H: AsyncHandler<M>>(
     // SAFETY (the `unsafe` blocks in `make`): the borrowed inputs are valid for this start
     // call, where `make` runs; the responder inside the task's polls.
     let make = || {
-        let future = handler.call(unsafe { copy_request(&*req) });
+        let request = unsafe { copy_request(&*req) };
+        let future = with_responder(res, || handler.call(request));
+        let future = WithResponder {
+            res: Responder(res),
+            future,
+        };
         let res = Responder(res);
         async move {
             let response = future.await.into_response();

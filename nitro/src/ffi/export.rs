@@ -3,10 +3,10 @@
 //! under `catch_unwind` and answers through the host's responders.
 #![allow(unsafe_code)]
 
-use super::guard::{
-    entered, guarded, panic_report, panic_text, record_panic, write_response, write_upgrade,
-};
+use super::answer::write_response;
+use super::guard::{entered, guarded, panic_report, panic_text, record_panic, write_upgrade};
 use super::host::{RawPeer, copy_request, host_log, set_host};
+use super::stream::with_responder;
 use crate::ws::{Close, HookOutput, IntoUpgrade, Message, Peer, WsError};
 use crate::{IntoResponse, Request};
 use std::panic::catch_unwind;
@@ -85,6 +85,7 @@ pub mod __private {
             guarded(out, || {
                 set_host(host);
                 crate::rt::configure(route_file, (*host).generation);
+                crate::trace::install(crate::ffi::host::host_max_level());
                 std::panic::set_hook(Box::new(move |info| {
                     let location = info
                         .location()
@@ -120,7 +121,7 @@ pub mod __private {
         unsafe {
             entered(out, || {
                 let request = copy_request(&*req);
-                let response = handler.call(&request);
+                let response = with_responder(res, || handler.call(&request));
                 write_response(&*res, &response)
             })
         }

@@ -2,7 +2,6 @@
 //! [`abi::Outcome`]), entering the route's runtime, and answering through the host's responders.
 #![allow(unsafe_code)]
 
-use crate::Response;
 use crate::ws::Upgrade;
 use nitro_abi as abi;
 use std::any::Any;
@@ -86,44 +85,6 @@ pub(super) unsafe fn entered(
             f()
         })
     }
-}
-
-/// Answers through the host's HTTP responder. An unhandled error (from `?` on another error)
-/// is not answered here but returned, for the call to fail with it: the host logs it with the
-/// route file and answers a `500` whose text only `nitro dev` shows.
-///
-/// # Safety
-/// `res` must be valid for the call (for an async call: inside the task's poll).
-pub(super) unsafe fn write_response(
-    res: &abi::HttpResponder,
-    response: &Response,
-) -> Result<(), String> {
-    // SAFETY: caller contract; every argument is borrowed for its callback.
-    unsafe {
-        if let Some(err) = &response.error {
-            if err.is_unhandled() {
-                return Err(err.message().to_owned());
-            }
-            let data = err.data().map(|d| d.to_string()).unwrap_or_default();
-            (res.error)(
-                res.ctx,
-                err.status(),
-                abi::Bytes::new(err.message().as_bytes()),
-                abi::Bytes::new(data.as_bytes()),
-            );
-            return Ok(());
-        }
-        (res.status)(res.ctx, response.status);
-        for (name, value) in &response.headers {
-            (res.header)(
-                res.ctx,
-                abi::Bytes::new(name.as_bytes()),
-                abi::Bytes::new(value.as_bytes()),
-            );
-        }
-        (res.body)(res.ctx, abi::Bytes::new(&response.body));
-    }
-    Ok(())
 }
 
 /// Answers an upgrade through the host's upgrade responder; an unhandled error fails the call,

@@ -15,7 +15,7 @@ pub(crate) fn set_host(host: *const abi::HostApi) {
     HOST.store(host as *mut abi::HostApi, Ordering::Release);
 }
 
-fn host() -> Option<&'static abi::HostApi> {
+pub(super) fn host() -> Option<&'static abi::HostApi> {
     let ptr = HOST.load(Ordering::Acquire);
     // SAFETY: `init` stores a pointer the host guarantees valid until the process exits; null
     // means not initialised (e.g. in unit tests), which maps to `None`.
@@ -36,6 +36,14 @@ pub(crate) fn host_assets_dir() -> Option<std::path::PathBuf> {
     (!dir.is_empty()).then(|| std::path::PathBuf::from(dir))
 }
 
+/// The size of the host's `HttpResponder`, when the host says (see
+/// [`abi::HostApi::http_responder_size`]).
+pub(crate) fn host_responder_size() -> Option<usize> {
+    let h = host()?;
+    let end = std::mem::offset_of!(abi::HostApi, http_responder_size) + std::mem::size_of::<u32>();
+    ((h.struct_size as usize) >= end).then_some(h.http_responder_size as usize)
+}
+
 /// Logs through the host, or to stderr when there is no host (tests).
 pub(crate) fn host_log(level: u8, message: &str) {
     match host() {
@@ -43,6 +51,34 @@ pub(crate) fn host_log(level: u8, message: &str) {
         Some(h) => unsafe { (h.log)(h.ctx, level, abi::Bytes::new(message.as_bytes())) },
         None => eprintln!("{message}"),
     }
+}
+
+/// The host's most verbose log level (one of `abi::level`, 0 for none), or `None` without a
+/// host (unit tests) or with a host older than `HostApi::event`.
+pub(crate) fn host_max_level() -> Option<u32> {
+    let h = host()?;
+    let needed = std::mem::offset_of!(abi::HostApi, event) + std::mem::size_of::<usize>();
+    if (h.struct_size as usize) < needed {
+        return None;
+    }
+    Some(h.max_level)
+}
+
+/// Records a `tracing` event on the host's subscriber (see `crate::trace`). Only called once
+/// [`host_max_level`] said the host has `event`.
+pub(crate) fn host_event(level: u8, target: &str, fields: &[abi::LogField]) {
+    let Some(h) = host() else {
+        return;
+    };
+    let event = abi::LogEvent {
+        level,
+        target: abi::Bytes::new(target.as_bytes()),
+        fields: fields.as_ptr(),
+        fields_len: fields.len(),
+    };
+    // SAFETY: `host_max_level` checked that `struct_size` covers `event` before the subscriber
+    // calling this was installed; the event and what it points to are borrowed for the call.
+    unsafe { (h.event)(h.ctx, &event) }
 }
 
 pub(crate) fn host_publish(namespace: &str, topic: &str, data: &[u8], binary: bool) {
@@ -138,6 +174,14 @@ unsafe extern "C" fn collect_peers(ctx: *mut c_void, peer: abi::Peer) {
     }
 }
 
+/// A sink that appends each item to `out` (which must outlive every use of the sink).
+pub(super) fn with_sink(out: &mut Vec<Vec<u8>>) -> abi::BytesSink {
+    abi::BytesSink {
+        ctx: out as *mut Vec<Vec<u8>> as *mut c_void,
+        item: collect_bytes,
+    }
+}
+
 fn with_bytes_sink(f: impl FnOnce(*const abi::BytesSink)) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
     let sink = abi::BytesSink {
@@ -161,6 +205,11 @@ impl RawPeer {
     /// A handle borrowed for one hook call: not released on drop.
     pub(crate) fn borrowed(peer: abi::Peer) -> RawPeer {
         RawPeer { peer, owned: false }
+    }
+
+    /// A handle the host gave us retained: released on drop.
+    pub(crate) fn owned(peer: abi::Peer) -> RawPeer {
+        RawPeer { peer, owned: true }
     }
 
     pub(crate) fn retain(&self) -> RawPeer {
@@ -225,9 +274,10 @@ impl RawPeer {
         }
     }
 
-    pub(crate) fn send(&self, data: &[u8], binary: bool) {
+    /// Queues a message; false when the peer is closed.
+    pub(crate) fn send(&self, data: &[u8], binary: bool) -> bool {
         // SAFETY: valid handle, borrowed data.
-        unsafe { (self.vt().send)(self.peer.handle, abi::Bytes::new(data), binary) };
+        unsafe { (self.vt().send)(self.peer.handle, abi::Bytes::new(data), binary) == abi::PEER_OK }
     }
 
     pub(crate) fn publish(&self, topic: &str, data: &[u8], binary: bool, self_too: bool) {

@@ -13,8 +13,8 @@ use std::future::Future;
 
 use nitro_abi as abi;
 
+use super::answer::write_response;
 use super::async_export::{Responder, start_guarded};
-use super::guard::write_response;
 use super::host::copy_request;
 use crate::Request;
 use crate::middleware::{MiddlewareOutput, path_matches};

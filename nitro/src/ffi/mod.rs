@@ -1,4 +1,5 @@
-//! The route side of the ABI: the calls into the host ([`host`]) and the entry points the
+//! The route side of the ABI: the calls into the host ([`host`]; [`host_task`] for the tasks
+//! the host returns, as storage does) and the entry points the
 //! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
 //! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`plugin_export`] for `plugins/*.rs` files; [`task_export`] for `tasks/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
 //! answers written).
@@ -10,17 +11,22 @@
 //! panic cannot cross the boundary (each route library has its own Rust runtime, so the host
 //! could not catch it even through `extern "C-unwind"`).
 
+mod answer;
 mod async_export;
 mod export;
 mod guard;
 mod host;
+mod host_task;
 mod middleware_export;
 mod plugin_export;
+mod stream;
 mod task;
 mod task_export;
 mod waker;
 
 pub use export::__private;
 pub(crate) use host::{
-    RawPeer, host_assets_dir, host_log, host_peers, host_publish, host_runtime_config,
+    RawPeer, host_assets_dir, host_event, host_log, host_peers, host_publish, host_runtime_config,
 };
+pub(crate) use host_task::{HostCall, HostResult};
+pub(crate) use stream::open_event_peer;

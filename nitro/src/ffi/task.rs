@@ -62,7 +62,7 @@ where
 /// Drops the future in place, with the runtime entered and panics caught: a panicking drop
 /// leaks what was left, and is logged through the host with `when` (the panic's report is taken
 /// here, so that it is not mistaken for a later panic's).
-fn drop_future<F>(future: &mut Option<F>, when: &str) {
+pub(super) fn drop_future<F>(future: &mut Option<F>, when: &str) {
     let dropped = catch_unwind(AssertUnwindSafe(|| {
         let _runtime = crate::rt::enter();
         // Assignment drops the old value where it is: the pinned future never moves.
@@ -72,7 +72,7 @@ fn drop_future<F>(future: &mut Option<F>, when: &str) {
         host_log(
             abi::level::ERROR,
             &format!(
-                "a route future panicked while being dropped ({when}); what was left of it is leaked: {}",
+                "a route future or stream panicked while being dropped ({when}); what was left of it is leaked: {}",
                 panic_report(&*payload)
             ),
         );
@@ -128,7 +128,7 @@ unsafe extern "C" fn drop_task<F>(state: *mut c_void) {
 ///
 /// # Safety
 /// `waker` must be valid for the current `poll` call.
-unsafe fn waker_ref(waker: *const abi::Waker) -> ManuallyDrop<Waker> {
+pub(super) unsafe fn waker_ref(waker: *const abi::Waker) -> ManuallyDrop<Waker> {
     let raw = RawWaker::new(waker as *const (), &BORROWED);
     // SAFETY: `BORROWED` upholds `RawWaker`'s contract for a pointer valid during the poll.
     ManuallyDrop::new(unsafe { Waker::from_raw(raw) })

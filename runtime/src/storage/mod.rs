@@ -1,27 +1,36 @@
-//! Host-owned key-value storage (issue #12, part 2: the host side only so far).
+//! Host-owned key-value storage: what routes reach with `nitro::storage("name")`.
 //!
-//! A [`Mount`] is one named store (`[storage.NAME]` in `nitro.toml` once wired): a driver plus
-//! a size limit. Because the host owns it, every route sees the same data, and the data
+//! A [`Mount`] is one named store (`[storage.NAME]` in `nitro.toml`, described by a
+//! [`MountSpec`]): a driver plus a size limit. The server's [`Storage`] (kept by its `Hub`)
+//! holds the mounts by name. Because the host owns it, every route sees the same data, and the data
 //! outlives route reloads. Keys are `:`-separated segments (`/` is read as `:`, as in
 //! unstorage); a key is checked before any driver sees it, so no key can reach outside an fs
 //! mount's folder. Values are bytes with an optional time to live; an expired value reads as
 //! absent and is dropped when it is met.
 //!
-//! Drivers: memory, fs, and redis (feature `redis`). Not yet done: the `HostApi.storage`
-//! vtable, `nitro::storage()` in routes, and the `nitro.toml` tables.
+//! Drivers: memory, fs, and redis (feature `redis`).
+//!
+//! Routes reach a mount through `HostApi::storage` (`task.rs`: each operation is an
+//! `abi::Task` the route polls; anything but the memory driver runs on the server's runtime,
+//! so a route may await it from any thread, or block on it from a sync `fn`).
 
 mod fs;
 mod memory;
+mod op;
 #[cfg(feature = "redis")]
 mod redis;
+mod registry;
+pub(crate) mod task;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fs::FsDriver;
 pub use memory::MemoryDriver;
+pub use op::{Op, Reply};
 #[cfg(feature = "redis")]
 pub use redis::RedisDriver;
+pub use registry::{DriverSpec, MountSpec, Storage};
 
 /// The longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 512;
@@ -42,6 +51,12 @@ pub enum StorageError {
     },
     #[error("storage in Redis: {0}")]
     Redis(String),
+    #[error("there is no storage mount `{mount}`; the mounts are {known}")]
+    NoMount { mount: String, known: String },
+    #[error("storage mount `{mount}` needs the `redis` feature of nitro-runtime")]
+    NoRedis { mount: String },
+    #[error("the storage operation did not finish: {0}")]
+    Stopped(&'static str),
     #[error("storage file `{}`: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -115,7 +130,7 @@ pub enum Driver {
     Memory(MemoryDriver),
     Fs(FsDriver),
     #[cfg(feature = "redis")]
-    Redis(RedisDriver),
+    Redis(Box<RedisDriver>),
 }
 
 /// One named store: a driver and a size limit.
@@ -128,6 +143,12 @@ pub struct Mount {
 impl Mount {
     pub fn new(driver: Driver, max_value: usize) -> Mount {
         Mount { driver, max_value }
+    }
+
+    /// Whether every operation finishes without waiting (the memory driver): the host then
+    /// answers in the route's call rather than on the server's runtime.
+    pub fn is_immediate(&self) -> bool {
+        matches!(self.driver, Driver::Memory(_))
     }
 
     /// The value of `key`, if it is set and not expired.

@@ -1,15 +1,20 @@
 //! The redis driver (feature `redis`): each key is `<base>:<key>` in one Redis database, a TTL
 //! is Redis's own (`SET … PX`), so expired values are Redis's to drop. Keys are listed with
 //! `SCAN` (never `KEYS`, which blocks the server), the prefix escaped for `MATCH`.
+//!
+//! A driver made by [`RedisDriver::lazy`] (as `nitro.toml`'s mounts are) connects on its first
+//! operation and tries again on the next one if Redis was unreachable, so a server starts while
+//! Redis is down and its routes get an error naming Redis until it is up.
 
 use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 
 use super::StorageError;
 
-#[derive(Clone)]
 pub struct RedisDriver {
-    manager: ConnectionManager,
+    client: redis::Client,
+    /// Made on the first operation.
+    manager: tokio::sync::OnceCell<ConnectionManager>,
     /// Prepended to every key, with a `:`.
     base: String,
 }
@@ -41,12 +46,28 @@ fn escape_glob(text: &str) -> String {
 impl RedisDriver {
     /// Connects to `url` (`redis://…`); keys live under `base` (e.g. the app's name).
     pub async fn connect(url: &str, base: &str) -> Result<RedisDriver, StorageError> {
+        let driver = RedisDriver::lazy(url, base)?;
+        driver.connection().await?;
+        Ok(driver)
+    }
+
+    /// A driver for `url` that connects on its first operation (the URL is checked now).
+    pub fn lazy(url: &str, base: &str) -> Result<RedisDriver, StorageError> {
         let client = redis::Client::open(url).map_err(redis_error)?;
-        let manager = ConnectionManager::new(client).await.map_err(redis_error)?;
         Ok(RedisDriver {
-            manager,
+            client,
+            manager: tokio::sync::OnceCell::new(),
             base: base.to_owned(),
         })
+    }
+
+    /// The connection manager, connecting first when there is none yet.
+    async fn connection(&self) -> Result<ConnectionManager, StorageError> {
+        self.manager
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await
+            .cloned()
+            .map_err(redis_error)
     }
 
     fn full(&self, key: &str) -> String {
@@ -54,7 +75,7 @@ impl RedisDriver {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let mut con = self.manager.clone();
+        let mut con = self.connection().await?;
         con.get(self.full(key)).await.map_err(redis_error)
     }
 
@@ -64,7 +85,7 @@ impl RedisDriver {
         value: &[u8],
         ttl_ms: Option<u64>,
     ) -> Result<(), StorageError> {
-        let mut con = self.manager.clone();
+        let mut con = self.connection().await?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.full(key)).arg(value);
         if let Some(ms) = ttl_ms {
@@ -74,12 +95,12 @@ impl RedisDriver {
     }
 
     pub(crate) async fn remove(&self, key: &str) -> Result<(), StorageError> {
-        let mut con = self.manager.clone();
+        let mut con = self.connection().await?;
         con.del::<_, ()>(self.full(key)).await.map_err(redis_error)
     }
 
     pub(crate) async fn keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let mut con = self.manager.clone();
+        let mut con = self.connection().await?;
         let base = format!("{}:", self.base);
         let pattern = if prefix.is_empty() {
             format!("{}*", escape_glob(&base))

@@ -186,12 +186,14 @@ where
                 match next {
                     None => return finished(received),
                     Some(Ok(Message::Text(text))) => {
+                        crate::telemetry::metrics::ws_received();
                         // Data after a close frame is dropped: the peer is no longer open.
                         if peer.is_open() {
                             hooks.push(Event::Message(Bytes::from(text), false));
                         }
                     }
                     Some(Ok(Message::Binary(data))) => {
+                        crate::telemetry::metrics::ws_received();
                         if peer.is_open() {
                             hooks.push(Event::Message(data, true));
                         }
@@ -308,6 +310,7 @@ async fn write_queue<S>(
             match item {
                 Outbound::Frame(message) => {
                     peer.dequeued(message.len());
+                    crate::telemetry::metrics::ws_sent();
                     for frame in fragment::fragments(message) {
                         if sink.feed(frame).await.is_err() {
                             return;

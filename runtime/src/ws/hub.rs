@@ -28,6 +28,10 @@ pub struct Hub {
     max_topics: AtomicUsize,
     /// `[runtime_config]`, served to every route through the `HostApi` (issue #12).
     runtime_config: crate::runtime_config::RuntimeConfig,
+    /// The storage mounts, reached by every route through the `HostApi` (issue #12).
+    storage: crate::storage::Storage,
+    /// `[route_rules]`, applied around every request (issue #12).
+    route_rules: crate::route_rules::RouteRulesState,
 }
 
 #[derive(Default)]
@@ -55,12 +59,24 @@ impl Hub {
             relay: OnceLock::new(),
             max_topics: AtomicUsize::new(crate::Limits::default().ws_max_topics),
             runtime_config: Default::default(),
+            storage: Default::default(),
+            route_rules: Default::default(),
         })
     }
 
     /// The app's runtime config, which every route loaded with this hub reads.
     pub fn runtime_config(&self) -> &crate::runtime_config::RuntimeConfig {
         &self.runtime_config
+    }
+
+    /// The app's storage mounts, which every route loaded with this hub reaches.
+    pub fn storage(&self) -> &crate::storage::Storage {
+        &self.storage
+    }
+
+    /// The app's route rules.
+    pub fn route_rules(&self) -> &crate::route_rules::RouteRulesState {
+        &self.route_rules
     }
 
     /// Sends to every subscriber of `topic`, in `namespace` or in every namespace when it is
@@ -110,6 +126,8 @@ impl Hub {
 
     /// Offers a local publish to the backplane, if any (never blocks).
     pub(crate) fn relay(&self, namespace: Option<&str>, topic: &str, message: &Message) {
+        // Every publish made here passes by: counted once, whatever the backplane.
+        crate::telemetry::metrics::ws_publish();
         if let Some(relay) = self.relay.get() {
             relay.offer(namespace, topic, message);
         }

@@ -32,8 +32,8 @@ mod drain;
 mod fragment;
 pub(crate) mod handshake;
 mod hub;
-mod peer;
-mod queue;
+pub(crate) mod peer;
+pub(crate) mod queue;
 
 pub use hub::Hub;
 pub(crate) use peer::SendLimit;

@@ -210,6 +210,7 @@ impl Peer {
             if let Some(why) = why {
                 self.unqueued(len);
                 if self.close_with(1008, "send queue full") {
+                    crate::telemetry::metrics::ws_slow_consumer();
                     tracing::warn!(
                         target: "nitro::ws",
                         peer = %self.id,

@@ -92,23 +92,25 @@ impl<T> Drop for Sender<T> {
 impl<T> Receiver<T> {
     /// The next item, or `None` once the sender is gone and the queue is empty.
     pub(crate) async fn recv(&mut self) -> Option<T> {
-        poll_fn(|cx| {
-            // Registered before the check, so an item queued after it wakes this task.
-            self.inner.item_ready.register(cx.waker());
-            let mut state = self.inner.lock();
-            if let Some(item) = pop(&mut state) {
-                drop(state);
-                // Not waiting any more: an item queued while this task runs (say, while it
-                // runs a hook) must not poll it for nothing.
-                self.inner.item_ready.take();
-                return Poll::Ready(Some(item));
-            }
-            if state.sender_gone {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll (for a response body that drains a peer's queue).
+    pub(crate) fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<T>> {
+        // Registered before the check, so an item queued after it wakes this task.
+        self.inner.item_ready.register(cx.waker());
+        let mut state = self.inner.lock();
+        if let Some(item) = pop(&mut state) {
+            drop(state);
+            // Not waiting any more: an item queued while this task runs (say, while it
+            // runs a hook) must not poll it for nothing.
+            self.inner.item_ready.take();
+            return Poll::Ready(Some(item));
+        }
+        if state.sender_gone {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 
     /// The next item if one is waiting.

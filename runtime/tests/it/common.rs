@@ -41,10 +41,19 @@ impl TestServer {
     }
 
     pub async fn with(app: App, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::with_hub(app, Hub::new(), configure).await
+    }
+
+    /// [`TestServer::with`] on a hub the test made (to set route rules or storage first).
+    pub async fn with_hub(
+        app: App,
+        hub: Arc<Hub>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
         config.dev = true;
         configure(&mut config);
-        let server = Server::bind(config, Hub::new(), app).await.unwrap();
+        let server = Server::bind(config, hub, app).await.unwrap();
         let addr = server.local_addr();
         let handle = server.handle();
         let (stop, stopped) = oneshot::channel::<()>();

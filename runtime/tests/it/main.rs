@@ -8,5 +8,6 @@ mod async_routes;
 mod common;
 mod hardening;
 mod http;
+mod route_rules;
 mod static_files;
 mod websocket;

@@ -1,0 +1,200 @@
+//! The route's `tracing` subscriber: every event (and `log` record) goes to the host's
+//! subscriber through `HostApi::event`.
+//!
+//! A route library has its own copy of `tracing` and so its own global dispatcher, which
+//! nothing would read. `init` installs this subscriber there (unless the route installed one
+//! first), so `tracing::info!(user = id, "order placed")` in a handler reaches the server's log
+//! with the route file attached, inside the host's current span (the request's: the host enters
+//! it around every poll and call of the route). The route's own spans are not sent as spans:
+//! their fields travel with each event inside them, as context.
+//!
+//! Disabled levels cost nothing: the subscriber's `max_level_hint` is the host's most verbose
+//! level when the library was loaded, and callsites above it are never enabled, so `tracing`'s
+//! macros skip them after one comparison.
+
+use nitro_abi as abi;
+use std::fmt::Write as _;
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber, span};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The host level (one of `abi::level`, 0 for none) as a filter.
+pub(crate) fn level_filter(level: u32) -> LevelFilter {
+    match level {
+        0 => LevelFilter::OFF,
+        1 => LevelFilter::ERROR,
+        2 => LevelFilter::WARN,
+        3 => LevelFilter::INFO,
+        4 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    }
+}
+
+fn abi_level(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => abi::level::ERROR,
+        Level::WARN => abi::level::WARN,
+        Level::INFO => abi::level::INFO,
+        Level::DEBUG => abi::level::DEBUG,
+        Level::TRACE => abi::level::TRACE,
+    }
+}
+
+/// Installs the forwarding subscriber as the route's global default, and the `log` → `tracing`
+/// bridge, when the host takes events (`max_level` is `Some`). Does nothing if the route or an
+/// earlier load already installed one.
+pub(crate) fn install(max_level: Option<u32>) {
+    let Some(max_level) = max_level else {
+        return;
+    };
+    let max = level_filter(max_level);
+    let subscriber = tracing_subscriber::registry().with(Forward { max });
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
+        let _ = tracing_log::LogTracer::builder()
+            .with_max_level(match max.into_level() {
+                None => log::LevelFilter::Off,
+                Some(Level::ERROR) => log::LevelFilter::Error,
+                Some(Level::WARN) => log::LevelFilter::Warn,
+                Some(Level::INFO) => log::LevelFilter::Info,
+                Some(Level::DEBUG) => log::LevelFilter::Debug,
+                Some(Level::TRACE) => log::LevelFilter::Trace,
+            })
+            .init();
+    }
+}
+
+/// The layer that sends events to the host.
+struct Forward {
+    max: LevelFilter,
+}
+
+/// A span's fields, kept in its extensions until the span closes.
+struct SpanFields(Vec<Recorded>);
+
+/// One field as sent to the host.
+struct Recorded {
+    name: &'static str,
+    kind: u8,
+    value: String,
+}
+
+/// Collects fields as [`Recorded`] values.
+struct Collect<'a>(&'a mut Vec<Recorded>);
+
+impl Collect<'_> {
+    fn push(&mut self, field: &Field, kind: u8, value: String) {
+        self.0.push(Recorded {
+            name: field.name(),
+            kind,
+            value,
+        });
+    }
+}
+
+impl Visit for Collect<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, abi::field_kind::STR, value.to_owned());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, abi::field_kind::I64, value.to_string());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, abi::field_kind::U64, value.to_string());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, abi::field_kind::F64, value.to_string());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, abi::field_kind::BOOL, value.to_string());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.push(field, abi::field_kind::DEBUG, value.to_string());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let mut text = String::new();
+        let _ = write!(text, "{value:?}");
+        self.push(field, abi::field_kind::DEBUG, text);
+    }
+}
+
+impl<S> Layer<S> for Forward
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.max >= *metadata.level() {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        self.max >= *metadata.level()
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max)
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let mut fields = Vec::new();
+        attrs.record(&mut Collect(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut Collect(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut fields = Vec::new();
+        event.record(&mut Collect(&mut fields));
+        // `log` records arrive with their target and location as fields: restore the target.
+        let mut target = meta.target().to_owned();
+        if let Some(at) = fields.iter().position(|f| f.name == "log.target") {
+            target = fields[at].value.clone();
+        }
+        fields.retain(|f| !f.name.starts_with("log."));
+        // The fields of the route's spans around the event, innermost first; a later field of
+        // the same name in the same span (a re-record) wins over an earlier one.
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                if let Some(recorded) = span.extensions().get::<SpanFields>() {
+                    for field in recorded.0.iter().rev() {
+                        fields.push(Recorded {
+                            name: field.name,
+                            kind: field.kind,
+                            value: field.value.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut seen: Vec<&str> = Vec::with_capacity(fields.len());
+        let mut out: Vec<abi::LogField> = Vec::with_capacity(fields.len());
+        for field in &fields {
+            if seen.contains(&field.name) {
+                continue;
+            }
+            seen.push(field.name);
+            out.push(abi::LogField {
+                name: abi::Bytes::new(field.name.as_bytes()),
+                value: abi::Bytes::new(field.value.as_bytes()),
+                kind: field.kind,
+            });
+        }
+        crate::ffi::host_event(abi_level(meta.level()), &target, &out);
+    }
+}
