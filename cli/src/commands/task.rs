@@ -1,8 +1,8 @@
 //! `nitro task run NAME [DIR] [--payload JSON]`: builds one task of the project the way `nitro
 //! dev` builds it (debug, the same `.nitro/` and target folder, so a warm dev cache makes it
-//! quick), loads it in this process with the project's `[runtime_config]`, runs it once and
-//! prints its result as JSON on stdout. A running `nitro dev` or `nitro start` is not needed
-//! and not contacted: the run is this process's, so it does not count as "running" for the
+//! quick), loads it in this process with the project's `[runtime_config]` and storage mounts,
+//! runs it once and prints its result as JSON on stdout. A running `nitro dev` or `nitro start`
+//! is not needed and not contacted: the run is this process's, so it does not count as "running" for the
 //! server's scheduler.
 
 use std::collections::HashMap;
@@ -99,6 +99,20 @@ fn run_one(args: &RunArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 
     let hub = Hub::new();
     hub.runtime_config().set(&config.runtime_config);
+    // The storage mounts as `nitro dev` opens them: the `data` mount and `fs` mounts are the
+    // project's files (a `memory` mount is this process's own, empty).
+    hub.storage()
+        .configure(&crate::project::config_storage::placed(
+            &config.storage,
+            &config.project_dir,
+            &|name| std::env::var(name).ok(),
+        )?)
+        .with_context(|| {
+            format!(
+                "the storage mounts of `{}`",
+                config.display_config_file().display()
+            )
+        })?;
     let mut loaded = pipeline::load(
         &report,
         &hub,

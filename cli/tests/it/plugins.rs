@@ -74,6 +74,10 @@ fn project() -> Project {
             "[runtime_config]\napi_base = \"http://127.0.0.1:1\"\n",
         ),
         ("routes/slow.rs", SLOW),
+        (
+            "routes/instance.rs",
+            "pub fn handler() -> nitro::Result<String> {\n    Ok(nitro::storage(\"memory\").get::<String>(\"instance:state\").wait()?.unwrap_or_default())\n}\n",
+        ),
         // The guide's samples, as written: they build and their setup passes.
         ("plugins/01.check-config.rs", &doc_sample(0)),
         ("plugins/02.announce.rs", &doc_sample(1)),
@@ -107,7 +111,7 @@ fn plugins_set_up_in_order_reload_in_dev_and_shut_down_after_in_flight_requests(
     // Set up before the server listened, in file-name order.
     assert_eq!(events(dir), ["setup 1", "setup 10"]);
     assert!(
-        dev.stderr().contains("built 1 route and 5 plugins"),
+        dev.stderr().contains("built 2 routes and 5 plugins"),
         "{}",
         dev.stderr()
     );
@@ -119,6 +123,9 @@ fn plugins_set_up_in_order_reload_in_dev_and_shut_down_after_in_flight_requests(
         "{}",
         dev.stderr()
     );
+
+    // What a plugin's setup stored, a route reads.
+    assert_eq!(dev.get("/instance").text(), "up");
 
     // An edit: the old build's shutdown, then the new build's setup; the others stay.
     project.write("plugins/1.first.rs", &both("1b"));

@@ -79,6 +79,10 @@ fn project() -> Project {
         ("tasks/tick.rs", TICK),
         ("tasks/slow.rs", SLOW),
         ("tasks/boom.rs", BOOM),
+        (
+            "tasks/store.rs",
+            "pub async fn run(payload: nitro::Value) -> nitro::Result<nitro::Value> {\n    let data = nitro::storage(\"data\");\n    data.set(\"last-payload\", &payload).await?;\n    Ok(data.get::<nitro::Value>(\"last-payload\").await?.unwrap_or_default())\n}\n",
+        ),
     ]);
     let log = log_module(project.path());
     project.write("tasks/shared/log.rs", &log);
@@ -91,7 +95,7 @@ fn scheduled_tasks_fire_every_second_never_overlap_and_survive_a_panic() {
     let dir = project.path();
     let dev = NitroDev::start(dir);
     assert!(
-        dev.stderr().contains("1 route and 4 tasks"),
+        dev.stderr().contains("1 route and 5 tasks"),
         "{}",
         dev.stderr()
     );
@@ -173,6 +177,18 @@ fn nitro_task_run_runs_one_task_with_a_payload() {
     );
     assert!(scratch.join("new.txt").exists() && !scratch.join("old.txt").exists());
 
+    // The storage mounts of `nitro dev`: `data` is the project's `.data/kv`.
+    let out = nitro()
+        .args(["task", "run", "store"])
+        .arg(dir)
+        .args(["--payload", "[1, 2]"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[1,2]\n");
+    assert!(dir.join(".data/kv/last-payload").is_file(), "{stderr}");
+
     // A panic: status 1, the file and the message.
     let out = nitro()
         .args(["task", "run", "boom"])
@@ -195,7 +211,7 @@ fn nitro_task_run_runs_one_task_with_a_payload() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("no task `nope`: the tasks are `boom`, `cleanup`, `slow`, `tick`"),
+        stderr.contains("no task `nope`: the tasks are `boom`, `cleanup`, `slow`, `store`, `tick`"),
         "{stderr}"
     );
     let out = nitro()
