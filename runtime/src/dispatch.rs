@@ -106,9 +106,23 @@ pub(crate) async fn handle(
                 wants_websocket,
             ))
         };
-        return crate::route_rules::cached(shared, &step, remote, req, next).await;
+        let again = shared.clone();
+        let redispatch: crate::route_rules::Redispatch =
+            Box::new(move |req| redispatch(again, remote, req));
+        return crate::route_rules::cached(shared, &step, req, next, redispatch).await;
     }
     serve(shared, app, remote, req, context, wants_websocket).await
+}
+
+/// [`handle`] as a named `Send` future, for the cache's background refresh: `handle` awaits
+/// the cache, which holds this, so naming the type breaks the cycle the compiler cannot
+/// prove `Send` through.
+fn redispatch(
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> crate::route_rules::Next {
+    Box::pin(handle(shared, remote, req))
 }
 
 /// What follows the middleware: `public/` files, the route, the page, the errors.

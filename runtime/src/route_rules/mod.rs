@@ -7,12 +7,14 @@
 
 mod apply;
 mod cache;
+mod cached;
 mod matching;
 mod pattern;
 mod rules;
 mod state;
 
-pub(crate) use apply::{CacheStep, Next, cached, handle};
+pub(crate) use apply::handle;
+pub(crate) use cached::{CacheStep, Next, Redispatch, cached};
 pub use matching::{Resolved, RouteRules};
 pub use pattern::PatternError;
 pub use rules::{CacheRule, Cors, Redirect, Rule};
