@@ -608,6 +608,10 @@ impl LogEvent {
 /// request there; otherwise the request goes on with the context it set
 /// ([`HttpResponder::context`]). It returns [`Status::MISSING`] without a task for a request
 /// outside its paths (the request goes on untouched).
+///
+/// A **plugin** library (`plugins/*.rs`) sets only `plugin_setup` and `plugin_shutdown` (each
+/// when the file defines it), besides `init` and `shutdown`; a **task** library (`tasks/*.rs`)
+/// only `task_run`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct RouteV2 {
@@ -694,6 +698,32 @@ pub struct RouteV2 {
     /// (threads, background tasks, sockets), waiting at most `timeout_ms`. It may block; the host
     /// calls it on a thread of its own. The image stays mapped; no entry point is called after.
     pub shutdown: Option<unsafe extern "C" fn(timeout_ms: u64)>,
+    /// A plugin's `setup` (`plugins/*.rs`) as a task: the host runs it once, in file-name order
+    /// with the other plugins, before the server listens (and in `nitro dev` again after an
+    /// edit). A task that ends with [`Status::FAILED`] or [`Status::PANICKED`] (the message
+    /// went to `out`) stops the start. `out` stays valid until the task is dropped. `None` in
+    /// routes and in plugins without `setup`. Appended after the first release: the host reads
+    /// it only when `struct_size` covers it.
+    pub plugin_setup: Option<unsafe extern "C" fn(out: *const Outcome, task: *mut Task) -> Status>,
+    /// A plugin's `shutdown` as a task: the host runs it once on a graceful shutdown after the
+    /// connections drained (and in `nitro dev` before the setup of an edited plugin's new
+    /// build), bounded by the shutdown timeout. As `plugin_setup` otherwise.
+    pub plugin_shutdown:
+        Option<unsafe extern "C" fn(out: *const Outcome, task: *mut Task) -> Status>,
+    /// A task's `run` (`tasks/*.rs`) as a task: `payload` is JSON text (borrowed for the start
+    /// call); the route writes its result, JSON text, to `result` (one item) before the task
+    /// ends with [`Status::OK`]; an error or a panic ends it with [`Status::FAILED`] or
+    /// [`Status::PANICKED`] and the message in `out`. `out` and `result` stay valid until the
+    /// task is dropped. `None` in routes and plugins. Appended after the first release: the
+    /// host reads it only when `struct_size` covers it.
+    pub task_run: Option<
+        unsafe extern "C" fn(
+            out: *const Outcome,
+            payload: Bytes,
+            result: *const BytesSink,
+            task: *mut Task,
+        ) -> Status,
+    >,
 }
 
 // SAFETY (for the three impls below): these tables hold only function pointers and pointers to

@@ -37,7 +37,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, dev, doc, init, start, test};
+use crate::commands::{build, dev, doc, init, start, task, test};
 
 /// File-routed Rust servers: one Rust file per route, compiled and hot-reloaded.
 #[derive(Debug, Parser)]
@@ -81,6 +81,8 @@ pub(crate) enum Command {
     Init(init::InitArgs),
     /// Run the `#[test]` functions of the route files.
     Test(test::TestArgs),
+    /// Run a task of `tasks/` once.
+    Task(task::TaskArgs),
     /// Build and open the API docs of the `nitro` crate that routes use.
     Doc(doc::DocArgs),
 }
@@ -97,6 +99,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Start(args) => start::run(args, &ui),
         Command::Init(args) => init::run(args, &ui),
         Command::Test(args) => test::run(args, &ui),
+        Command::Task(args) => task::run(args, &ui),
         Command::Doc(args) => doc::run(args, &ui),
     };
     logging::flush();
@@ -135,6 +138,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             .or_else(|| hint_of::<init::InitError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_pubsub::PubSubConfigError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_runtime::RuntimeConfigError>(e, |e| e.hint()))
+            .or_else(|| hint_of::<project::config_tasks::ScheduledTasksError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_storage::StorageConfigError>(e, |e| e.hint()))
             .or_else(|| hint_of::<project::config_rules::RuleConfigError>(e, |e| e.hint()))
             .or_else(|| {

@@ -158,12 +158,27 @@ pub fn build_all(
                 generated
                     .routes
                     .iter()
-                    .filter(|r| r.kind != RouteKind::Middleware)
+                    .filter(|r| {
+                        !matches!(
+                            r.kind,
+                            RouteKind::Middleware | RouteKind::Plugin | RouteKind::Task
+                        )
+                    })
                     .count(),
                 generated
                     .routes
                     .iter()
                     .filter(|r| r.kind == RouteKind::Middleware)
+                    .count(),
+                generated
+                    .routes
+                    .iter()
+                    .filter(|r| r.kind == RouteKind::Plugin)
+                    .count(),
+                generated
+                    .routes
+                    .iter()
+                    .filter(|r| r.kind == RouteKind::Task)
                     .count(),
             ),
             if release { " for release" } else { "" },
@@ -322,27 +337,48 @@ pub fn failures(outcomes: &BTreeMap<String, Outcome>) -> BTreeMap<String, String
         .collect()
 }
 
-/// `4 routes`, or `4 routes and 2 middleware` when there are middleware files.
-pub fn routes_text(routes: usize, middleware: usize) -> String {
-    match middleware {
-        0 => plural(routes, "route"),
-        n => format!("{} and {n} middleware", plural(routes, "route")),
+/// `4 routes`, or `4 routes and 2 middleware`, `4 routes, 2 middleware and 1 plugin` when
+/// there are middleware or plugin files.
+pub fn routes_text(routes: usize, middleware: usize, plugins: usize, tasks: usize) -> String {
+    let mut parts = vec![plural(routes, "route")];
+    if middleware > 0 {
+        parts.push(format!("{middleware} middleware"));
+    }
+    if plugins > 0 {
+        parts.push(plural(plugins, "plugin"));
+    }
+    if tasks > 0 {
+        parts.push(plural(tasks, "task"));
+    }
+    match parts.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => parts.concat(),
     }
 }
 
 /// [`routes_text`] of a table.
 pub fn table_text(table: &RouteTable) -> String {
     let middleware = table.middleware().len();
-    routes_text(table.len() - middleware, middleware)
+    let plugins = table.plugins().len();
+    let tasks = table.tasks().len();
+    routes_text(
+        table.len() - middleware - plugins - tasks,
+        middleware,
+        plugins,
+        tasks,
+    )
 }
 
-/// `GET`, `ANY`, `WS` or `MW` (middleware): how the terminal names a route's method.
+/// `GET`, `ANY`, `WS`, `MW` (middleware), `PLUG` (plugin) or `TASK`: how the terminal names a
+/// route's method.
 pub fn method_label(kind: RouteKind, method: Option<nitro_router::Method>) -> String {
     match (kind, method) {
         (RouteKind::WebSocket, _) => "WS".to_owned(),
         (RouteKind::Http, Some(m)) => m.as_str().to_owned(),
         (RouteKind::Http, None) => "ANY".to_owned(),
         (RouteKind::Middleware, _) => "MW".to_owned(),
+        (RouteKind::Plugin, _) => "PLUG".to_owned(),
+        (RouteKind::Task, _) => "TASK".to_owned(),
     }
 }
 
@@ -386,7 +422,7 @@ pub fn summary_lines(
         format!(
             "{} built {ok} of {} in {seconds}; {} failed (requests to {} answer 500 with the error)",
             ui.paint("✘", "31"),
-            match table.middleware().len() {
+            match table.middleware().len() + table.plugins().len() + table.tasks().len() {
                 0 => plural(total, "route"),
                 _ => format!("{total} ({})", table_text(table)),
             },
@@ -542,7 +578,12 @@ mod tests {
             "{}",
             some[0]
         );
-        assert_eq!(routes_text(1, 0), "1 route");
+        assert_eq!(routes_text(1, 0, 0, 0), "1 route");
+        assert_eq!(routes_text(2, 0, 1, 0), "2 routes and 1 plugin");
+        assert_eq!(
+            routes_text(2, 3, 2, 1),
+            "2 routes, 3 middleware, 2 plugins and 1 task"
+        );
     }
 
     #[test]

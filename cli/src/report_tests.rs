@@ -201,6 +201,19 @@ fn samples(tmp: &Path) -> Vec<Sample> {
         crate::project::config_runtime::RuntimeConfigError::hint,
     ));
 
+    // `[scheduled_tasks]` naming a task without a file (`nitro dev`, `nitro start`).
+    let e = crate::project::config_tasks::check_names(
+        &[("*/5 * * * * *".to_owned(), vec!["cleanup".to_owned()])].into(),
+        &nitro_router::RouteTable::default(),
+        "nitro.toml",
+    )
+    .unwrap_err();
+    out.push(sample(
+        "scheduled_tasks_unknown",
+        e,
+        crate::project::config_tasks::ScheduledTasksError::hint,
+    ));
+
     // `[storage.NAME]`: a driver nitro does not have.
     let dir = project(&[
         ("routes/index.rs", "pub fn handler() {}"),

@@ -8,6 +8,9 @@
 //! `nitro::state` dropped, their runtimes stopped). Under `nitro start` a second signal exits at
 //! once.
 //!
+//! The plugins (`plugins/*.rs`) are set up before the server binds and shut down after it
+//! drained, before the routes' own shutdown.
+//!
 //! With `[websocket] pubsub`, the Redis backplane is attached to the hub before the server
 //! binds and stopped (its final counts logged) after the server stopped.
 
@@ -16,6 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nitro_runtime::plugins::{PluginError, Plugins};
+use nitro_runtime::tasks::{Schedule, Tasks, spawn_scheduler};
 use nitro_runtime::ws::backplane::{Backplane, PubSubConfig};
 use nitro_runtime::{App, Hub, Server, ServerConfig, ServerError};
 
@@ -62,6 +67,9 @@ pub(crate) enum ServeError {
     Runtime(#[source] io::Error),
     #[error("cannot listen for Ctrl-C and SIGTERM")]
     Signals(#[source] io::Error),
+    /// A plugin's `setup` failed: the server does not start.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
 }
 
 /// Fails at once when `addr`'s port is taken, so that `nitro dev` and `nitro start` say so
@@ -79,28 +87,54 @@ pub(crate) fn check_addr(addr: SocketAddr) -> Result<(), ServeError> {
     }
 }
 
-/// Serves `app` until a signal, relaying publishes through `pubsub` when given. `ready` runs
-/// once the server is bound, before its URL is printed (`nitro dev` attaches its dev client
-/// and starts its dev loop there).
+/// Serves `app` until a signal, with its `background` (the pub/sub relay, the task schedules,
+/// started once the server listens). The plugins'
+/// `setup` runs first, before the server binds (a failure stops here, after the plugins set up
+/// so far were shut down); their `shutdown` runs after the server drained, within the shutdown
+/// timeout. `ready` runs once the server is bound, before its URL is printed (`nitro dev`
+/// attaches its dev client and starts its dev loop there, which reloads the plugins).
 pub(crate) fn serve(
     ui: &Ui,
     mode: Mode,
     config: ServerConfig,
     hub: Arc<Hub>,
     app: App,
-    pubsub: Option<PubSubConfig>,
-    ready: impl FnOnce(&Server) -> anyhow::Result<()>,
+    background: Background,
+    ready: impl FnOnce(&Server, &Plugins) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let Background { pubsub, schedules } = background;
     let shutdown_timeout = config.shutdown_timeout;
     let runtime = runtime(&config.limits).map_err(ServeError::Runtime)?;
+    let plugins = Plugins::new();
     let served = runtime.block_on(async {
         let mut signals = Signals::new().map_err(ServeError::Signals)?;
         let backplane = start_pubsub(&hub, pubsub, ui)?;
-        let server = Server::bind(config, hub, app)
-            .await
-            .map_err(ServeError::Server)?;
-        ready(&server)?;
+        let set_up = tokio::select! {
+            set_up = plugins.setup(&app) => Some(set_up),
+            () = signals.next() => None,
+        };
+        if !matches!(set_up, Some(Ok(()))) {
+            shutdown_plugins(ui, &plugins, shutdown_timeout).await;
+            stop_pubsub(backplane).await;
+            return match set_up {
+                Some(Err(error)) => Err(ServeError::Plugin(error).into()),
+                _ => Ok(()),
+            };
+        }
+        let server = match Server::bind(config, hub, app).await {
+            Ok(server) => server,
+            Err(error) => {
+                shutdown_plugins(ui, &plugins, shutdown_timeout).await;
+                return Err(ServeError::Server(error).into());
+            }
+        };
+        ready(&server, &plugins)?;
         banner(ui, mode, server.local_addr());
+        // `[scheduled_tasks]`: each tick runs on the app current then (dev: the latest build).
+        let scheduler = (!schedules.is_empty()).then(|| {
+            let handle = server.handle();
+            spawn_scheduler(schedules, Tasks::new(), move || handle.app())
+        });
         if let Some(url) = server.metrics_url() {
             ui.status(&format!("  ➜ Metrics: {url}"));
         }
@@ -122,15 +156,24 @@ pub(crate) fn serve(
                 std::process::exit(130);
             }
         });
-        server
+        let ran = server
             .run_until(async {
                 let _ = stop.await;
             })
             .await
-            .map_err(ServeError::Server)?;
+            .map_err(ServeError::Server);
+        // No new scheduled runs; runs in flight end with the runtime.
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
+        // Connections drained: the plugins' `shutdown` (a pool flushed, a lock released) can
+        // still publish before the backplane stops.
+        shutdown_plugins(ui, &plugins, shutdown_timeout).await;
         stop_pubsub(backplane).await;
+        ran?;
         Ok::<_, anyhow::Error>(())
     });
+    drop(plugins);
     // The drained server dropped its routes: let their `shutdown` run (`nitro::state` values
     // such as a database pool are dropped, route runtimes stop) before the process exits.
     let stuck = nitro_runtime::loader::wait_retired(ROUTE_SHUTDOWN);
@@ -145,6 +188,23 @@ pub(crate) fn serve(
     served?;
     ui.status("  stopped");
     Ok(())
+}
+
+/// What runs beside the server: the pub/sub relay and the task schedules.
+#[derive(Debug, Default)]
+pub(crate) struct Background {
+    /// `[websocket] pubsub`: publishes relayed through Redis.
+    pub(crate) pubsub: Option<PubSubConfig>,
+    /// `[scheduled_tasks]`.
+    pub(crate) schedules: Vec<Schedule>,
+}
+
+/// Runs the `shutdown` of the plugins that were set up, within `timeout`; warns about each that
+/// failed or ran out of time.
+async fn shutdown_plugins(ui: &Ui, plugins: &Plugins, timeout: Duration) {
+    for error in plugins.shutdown(timeout).await {
+        ui.warn(&error.to_string());
+    }
 }
 
 /// The tokio runtime the server runs on. Route code runs on its blocking threads, which get

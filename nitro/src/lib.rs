@@ -111,6 +111,7 @@ mod rt;
 pub mod sse;
 pub mod storage;
 mod streamed;
+pub mod task;
 mod trace;
 pub mod ws;
 

@@ -206,6 +206,12 @@ pub enum Problem {
         "middleware file `{file}` is in a subfolder: move it directly into `middleware/` (subfolders hold modules the middleware share, never middleware)"
     )]
     NestedMiddleware { file: String },
+    /// A file in a subfolder of a flat project folder (`plugins/`): only the files directly
+    /// in it count.
+    #[error(
+        "file `{file}` is in a subfolder: move it directly into `{folder}/` (subfolders hold modules the files share)"
+    )]
+    NestedFile { file: String, folder: String },
 }
 
 impl Problem {
@@ -223,7 +229,8 @@ impl Problem {
             | Problem::DuplicateParam { file, .. }
             | Problem::WebSocketMethod { file, .. }
             | Problem::WebSocketDisabled { file }
-            | Problem::NestedMiddleware { file } => vec![file],
+            | Problem::NestedMiddleware { file }
+            | Problem::NestedFile { file, .. } => vec![file],
             Problem::Conflict { first, second, .. } => vec![first, second],
             Problem::Io { .. } | Problem::NonUtf8Name { .. } | Problem::SymlinkLoop { .. } => {
                 Vec::new()

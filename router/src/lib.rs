@@ -112,6 +112,28 @@
 //! assert_eq!(table.len(), 4);
 //! # Ok::<(), nitro_router::ScanError>(())
 //! ```
+//!
+//! # Plugins
+//!
+//! The `*.rs` files directly in `plugins/` are plugins, added the same way by
+//! [`RouteTable::from_project`] as routes of kind [`RouteKind::Plugin`], file
+//! `plugins/<name>.rs`, in byte-wise file-name order ([`RouteTable::plugins`]):
+//! the order their `setup` runs in. They are built and loaded like routes,
+//! and never matched.
+//!
+//! ```
+//! use nitro_router::{ProjectFolders, RouteTable, ScanOptions};
+//!
+//! let folders = ProjectFolders {
+//!     plugins: vec!["2.cache.rs".into(), "1.db.rs".into()],
+//!     ..ProjectFolders::default()
+//! };
+//! let table = RouteTable::from_project(["index.rs"], &folders, &ScanOptions::default())?;
+//! let order: Vec<&str> = table.plugins().iter().map(|p| p.file.as_str()).collect();
+//! assert_eq!(order, ["plugins/1.db.rs", "plugins/2.cache.rs"]);
+//! assert!(table.middleware().is_empty());
+//! # Ok::<(), nitro_router::ScanError>(())
+//! ```
 
 mod error;
 mod method;
@@ -169,6 +191,32 @@ pub enum RouteKind {
     /// request and is never matched by [`RouteTable::find`]. See
     /// [`RouteTable::middleware`].
     Middleware,
+    /// A file of `plugins/`: its `setup` runs before the server listens, its
+    /// `shutdown` after it stopped. Never matched by [`RouteTable::find`]. See
+    /// [`RouteTable::plugins`].
+    Plugin,
+    /// A file of `tasks/`: a task run on a schedule or by `nitro task run`,
+    /// named by its file stem. Never matched by [`RouteTable::find`]. See
+    /// [`RouteTable::tasks`].
+    Task,
+}
+
+/// The files of a project's flat folders, each relative to its folder (`"01.auth.rs"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectFolders {
+    /// `middleware/`.
+    pub middleware: Vec<String>,
+    /// `plugins/`.
+    pub plugins: Vec<String>,
+    /// `tasks/`.
+    pub tasks: Vec<String>,
+}
+
+/// The name of the task in `file` (`tasks/cleanup.rs` is `cleanup`), or `None` when `file`
+/// is not directly in `tasks/`.
+pub fn task_name(file: &str) -> Option<&str> {
+    let name = file.strip_prefix("tasks/")?.strip_suffix(".rs")?;
+    (!name.contains('/') && !name.is_empty()).then_some(name)
 }
 
 /// One part of a route's path.

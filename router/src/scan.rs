@@ -4,9 +4,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::{Problem, RouteTable, ScanError, ScanOptions};
+use crate::{Problem, ProjectFolders, RouteTable, ScanError, ScanOptions};
 
-/// Scans `project_dir/routes` (and the middleware of `project_dir/middleware`) into a route
+/// Scans `project_dir/routes` (and the files of `project_dir/middleware` and `plugins`) into a route
 /// table.
 ///
 /// Walks the folder recursively in sorted order, following symbolic links,
@@ -31,9 +31,13 @@ pub fn scan(project_dir: &Path, options: &ScanOptions) -> Result<RouteTable, Sca
         Ok(_) => walk.folder(&root, ""),
     }
 
-    let middleware = middleware_files(&project_dir.join("middleware"), &mut walk.problems);
+    let folders = ProjectFolders {
+        middleware: flat_files(&project_dir.join("middleware"), &mut walk.problems),
+        plugins: flat_files(&project_dir.join("plugins"), &mut walk.problems),
+        tasks: flat_files(&project_dir.join("tasks"), &mut walk.problems),
+    };
     let mut problems = walk.problems;
-    match RouteTable::from_project_files(&walk.files, &middleware, options) {
+    match RouteTable::from_project(&walk.files, &folders, options) {
         Ok(table) if problems.is_empty() => Ok(table),
         Ok(_) => Err(ScanError::new(problems)),
         Err(error) => {
@@ -43,9 +47,9 @@ pub fn scan(project_dir: &Path, options: &ScanOptions) -> Result<RouteTable, Sca
     }
 }
 
-/// The `*.rs` files directly in `dir` (`middleware/`), by name; none when it does not exist.
-/// Subfolders are not walked: they hold modules that middleware files include.
-fn middleware_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
+/// The `*.rs` files directly in `dir` (`middleware/`, `plugins/`), by name; none when it does
+/// not exist. Subfolders are not walked: they hold modules that the files include.
+fn flat_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Vec::new(),

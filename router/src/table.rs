@@ -14,15 +14,20 @@ use std::collections::BTreeMap;
 use percent_encoding::percent_decode_str;
 
 use crate::parse::{is_route_file, parse_file};
-use crate::{Method, Problem, Route, RouteKind, ScanError, ScanOptions, Segment};
+use crate::{Method, Problem, ProjectFolders, Route, RouteKind, ScanError, ScanOptions, Segment};
 
 /// All the routes of a project, ready to match requests.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    /// Sorted by file: the `middleware` first (`middleware/…` sorts before `routes/…`).
+    /// Sorted by file: the middleware first, then the plugins, then the routes.
     routes: Vec<Route>,
     /// How many of `routes` are middleware.
     middleware: usize,
+    /// How many of `routes` are plugins (right after the middleware: `plugins/…` sorts
+    /// between `middleware/…` and `routes/…`).
+    plugins: usize,
+    /// How many of `routes` are tasks (the last ones: `tasks/…` sorts after `routes/…`).
+    tasks: usize,
     root: Node,
 }
 
@@ -98,30 +103,47 @@ impl RouteTable {
         M: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
+        let folders = ProjectFolders {
+            middleware: middleware
+                .into_iter()
+                .map(|name| name.as_ref().to_owned())
+                .collect(),
+            ..ProjectFolders::default()
+        };
+        RouteTable::from_project(files, &folders, options)
+    }
+
+    /// [`from_files`](RouteTable::from_files) plus the files of the project's flat folders
+    /// (`middleware/`, `plugins/`), each relative to its folder. Names that are not `*.rs` or
+    /// start with `.` are ignored; a name with a `/` (a file in a subfolder) is a problem.
+    pub fn from_project<I, S>(
+        files: I,
+        folders: &ProjectFolders,
+        options: &ScanOptions,
+    ) -> Result<RouteTable, ScanError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let mut problems = Vec::new();
-        let mut middleware: Vec<String> = middleware
-            .into_iter()
-            .map(|name| name.as_ref().to_owned())
-            .filter(|name| is_route_file(name))
-            .collect();
-        middleware.sort();
-        middleware.dedup();
-        let mut routes = Vec::with_capacity(middleware.len());
-        for name in &middleware {
-            let file = format!("middleware/{name}");
-            if name.contains('/') {
-                problems.push(Problem::NestedMiddleware { file });
-                continue;
-            }
-            routes.push(Route {
-                file,
-                pattern: "*".to_owned(),
-                method: None,
-                kind: RouteKind::Middleware,
-                segments: Vec::new(),
-            });
-        }
+        let mut routes = Vec::new();
+        folder_entries(
+            "middleware",
+            RouteKind::Middleware,
+            &folders.middleware,
+            &mut routes,
+            &mut problems,
+        );
         let middleware = routes.len();
+        folder_entries(
+            "plugins",
+            RouteKind::Plugin,
+            &folders.plugins,
+            &mut routes,
+            &mut problems,
+        );
+        let plugins = routes.len() - middleware;
+        let skip = routes.len();
 
         let mut rels: Vec<String> = files
             .into_iter()
@@ -145,8 +167,18 @@ impl RouteTable {
             }
         }
 
+        // `tasks/…` sorts after `routes/…`: the tasks go last, after the trie is built.
+        let mut tasks = Vec::new();
+        folder_entries(
+            "tasks",
+            RouteKind::Task,
+            &folders.tasks,
+            &mut tasks,
+            &mut problems,
+        );
+
         let mut root = Node::default();
-        for (index, route) in routes.iter().enumerate().skip(middleware) {
+        for (index, route) in routes.iter().enumerate().skip(skip) {
             if let Err(other) = root.insert(index, &route.segments, &routes) {
                 let first = &routes[other];
                 problems.push(Problem::Conflict {
@@ -159,10 +191,14 @@ impl RouteTable {
             }
         }
 
+        let task_count = tasks.len();
+        routes.extend(tasks);
         if problems.is_empty() {
             Ok(RouteTable {
                 routes,
                 middleware,
+                plugins,
+                tasks: task_count,
                 root,
             })
         } else {
@@ -170,8 +206,8 @@ impl RouteTable {
         }
     }
 
-    /// Every route, sorted by file, the middleware first (they are built and loaded like
-    /// routes).
+    /// Every route, sorted by file, the middleware and plugins first (they are built and
+    /// loaded like routes).
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
@@ -179,6 +215,23 @@ impl RouteTable {
     /// The middleware, in the order they run (byte-wise by file name).
     pub fn middleware(&self) -> &[Route] {
         &self.routes[..self.middleware]
+    }
+
+    /// The plugins, in the order their `setup` runs (byte-wise by file name).
+    pub fn plugins(&self) -> &[Route] {
+        &self.routes[self.middleware..self.middleware + self.plugins]
+    }
+
+    /// The tasks, by file name (`tasks/cleanup.rs`; see [`task_name`](crate::task_name)).
+    pub fn tasks(&self) -> &[Route] {
+        &self.routes[self.routes.len() - self.tasks..]
+    }
+
+    /// The task named `name` (the file stem: `cleanup` is `tasks/cleanup.rs`).
+    pub fn task(&self, name: &str) -> Option<&Route> {
+        self.tasks()
+            .iter()
+            .find(|t| crate::task_name(&t.file) == Some(name))
     }
 
     /// Whether the table has no route.
@@ -346,4 +399,38 @@ fn params(route: &Route, segments: &[Cow<'_, str>]) -> Vec<(String, String)> {
             Segment::CatchAll(name) => Some((name.clone(), segments[at..].join("/"))),
         })
         .collect()
+}
+
+/// The files of one flat project folder (`middleware/`, `plugins/`, `tasks/`) as table entries of `kind`,
+/// by file name: pattern `*`, never in the trie.
+fn folder_entries(
+    folder: &str,
+    kind: RouteKind,
+    names: &[String],
+    routes: &mut Vec<Route>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut names: Vec<&String> = names.iter().filter(|name| is_route_file(name)).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let file = format!("{folder}/{name}");
+        if name.contains('/') {
+            problems.push(match kind {
+                RouteKind::Middleware => Problem::NestedMiddleware { file },
+                _ => Problem::NestedFile {
+                    file,
+                    folder: folder.to_owned(),
+                },
+            });
+            continue;
+        }
+        routes.push(Route {
+            file,
+            pattern: "*".to_owned(),
+            method: None,
+            kind,
+            segments: Vec::new(),
+        });
+    }
 }

@@ -256,3 +256,94 @@ fn a_middleware_file_in_a_subfolder_is_a_problem() {
         [Problem::NestedMiddleware { file }] if file == "middleware/auth/check.rs"
     ));
 }
+
+/// Issue 13: the `*.rs` files directly in `plugins/` are plugins, after the middleware and
+/// before the routes, in byte-wise file-name order, never matched; subfolders are modules.
+#[test]
+fn plugin_files_are_listed_in_file_name_order_and_never_matched() {
+    let tmp = TempProject::new("plugins");
+    let dir = tmp.0.as_path();
+    for file in [
+        "plugins/2.cache.rs",
+        "plugins/10.metrics.rs",
+        "plugins/1.db.rs",
+        "plugins/.hidden.rs",
+        "plugins/shared/pool.rs",
+        "middleware/1.auth.rs",
+        "routes/[name].rs",
+    ] {
+        tmp.file(file);
+    }
+    let table = scan(dir, &ScanOptions::default()).unwrap();
+    let files: Vec<(&str, RouteKind)> = table
+        .routes()
+        .iter()
+        .map(|r| (r.file.as_str(), r.kind))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("middleware/1.auth.rs", RouteKind::Middleware),
+            ("plugins/1.db.rs", RouteKind::Plugin),
+            ("plugins/10.metrics.rs", RouteKind::Plugin),
+            ("plugins/2.cache.rs", RouteKind::Plugin),
+            ("routes/[name].rs", RouteKind::Http),
+        ]
+    );
+    let plugins: Vec<&str> = table.plugins().iter().map(|p| p.file.as_str()).collect();
+    assert_eq!(
+        plugins,
+        [
+            "plugins/1.db.rs",
+            "plugins/10.metrics.rs",
+            "plugins/2.cache.rs"
+        ]
+    );
+    assert_eq!(table.middleware().len(), 1);
+    // `/1.db` is the param route's, never the plugin's.
+    assert_eq!(
+        table.find("GET", "/1.db").route().unwrap().file,
+        "routes/[name].rs"
+    );
+
+    // A file in a subfolder given by name (a built manifest) is a problem that says so.
+    let folders = nitro_router::ProjectFolders {
+        plugins: vec!["shared/pool.rs".into()],
+        ..Default::default()
+    };
+    let error =
+        nitro_router::RouteTable::from_project(["index.rs"], &folders, &ScanOptions::default())
+            .unwrap_err();
+    assert!(
+        error.to_string().contains(
+            "file `plugins/shared/pool.rs` is in a subfolder: move it directly into `plugins/`"
+        ),
+        "{error}"
+    );
+}
+
+/// Issue 13: the `*.rs` files directly in `tasks/` are tasks, named by their stem, listed last.
+#[test]
+fn task_files_are_named_by_their_stem_and_never_matched() {
+    let tmp = TempProject::new("tasks");
+    let dir = tmp.0.as_path();
+    for file in [
+        "tasks/cleanup.rs",
+        "tasks/backup.rs",
+        "tasks/shared/db.rs",
+        "routes/[name].rs",
+    ] {
+        tmp.file(file);
+    }
+    let table = scan(dir, &ScanOptions::default()).unwrap();
+    let tasks: Vec<&str> = table.tasks().iter().map(|t| t.file.as_str()).collect();
+    assert_eq!(tasks, ["tasks/backup.rs", "tasks/cleanup.rs"]);
+    assert_eq!(table.task("cleanup").unwrap().kind, RouteKind::Task);
+    assert!(table.task("shared/db").is_none());
+    assert_eq!(nitro_router::task_name("tasks/cleanup.rs"), Some("cleanup"));
+    assert_eq!(nitro_router::task_name("tasks/a/b.rs"), None);
+    assert_eq!(
+        table.find("GET", "/cleanup").route().unwrap().file,
+        "routes/[name].rs"
+    );
+}

@@ -97,6 +97,7 @@ mod limits;
 pub mod loader;
 mod middleware;
 pub mod module;
+pub mod plugins;
 mod request_info;
 pub mod request_log;
 mod route_pool;
@@ -109,6 +110,7 @@ mod static_files;
 pub mod storage;
 mod stream;
 mod task;
+pub mod tasks;
 pub mod telemetry;
 pub mod ws;
 

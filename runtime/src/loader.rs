@@ -1246,6 +1246,36 @@ impl RouteModule for LoadedRoute {
         ))
     }
 
+    fn plugin_setup(&self) -> Option<RouteFuture<()>> {
+        let start = self.plugin_entry(std::mem::offset_of!(abi::RouteV2, plugin_setup))?;
+        // SAFETY: ABI signature; the outcome lives until the task is dropped.
+        Some(self.start_hook(|out, task| unsafe { start(out, task) }))
+    }
+
+    fn plugin_shutdown(&self) -> Option<RouteFuture<()>> {
+        let start = self.plugin_entry(std::mem::offset_of!(abi::RouteV2, plugin_shutdown))?;
+        // SAFETY: as in `plugin_setup`.
+        Some(self.start_hook(|out, task| unsafe { start(out, task) }))
+    }
+
+    fn task_run(&self, payload: &str) -> Option<RouteFuture<String>> {
+        let end = std::mem::offset_of!(abi::RouteV2, task_run) + std::mem::size_of::<usize>();
+        if (self.table.struct_size as usize) < end {
+            return None;
+        }
+        let start = self.table.task_run?;
+        Some(self.start_task(
+            Vec::<u8>::new(),
+            result_sink,
+            // SAFETY: ABI signature; `payload` is borrowed for the start call, the outcome and
+            // the sink live until the task is dropped.
+            |out, sink, task| unsafe {
+                start(out, abi::Bytes::new(payload.as_bytes()), sink, task)
+            },
+            |bytes| String::from_utf8_lossy(&bytes).into_owned(),
+        ))
+    }
+
     fn ws_upgrade_async(&self, req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
         let start = self.table.ws_upgrade_async?;
         let view = AbiRequest::new(req);
@@ -1308,6 +1338,29 @@ impl RouteModule for LoadedRoute {
 
 // ---------------------------------------------------------------------------------------------
 // Async calls
+
+/// The sink a task writes its result to: `ctx` is the `Vec<u8>` answer slot.
+fn result_sink(slot: *mut Vec<u8>) -> abi::BytesSink {
+    abi::BytesSink {
+        ctx: slot as *mut c_void,
+        item: result_item,
+    }
+}
+
+unsafe extern "C" fn result_item(ctx: *mut c_void, item: abi::Bytes) {
+    no_unwind((), || {
+        // SAFETY: `ctx` is the task's answer slot (see `result_sink`), valid until the task is
+        // dropped; `item` is borrowed for this call.
+        unsafe {
+            let slot = &mut *(ctx as *mut Vec<u8>);
+            slot.clear();
+            slot.extend_from_slice(item.as_slice());
+        }
+    })
+}
+
+/// A plugin's `setup` or `shutdown` entry point.
+type PluginEntry = unsafe extern "C" fn(*const abi::Outcome, *mut abi::Task) -> abi::Status;
 
 /// What an async call keeps on the host side for the route to write to until the task is
 /// dropped: its outcome (a failure message), its answer and the responder writing into it.
@@ -1376,6 +1429,20 @@ impl LoadedRoute {
             status_result(status, slots.failure, &file)?;
             Ok(finish(slots.answer))
         })
+    }
+
+    /// The plugin entry at `offset` (`plugin_setup` or `plugin_shutdown`), read only when the
+    /// route's `struct_size` covers it (both were appended to `RouteV2`).
+    fn plugin_entry(&self, offset: usize) -> Option<PluginEntry> {
+        let end = offset + std::mem::size_of::<Option<PluginEntry>>();
+        if (self.table.struct_size as usize) < end {
+            return None;
+        }
+        if offset == std::mem::offset_of!(abi::RouteV2, plugin_setup) {
+            self.table.plugin_setup
+        } else {
+            self.table.plugin_shutdown
+        }
     }
 
     /// [`start_task`](Self::start_task) for a WebSocket hook, which answers nothing.

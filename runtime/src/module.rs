@@ -161,6 +161,22 @@ pub trait RouteModule: Send + Sync + 'static {
         None
     }
 
+    /// Starts a plugin's `setup` (a `plugins/*.rs` library); `None` when it has none.
+    fn plugin_setup(&self) -> Option<RouteFuture<()>> {
+        None
+    }
+
+    /// Starts a plugin's `shutdown`; `None` when it has none.
+    fn plugin_shutdown(&self) -> Option<RouteFuture<()>> {
+        None
+    }
+
+    /// Starts a task's `run` (a `tasks/*.rs` library) with `payload` (JSON text); its result is
+    /// JSON text. `None` when the module has none.
+    fn task_run(&self, _payload: &str) -> Option<RouteFuture<String>> {
+        None
+    }
+
     /// Starts an `async fn upgrade`; `None`: call [`ws_upgrade`](RouteModule::ws_upgrade).
     fn ws_upgrade_async(&self, _req: &RequestInfo) -> Option<RouteFuture<UpgradeDecision>> {
         None

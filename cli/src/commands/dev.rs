@@ -190,9 +190,14 @@ fn serve_here(
     // edit must not stay referenced, or its runtime would never be retired (issue 9).
     drop((loaded, outcomes));
 
+    let config_file = config.display_config_file().display().to_string();
+    crate::project::config_tasks::check_names(&config.scheduled_tasks, &table, &config_file)?;
+    let schedules = crate::project::config_tasks::schedules(&config.scheduled_tasks, &config_file)?;
+
     let app = App::new(table.clone(), routes.clone());
     let mut server_config = server_config(&config);
     server_config.call_record = record;
+    let plugin_timeout = server_config.shutdown_timeout;
     let crash = std::env::var(DEV_CRASH_ENV).ok();
     serve::serve(
         ui,
@@ -200,8 +205,8 @@ fn serve_here(
         server_config,
         hub.clone(),
         app,
-        pubsub,
-        |server| {
+        serve::Background { pubsub, schedules },
+        |server, plugins| {
             let dev_client = nitro_runtime::DevClient::new();
             server.set_dev_client(dev_client.clone());
             let dev_loop = DevLoop {
@@ -215,6 +220,9 @@ fn serve_here(
                 handle: server.handle(),
                 hub,
                 dev_client,
+                plugins: plugins.clone(),
+                plugin_timeout,
+                runtime: tokio::runtime::Handle::current(),
                 ui: ui.clone(),
             };
             match &crash {

@@ -5,4 +5,5 @@ pub(crate) mod dev;
 pub(crate) mod doc;
 pub(crate) mod init;
 pub(crate) mod start;
+pub(crate) mod task;
 pub(crate) mod test;

@@ -327,8 +327,22 @@ pub(crate) fn run(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ui.status(&line);
     }
 
+    // `[scheduled_tasks]` as recorded: every name a task of the output.
+    let manifest_file = dir.join(MANIFEST).display().to_string();
+    let scheduled = &manifest.config.scheduled_tasks;
+    crate::project::config_tasks::check_names(scheduled, &output.table, &manifest_file)?;
+    let schedules = crate::project::config_tasks::schedules(scheduled, &manifest_file)?;
+
     let app = App::new(output.table, routes);
-    serve::serve(ui, Mode::Start, config, hub, app, pubsub, |_| Ok(()))?;
+    serve::serve(
+        ui,
+        Mode::Start,
+        config,
+        hub,
+        app,
+        serve::Background { pubsub, schedules },
+        |_, _| Ok(()),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -23,10 +23,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nitro_router::{RouteKind, RouteTable};
 use nitro_runtime::devclient::Overlay;
+use nitro_runtime::plugins::Plugins;
 use nitro_runtime::{App, DevClient, Hub, RouteEntry, ServerHandle};
 
 use crate::devloop::overlay::overlay_of;
@@ -53,6 +54,12 @@ pub(crate) struct DevLoop {
     pub(crate) handle: ServerHandle,
     pub(crate) hub: Arc<Hub>,
     pub(crate) dev_client: Arc<DevClient>,
+    /// The set-up plugins: an edited one is shut down and set up again after the swap.
+    pub(crate) plugins: Plugins,
+    /// How long the shutdown of the plugins an edit replaced may take.
+    pub(crate) plugin_timeout: Duration,
+    /// The server's runtime, which runs the plugins' `shutdown` and `setup`.
+    pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) ui: Ui,
 }
 
@@ -99,6 +106,11 @@ pub(crate) fn config_changes(old: &ResolvedConfig, new: &ResolvedConfig) -> Conf
     if old.pubsub != new.pubsub {
         out.need_restart
             .push("`[websocket] pubsub` changed".to_owned());
+    }
+    // The scheduler's timers start with the server.
+    if old.scheduled_tasks != new.scheduled_tasks {
+        out.need_restart
+            .push("`[scheduled_tasks]` changed".to_owned());
     }
     out
 }
@@ -329,6 +341,14 @@ impl DevLoop {
         // Answers the old code cached are not served for the new code.
         self.hub.route_rules().new_epoch();
         nitro_runtime::telemetry::metrics::dev_reload();
+        let app = self.handle.app();
+        for error in self
+            .runtime
+            .block_on(self.plugins.reload(&app, self.plugin_timeout))
+        {
+            self.ui.error(&error.to_string());
+        }
+        drop(app);
         let elapsed = started.elapsed();
         let closed =
             if self.config.websocket_reload == WebSocketReload::Restart && !restart.is_empty() {

@@ -58,14 +58,16 @@ pub(crate) fn classify(rel: &Path) -> Option<Change> {
         ("index.html", []) => Some(Change::Page),
         ("public", []) => Some(Change::Asset(String::new())),
         ("public", _) => Some(Change::Asset(rest.join("/"))),
-        ("routes", []) | ("middleware", []) => Some(Change::RouteTree),
-        // Only the files directly in `middleware/` are middleware; its subfolders hold
-        // modules they include (rescanned, not rebuilt: the next build of a middleware
-        // picks their edits up).
-        ("middleware", [name]) if name.ends_with(".rs") => {
-            Some(Change::Route(format!("middleware/{name}")))
+        ("routes", []) | ("middleware", []) | ("plugins", []) | ("tasks", []) => {
+            Some(Change::RouteTree)
         }
-        ("middleware", _) => Some(Change::RouteTree),
+        // Only the files directly in `middleware/` (`plugins/`) are middleware (plugins);
+        // their subfolders hold modules they include (rescanned, not rebuilt: the next build
+        // of a middleware picks their edits up).
+        (folder @ ("middleware" | "plugins" | "tasks"), [name]) if name.ends_with(".rs") => {
+            Some(Change::Route(format!("{folder}/{name}")))
+        }
+        ("middleware" | "plugins" | "tasks", _) => Some(Change::RouteTree),
         ("routes", _) => {
             let last = rest.last().copied().unwrap_or_default();
             if rest.contains(&"target") {
@@ -165,7 +167,7 @@ pub(crate) struct Watcher {
     project_dir: PathBuf,
     debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
     events: mpsc::Receiver<DebounceEventResult>,
-    /// `routes/`, `middleware/` and `public/`, once watched recursively.
+    /// `routes/`, `middleware/`, `plugins/` and `public/`, once watched recursively.
     watched: BTreeSet<PathBuf>,
 }
 
@@ -196,10 +198,10 @@ impl Watcher {
         Ok(watcher)
     }
 
-    /// Watches `routes/`, `middleware/` and `public/` recursively if they exist and are not
+    /// Watches `routes/`, `middleware/`, `plugins/` and `public/` recursively if they exist and are not
     /// watched yet.
     fn watch_folders(&mut self) {
-        for name in ["routes", "middleware", "public"] {
+        for name in ["routes", "middleware", "plugins", "tasks", "public"] {
             let dir = self.project_dir.join(name);
             if self.watched.contains(&dir) || !dir.is_dir() {
                 continue;
@@ -304,6 +306,22 @@ mod tests {
         assert_eq!(c("middleware/shared/x.rs"), Some(Change::RouteTree));
         assert_eq!(c("middleware/.01.auth.rs.swp"), None);
         assert_eq!(c("middleware/README.md"), Some(Change::RouteTree));
+    }
+
+    #[test]
+    fn plugin_files_are_built_like_routes() {
+        assert_eq!(
+            c("plugins/01.db.rs"),
+            Some(Change::Route("plugins/01.db.rs".into()))
+        );
+        assert_eq!(c("plugins"), Some(Change::RouteTree));
+        assert_eq!(c("plugins/shared/pool.rs"), Some(Change::RouteTree));
+        assert_eq!(c("plugins/.01.db.rs.swp"), None);
+        assert_eq!(
+            c("tasks/cleanup.rs"),
+            Some(Change::Route("tasks/cleanup.rs".into()))
+        );
+        assert_eq!(c("tasks/shared/db.rs"), Some(Change::RouteTree));
     }
 
     #[test]

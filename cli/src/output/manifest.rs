@@ -17,7 +17,7 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use nitro_router::{RouteTable, ScanOptions};
+use nitro_router::{ProjectFolders, RouteTable, ScanOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -67,7 +67,7 @@ pub struct RouteInfo {
     pub file: String,
     /// `/users/:id`, for people.
     pub pattern: String,
-    /// `http`, `websocket` or `middleware`.
+    /// `http`, `websocket`, `middleware`, `plugin` or `task`.
     pub kind: String,
     /// `GET`, …, or `null` for any method.
     pub method: Option<String>,
@@ -113,6 +113,9 @@ pub struct BuiltConfig {
     /// `[observability]` (absent: no metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
+    /// `[scheduled_tasks]`: cron expression → task names (absent: none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -381,23 +384,31 @@ fn check(manifest: &Manifest, path: &Path) -> Result<RouteTable, OutputError> {
         }
     }
     let mut files = Vec::new();
-    let mut middleware = Vec::new();
+    let mut folders = ProjectFolders::default();
     for route in &manifest.routes {
         if let Some(name) = route.file.strip_prefix("middleware/") {
-            middleware.push(name);
+            folders.middleware.push(name.to_owned());
+            continue;
+        }
+        if let Some(name) = route.file.strip_prefix("plugins/") {
+            folders.plugins.push(name.to_owned());
+            continue;
+        }
+        if let Some(name) = route.file.strip_prefix("tasks/") {
+            folders.tasks.push(name.to_owned());
             continue;
         }
         let Some(rel) = route.file.strip_prefix("routes/") else {
             return Err(corrupt(format!(
-                "route file `{}` is not under `routes/` or `middleware/`",
+                "route file `{}` is not under `routes/`, `middleware/`, `plugins/` or `tasks/`",
                 route.file
             )));
         };
         files.push(rel);
     }
-    let table = RouteTable::from_project_files(
+    let table = RouteTable::from_project(
         &files,
-        &middleware,
+        &folders,
         &ScanOptions {
             websocket: manifest.config.websocket,
         },
@@ -469,6 +480,7 @@ mod tests {
                 storage: Some(crate::project::config_storage::defaults()),
                 route_rules: Default::default(),
                 observability: None,
+                scheduled_tasks: Default::default(),
             },
             commands: Commands {
                 start: "./server/nitro start".into(),

@@ -145,6 +145,8 @@ pub(crate) fn write_output(
                 RouteKind::Http => "http",
                 RouteKind::WebSocket => "websocket",
                 RouteKind::Middleware => "middleware",
+                RouteKind::Plugin => "plugin",
+                RouteKind::Task => "task",
             }
             .to_owned(),
             method: route.method.map(|m| m.as_str().to_owned()),
@@ -207,6 +209,7 @@ pub(crate) fn write_output(
             storage: Some(config.storage.clone()),
             route_rules: config.route_rules.clone(),
             observability: config.observability.clone(),
+            scheduled_tasks: config.scheduled_tasks.clone(),
         },
         commands: Commands {
             start: "./server/nitro start".into(),

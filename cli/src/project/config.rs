@@ -71,6 +71,8 @@ pub struct ResolvedConfig {
     pub observability: Option<crate::project::config_observability::ObservabilitySettings>,
     /// `[runtime_config]` as JSON, with the `NITRO_*` overrides of [`Env::vars`] applied.
     pub runtime_config: serde_json::Value,
+    /// `[scheduled_tasks]`: cron expression (checked) → task names.
+    pub scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
     /// `[storage.NAME]` over the default mounts, `fs` folders as written (see
     /// [`crate::project::config_storage::placed`]).
     pub storage: std::collections::BTreeMap<String, nitro_runtime::storage::MountSpec>,
@@ -240,6 +242,9 @@ pub enum ConfigError {
     #[error(transparent)]
     RuntimeConfig(#[from] crate::project::config_runtime::RuntimeConfigError),
 
+    /// `[scheduled_tasks]` has a key that is not a cron expression.
+    #[error(transparent)]
+    ScheduledTasks(#[from] crate::project::config_tasks::ScheduledTasksError),
     /// A `[storage.NAME]` table, or its `NITRO_STORAGE_<NAME>_URL`, is wrong.
     #[error(transparent)]
     Storage(#[from] crate::project::config_storage::StorageConfigError),
@@ -281,6 +286,7 @@ impl ConfigError {
             ),
             ConfigError::PubSub(error) => error.hint(),
             ConfigError::RuntimeConfig(error) => error.hint(),
+            ConfigError::ScheduledTasks(error) => error.hint(),
             ConfigError::Storage(error) => error.hint(),
             ConfigError::RouteRules(error) => error.hint(),
             ConfigError::Observability(error) => error.hint(),
@@ -337,6 +343,8 @@ struct FileConfig {
     websocket: WebSocketSection,
     #[serde(default)]
     runtime_config: toml::Table,
+    #[serde(default)]
+    scheduled_tasks: crate::project::config_tasks::ScheduledTasks,
     #[serde(default)]
     storage: std::collections::BTreeMap<
         String,
@@ -515,6 +523,11 @@ pub fn resolve(
         &|name| env.vars.get(name).cloned(),
     )?;
 
+    crate::project::config_tasks::schedules(
+        &parsed.scheduled_tasks,
+        &display_file.display().to_string(),
+    )?;
+
     let storage = crate::project::config_storage::resolve(
         parsed
             .storage
@@ -572,6 +585,7 @@ pub fn resolve(
             .map(|origins| origins.into_iter().map(|origin| origin.0).collect()),
         pubsub,
         runtime_config,
+        scheduled_tasks: parsed.scheduled_tasks,
         storage,
         route_rules,
         observability,
@@ -932,11 +946,11 @@ mod tests {
     fn unknown_top_level_key() {
         assert_eq!(
             err("[server]\nport = 1\n"),
-            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`, `observability`"
+            "unknown key `server` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`, `storage`, `route_rules`, `observability`"
         );
         assert_eq!(
             err("port = 1\n"),
-            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `storage`, `route_rules`, `observability`"
+            "unknown key `port` in the top level of `examples/x/nitro.toml:1`: expected one of `renderer`, `features`, `dev`, `dependencies`, `limits`, `websocket`, `runtime_config`, `scheduled_tasks`, `storage`, `route_rules`, `observability`"
         );
     }
 

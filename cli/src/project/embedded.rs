@@ -82,6 +82,14 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
         ),
         (
+            "src/ffi/plugin_export.rs",
+            include_str!("../../embedded/nitro/ffi/plugin_export.rs"),
+        ),
+        (
+            "src/ffi/task_export.rs",
+            include_str!("../../embedded/nitro/ffi/task_export.rs"),
+        ),
+        (
             "src/ffi/stream.rs",
             include_str!("../../embedded/nitro/ffi/stream.rs"),
         ),
@@ -100,6 +108,7 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/middleware.rs"),
         ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
+        ("src/task.rs", include_str!("../../embedded/nitro/task.rs")),
         (
             "src/storage.rs",
             include_str!("../../embedded/nitro/storage.rs"),

@@ -9,6 +9,7 @@ pub mod config_pubsub;
 pub mod config_rules;
 pub mod config_runtime;
 pub mod config_storage;
+pub mod config_tasks;
 #[cfg(test)]
 mod config_tests;
 pub(crate) mod embedded;

@@ -19,4 +19,5 @@ fn help_of_every_command() {
     for command in ["dev", "build", "start", "init", "test", "doc"] {
         insta::assert_snapshot!(format!("help_{command}"), help(&[command]));
     }
+    insta::assert_snapshot!("help_task_run", help(&["task", "run"]));
 }

@@ -22,6 +22,8 @@ pub mod __private {
         ws_error_async, ws_message_async, ws_open_async, ws_upgrade_async,
     };
     pub use super::super::middleware_export::middleware_async;
+    pub use super::super::plugin_export::plugin_async;
+    pub use super::super::task_export::task_async;
 
     /// The version of this crate, reported in the route table.
     pub const NITRO_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -282,6 +284,9 @@ macro_rules! __export_route {
                 }
                 Some(shutdown)
             },
+            plugin_setup: None,
+            plugin_shutdown: None,
+            task_run: None,
         };
 
         #[unsafe(no_mangle)]

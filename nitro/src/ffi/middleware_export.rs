@@ -163,6 +163,9 @@ macro_rules! __export_middleware {
                 }
                 Some(shutdown)
             },
+            plugin_setup: None,
+            plugin_shutdown: None,
+            task_run: None,
         };
 
         #[unsafe(no_mangle)]

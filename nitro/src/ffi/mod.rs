@@ -1,7 +1,7 @@
 //! The route side of the ABI: the calls into the host ([`host`]; [`host_task`] for the tasks
 //! the host returns, as storage does) and the entry points the
 //! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
-//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
+//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`plugin_export`] for `plugins/*.rs` files; [`task_export`] for `tasks/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
 //! answers written).
 //!
 //! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
@@ -18,8 +18,10 @@ mod guard;
 mod host;
 mod host_task;
 mod middleware_export;
+mod plugin_export;
 mod stream;
 mod task;
+mod task_export;
 mod waker;
 
 pub use export::__private;
