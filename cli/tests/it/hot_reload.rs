@@ -365,7 +365,21 @@ async fn ten_quick_saves_make_one_or_two_builds() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let builds = dev.stderr_count("rebuilt routes/hello.rs in ");
+    // The report line follows the swap: wait until the count has settled.
+    let mut builds = dev.stderr_count("rebuilt routes/hello.rs in ");
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = dev.stderr_count("rebuilt routes/hello.rs in ");
+        if now == builds && now > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rebuild line; stderr:\n{}",
+            dev.stderr()
+        );
+        builds = now;
+    }
     assert!(
         (1..=2).contains(&builds),
         "{builds} builds:\n{}",
