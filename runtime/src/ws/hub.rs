@@ -90,6 +90,8 @@ impl Hub {
         data: Bytes,
         binary: bool,
     ) -> usize {
+        // Counted before any subscriber can see it (a scrape after a delivery includes it).
+        crate::telemetry::metrics::ws_publish();
         let message = frame(data, binary);
         let sent = self.publish_in(namespace, topic, message.clone(), None);
         self.relay(namespace, topic, &message);
@@ -126,8 +128,6 @@ impl Hub {
 
     /// Offers a local publish to the backplane, if any (never blocks).
     pub(crate) fn relay(&self, namespace: Option<&str>, topic: &str, message: &Message) {
-        // Every publish made here passes by: counted once, whatever the backplane.
-        crate::telemetry::metrics::ws_publish();
         if let Some(relay) = self.relay.get() {
             relay.offer(namespace, topic, message);
         }

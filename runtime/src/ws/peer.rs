@@ -328,6 +328,8 @@ impl Peer {
     pub fn publish(&self, topic: &str, data: Bytes, binary: bool, self_too: bool) {
         if let Some(hub) = self.hub.upgrade() {
             let skip = (!self_too).then_some(self.key);
+            // Counted before any subscriber can see it (a scrape after a delivery includes it).
+            crate::telemetry::metrics::ws_publish();
             let message = frame(data, binary);
             hub.publish_in(Some(&self.namespace), topic, message.clone(), skip);
             hub.relay(Some(&self.namespace), topic, &message);
