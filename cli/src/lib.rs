@@ -18,6 +18,7 @@
 
 pub(crate) mod commands;
 pub(crate) mod devloop;
+pub(crate) mod human_fields;
 pub(crate) mod logging;
 pub mod output;
 pub mod pipeline;

@@ -15,11 +15,13 @@
 //! [`MAX_BUFFERED`] bytes wait, the request's worker writes them itself (back-pressure, no
 //! line is dropped).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::human_fields::HumanFields;
 use nitro_runtime::telemetry::span::{REQUEST_SPAN, REQUEST_TARGET};
 use tracing::field::{Field, Visit};
 use tracing::span;
@@ -90,6 +92,7 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat) {
     JSON.store(json, Ordering::Relaxed);
     let human = (!json).then(|| {
         tracing_subscriber::fmt::layer()
+            .fmt_fields(HumanFields::default())
             .with_writer(io::stderr)
             .with_target(verbose > 0)
             .with_ansi(ansi)
@@ -120,7 +123,7 @@ struct RequestLog {
 #[derive(Debug, Default)]
 struct RequestFields {
     start: Option<Instant>,
-    method: String,
+    method: Cow<'static, str>,
     path: String,
     route: Option<String>,
     file: Option<String>,
@@ -132,7 +135,7 @@ struct RequestFields {
 impl Visit for RequestFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "http.request.method" => self.method = value.to_owned(),
+            "http.request.method" => self.method = method_name(value),
             "url.path" => self.path = value.to_owned(),
             "http.route" => self.route = Some(value.to_owned()),
             "nitro.route" => self.file = Some(value.to_owned()),
@@ -156,16 +159,28 @@ impl Visit for RequestFields {
 
 impl RequestFields {
     /// The request log line for a closed span.
+    #[cfg(test)]
     fn line(&self, elapsed: Duration, json: bool, ansi: bool) -> String {
+        let mut out = Vec::new();
+        self.write_line(&mut out, elapsed, json, ansi);
+        String::from_utf8(out).expect("request lines are UTF-8")
+    }
+
+    /// Appends the request log line for a closed span to `out`. The human line is written
+    /// straight into the log buffer, without a `String` of its own.
+    fn write_line(&self, out: &mut Vec<u8>, elapsed: Duration, json: bool, ansi: bool) {
         let status = self.status.and_then(|s| u16::try_from(s).ok());
-        let text = nitro_runtime::request_log::line(&self.method, &self.path, status, elapsed);
         if !json {
-            return if ansi {
-                format!("\x1b[32m INFO\x1b[0m {text}\n")
+            out.extend_from_slice(if ansi {
+                b"\x1b[32m INFO\x1b[0m "
             } else {
-                format!(" INFO {text}\n")
-            };
+                b" INFO "
+            });
+            nitro_runtime::request_log::write_line(out, &self.method, &self.path, status, elapsed);
+            out.push(b'\n');
+            return;
         }
+        let text = nitro_runtime::request_log::line(&self.method, &self.path, status, elapsed);
         let mut timestamp = String::new();
         let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
         let mut object = serde_json::Map::new();
@@ -173,7 +188,7 @@ impl RequestFields {
         object.insert("level".into(), "INFO".into());
         object.insert("message".into(), text.into());
         object.insert("target".into(), REQUEST_TARGET.into());
-        object.insert("http.request.method".into(), self.method.clone().into());
+        object.insert("http.request.method".into(), self.method.as_ref().into());
         object.insert("url.path".into(), self.path.clone().into());
         if let Some(route) = &self.route {
             object.insert("http.route".into(), route.clone().into());
@@ -192,9 +207,19 @@ impl RequestFields {
         if let Some(id) = &self.parent_id {
             object.insert("parent_id".into(), id.clone().into());
         }
-        let mut line = serde_json::Value::Object(object).to_string();
-        line.push('\n');
-        line
+        let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(object));
+        out.push(b'\n');
+    }
+}
+
+/// A request method's name, without an allocation for the standard ones.
+fn method_name(value: &str) -> Cow<'static, str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|m| **m == value) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(value.to_owned()),
     }
 }
 
@@ -237,8 +262,8 @@ where
             return;
         };
         let elapsed = fields.start.map(|s| s.elapsed()).unwrap_or_default();
-        let line = fields.line(elapsed, JSON.load(Ordering::Relaxed), self.ansi);
-        buffer().append(line.as_bytes());
+        let json = JSON.load(Ordering::Relaxed);
+        buffer().append_with(|out| fields.write_line(out, elapsed, json, self.ansi));
     }
 }
 
@@ -253,9 +278,15 @@ impl Buffer {
         self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[cfg(test)]
     fn append(&self, bytes: &[u8]) {
+        self.append_with(|lines| lines.extend_from_slice(bytes));
+    }
+
+    /// Appends what `write` writes, under the lock (one line: lines stay whole).
+    fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let mut lines = self.lock();
-        lines.extend_from_slice(bytes);
+        write(&mut lines);
         if lines.len() >= MAX_BUFFERED {
             // stderr is not keeping up: write here, in order, under the lock.
             let _ = io::stderr().lock().write_all(&lines);
