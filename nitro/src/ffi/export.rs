@@ -28,6 +28,13 @@ pub mod __private {
     /// The version of this crate, reported in the route table.
     pub const NITRO_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+    /// Installs the forwarding `tracing` subscriber as `init` does when the host's most
+    /// verbose level is `max_level` (one of `abi::level`). For the `trace_levels` bench, which
+    /// has no host: enabled events are collected and then dropped.
+    pub fn install_trace_forwarding(max_level: u32) {
+        crate::trace::install(Some(max_level));
+    }
+
     /// The `shutdown` entry: drops per-generation state and stops the route's runtime. A panic
     /// (from a value's `Drop`) is logged and ends the shutdown early; it never unwinds.
     pub fn shutdown(timeout_ms: u64) {
