@@ -191,7 +191,8 @@ mod tests {
                 "http.request.method\x1b[0m\x1b[2m=\x1b[0m\"PATCH\"",
                 "http.request.method\x1b[0m\x1b[2m=\x1b[0mPATCH",
             );
-            let default = default.replace("http.request.method=\"PATCH\"", "http.request.method=PATCH");
+            let default =
+                default.replace("http.request.method=\"PATCH\"", "http.request.method=PATCH");
             assert_eq!(log(true, ansi), default, "ansi: {ansi}");
         }
         let plain = log(true, false);

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use nitro::__private::{abi, install_trace_forwarding};
 
+/// A kind of call: its name and one call.
+type Case = (&'static str, fn(u64));
+
 /// Calls of each kind per sample.
 const CALLS: u64 = 2_000_000;
 /// Samples of each kind; the median is reported.
@@ -23,8 +26,7 @@ const SAMPLES: usize = 15;
 
 fn main() {
     install_trace_forwarding(u32::from(abi::level::INFO));
-    // (name, one call)
-    let cases: [(&str, fn(u64)); 6] = [
+    let cases: [Case; 6] = [
         ("empty loop (the floor)", |i| {
             black_box(i);
         }),

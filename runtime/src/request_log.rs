@@ -26,7 +26,10 @@ pub fn write_line(
 ) {
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
-    if path.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'\'' && b != b'"') {
+    if path
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'\'' && b != b'"')
+    {
         // The common case: nothing to escape.
         out.extend_from_slice(path.as_bytes());
     } else {
@@ -65,7 +68,10 @@ mod tests {
         // Everything `escape_default` would change takes the escaping path.
         for path in ["/a\\b", "/it's", "/\"q\"", "/caf\u{e9}", "/\u{7f}", "/\t"] {
             let escaped: String = path.chars().flat_map(char::escape_default).collect();
-            assert_eq!(line("GET", path, Some(200), Duration::ZERO), format!("GET {escaped} 200 0.0 ms"));
+            assert_eq!(
+                line("GET", path, Some(200), Duration::ZERO),
+                format!("GET {escaped} 200 0.0 ms")
+            );
         }
     }
 }
