@@ -26,12 +26,13 @@ use nitro_runtime::telemetry::span::{REQUEST_SPAN, REQUEST_TARGET};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry};
 
 /// How long a request-log line may wait before it is written.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -75,16 +76,37 @@ pub(crate) fn set_request_log(on: bool) {
     REQUEST_LOG.store(on, Ordering::Relaxed);
 }
 
+/// The global filter. `RUST_LOG` can name spans and field values, which only [`EnvFilter`]
+/// understands; the built-in directives are targets and levels, for which [`Targets`] decides
+/// once per callsite. `EnvFilter` also keeps per-span state (a lock on every span's enter,
+/// exit and close), a cost each request span would pay for nothing.
+fn filter(
+    rust_log: Option<String>,
+    verbose: u8,
+    quiet: bool,
+) -> Box<dyn Layer<Registry> + Send + Sync> {
+    let defaults = || -> Box<dyn Layer<Registry> + Send + Sync> {
+        let targets: Targets = default_directives(verbose, quiet)
+            .parse()
+            .expect("the built-in directives are valid");
+        Box::new(targets)
+    };
+    match rust_log {
+        Some(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
+            Ok(filter) => Box::new(filter),
+            Err(e) => {
+                eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
+                defaults()
+            }
+        },
+        _ => defaults(),
+    }
+}
+
 /// Installs the subscriber. Call once, from the binary; later calls are ignored (a test may
 /// have installed one).
 pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat) {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value).unwrap_or_else(|e| {
-            eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
-            EnvFilter::new(default_directives(verbose, quiet))
-        }),
-        _ => EnvFilter::new(default_directives(verbose, quiet)),
-    };
+    let filter = filter(std::env::var("RUST_LOG").ok(), verbose, quiet);
     // Colours only on a terminal: `nitro start`'s request log often goes to a file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -453,6 +475,7 @@ mod tests {
         assert_eq!(default_directives(0, false), "info");
         for v in 0..5 {
             EnvFilter::try_new(default_directives(v, false)).unwrap();
+            default_directives(v, false).parse::<Targets>().unwrap();
         }
     }
 }
