@@ -26,7 +26,8 @@
 //! `?` works on any error: [`Error`]s answer as written, other errors (`ParseIntError`,
 //! `std::io::Error`, `anyhow::Error`, …) answer `500` and are logged with the route file; see
 //! [`Error`]. [`Request::param_as`], [`Request::query_as`] and [`Request::form`] read typed
-//! input and answer `400` naming the field; [`cookies`] reads and sets cookies, signed or
+//! input and answer `400` naming the field, and [`Request::multipart`] reads forms with files
+//! ([`multipart`]); [`cookies`] reads and sets cookies, signed or
 //! encrypted with the app's secret. Files that ship with the app live in `assets/` and are
 //! found with [`assets::path`].
 //!
@@ -107,6 +108,7 @@ mod extract;
 mod ffi;
 mod http;
 pub mod middleware;
+pub mod multipart;
 mod rt;
 pub mod sse;
 pub mod storage;

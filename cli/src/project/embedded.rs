@@ -107,6 +107,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/middleware.rs",
             include_str!("../../embedded/nitro/middleware.rs"),
         ),
+        (
+            "src/multipart.rs",
+            include_str!("../../embedded/nitro/multipart.rs"),
+        ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
         ("src/task.rs", include_str!("../../embedded/nitro/task.rs")),
         (
@@ -158,6 +162,7 @@ anyhow = "1"
 cookie = {{ version = "0.18", features = ["percent-encode", "signed", "private", "key-expansion"] }}
 form_urlencoded = "1"
 futures-core = "0.3"
+multer = "3"
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"
