@@ -63,6 +63,12 @@
 //! }
 //! ```
 //!
+//! # Testing
+//!
+//! `#[test]` functions in a route file run with `nitro test`. Build requests with
+//! [`Request::builder`]; test WebSocket hooks on the recording peers of [`testing`]
+//! (`TestPeer`, `TestHub`), and `async fn`s with [`testing::block_on`].
+//!
 //! # Middleware
 //!
 //! A file in the project's `middleware/` folder runs before every request (files, routes, the
@@ -114,6 +120,7 @@ pub mod sse;
 pub mod storage;
 mod streamed;
 pub mod task;
+pub mod testing;
 mod trace;
 pub mod ws;
 

@@ -78,6 +78,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/host_task.rs"),
         ),
         (
+            "src/ffi/local_peer.rs",
+            include_str!("../../embedded/nitro/ffi/local_peer.rs"),
+        ),
+        (
             "src/ffi/middleware_export.rs",
             include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
         ),
@@ -113,6 +117,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
         ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
         ("src/task.rs", include_str!("../../embedded/nitro/task.rs")),
+        (
+            "src/testing.rs",
+            include_str!("../../embedded/nitro/testing.rs"),
+        ),
         (
             "src/storage.rs",
             include_str!("../../embedded/nitro/storage.rs"),
