@@ -128,6 +128,9 @@ impl TestHub {
     /// hook chose, else the request's path. Selecting a subprotocol the request did not offer
     /// fails the handshake, as on a server: a `500`.
     ///
+    /// An `async fn upgrade(req: Request)` is run with [`block_on`]:
+    /// `hub.connect(req, |req| block_on(upgrade(req.clone())))`.
+    ///
     /// [`RequestBuilder::context`]: crate::RequestBuilder::context
     // The refusal is the value a test asserts on; a large `Err` costs nothing here.
     #[allow(clippy::result_large_err)]
@@ -696,6 +699,26 @@ mod tests {
             .connect(Request::builder("GET", "/_ws").build(), namespaced)
             .unwrap();
         assert_eq!(peer.namespace(), "room-1");
+    }
+
+    #[test]
+    fn an_async_upgrade_hook_runs_with_block_on() {
+        async fn upgrade(req: Request) -> Result<Upgrade, Error> {
+            std::future::ready(()).await;
+            match req.query("user") {
+                Some(user) => Ok(Upgrade::accept().context("user", user)),
+                None => Err(Error::unauthorized("who are you")),
+            }
+        }
+        let hub = TestHub::new();
+        let req = Request::builder("GET", "/_ws?user=ada").build();
+        let peer = hub
+            .connect(req, |req| block_on(upgrade(req.clone())))
+            .unwrap();
+        assert_eq!(peer.context::<String>("user").as_deref(), Some("ada"));
+        let req = Request::builder("GET", "/_ws").build();
+        let refused = hub.connect(req, |req| block_on(upgrade(req.clone())));
+        assert_eq!(refused.unwrap_err().status(), 401);
     }
 
     #[test]
