@@ -114,6 +114,7 @@ mod extract;
 mod ffi;
 mod http;
 pub mod middleware;
+#[cfg(feature = "multipart")]
 pub mod multipart;
 mod rt;
 pub mod sse;

@@ -170,7 +170,7 @@ anyhow = "1"
 cookie = {{ version = "0.18", features = ["percent-encode", "signed", "private", "key-expansion"] }}
 form_urlencoded = "1"
 futures-core = "0.3"
-multer = "3"
+multer = {{ version = "3", optional = true }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"
@@ -182,6 +182,8 @@ tracing-log = {{ version = "0.2", default-features = false, features = ["log-tra
 log = {{ version = "0.4", features = ["std"] }}
 
 [features]
+default = ["multipart"]
+multipart = ["dep:multer"]
 tokio = ["dep:tokio"]
 "#
     )
