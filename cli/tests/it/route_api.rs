@@ -400,6 +400,11 @@ fn multipart_forms_under_dev() {
             ),
         ),
         ("routes/photos.post.rs", &doc_sample("### Forms with files")),
+        // Built without the `multipart` feature until an edit calls it.
+        (
+            "routes/later.post.rs",
+            "pub fn handler() -> &'static str {\n    \"plain\"\n}\n",
+        ),
     ]);
     let dev = NitroDev::start(project.path());
     let port = dev.port;
@@ -479,4 +484,27 @@ fn multipart_forms_under_dev() {
         &big,
     );
     assert_eq!(res.status, 413);
+
+    // A route that starts reading multipart bodies is rebuilt with the feature.
+    assert_eq!(post(port, "/later").text(), "plain");
+    project.write(
+        "routes/later.post.rs",
+        &format!(
+            "pub fn handler{}",
+            HANDLER.replace("REQ", "&nitro::Request")
+        ),
+    );
+    assert!(
+        dev.wait_stderr("rebuilt routes/later.post.rs in ", Duration::from_secs(300)),
+        "{}",
+        dev.stderr()
+    );
+    let res = http(
+        port,
+        "POST",
+        "/later",
+        &[("content-type", &content_type)],
+        &body,
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
 }
