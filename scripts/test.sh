@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of nitro-rs, installing what the tests need first.
 #
-#   scripts/test.sh            # all tests
-#   scripts/test.sh -p nitro-router   # extra arguments go to `cargo test`
+#   scripts/test.sh            # all tests, then scripts/install-check.sh (`cargo install --path cli`
+#                              # and the installed `nitro` used outside the clone)
+#   scripts/test.sh -p nitro-router   # extra arguments go to `cargo test` (no install check)
 #
 # Installs (when missing), and says so before it does:
 #   - Debian packages, with apt-get as root (through sudo unless already root), without their
@@ -47,4 +48,11 @@ if ! rust-analyzer --version >/dev/null 2>&1 && [ -z "${NITRO_TEST_NO_INSTALL:-}
   rustup component add rust-analyzer
 fi
 
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+
+# A full run (no arguments) also installs the CLI from the clone as a user would and uses the
+# installed `nitro` in a folder outside it (scripts/install-check.sh, under a minute once the
+# tests have built everything).
+if [ $# -eq 0 ]; then
+  scripts/install-check.sh
+fi

@@ -63,7 +63,7 @@ impl Request {
 
     /// The body of an HTML form (`application/x-www-form-urlencoded`) deserialised into `T`:
     /// `415` for another content type, `400` naming the field that is missing or does not fit.
-    /// Forms with files (`multipart/form-data`) are not read by this method.
+    /// Forms with files (`multipart/form-data`) are read with [`Request::multipart`].
     pub fn form<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let content_type = self.header("content-type").unwrap_or("");
         let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -111,7 +111,7 @@ impl Request {
 }
 
 /// Deserialises `key=value&…` into `T`; the error starts with the field in backticks.
-fn urlencoded<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
+pub(crate) fn urlencoded<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(input));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

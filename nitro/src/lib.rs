@@ -26,7 +26,8 @@
 //! `?` works on any error: [`Error`]s answer as written, other errors (`ParseIntError`,
 //! `std::io::Error`, `anyhow::Error`, …) answer `500` and are logged with the route file; see
 //! [`Error`]. [`Request::param_as`], [`Request::query_as`] and [`Request::form`] read typed
-//! input and answer `400` naming the field; [`cookies`] reads and sets cookies, signed or
+//! input and answer `400` naming the field, and [`Request::multipart`] reads forms with files
+//! ([`multipart`]); [`cookies`] reads and sets cookies, signed or
 //! encrypted with the app's secret. Files that ship with the app live in `assets/` and are
 //! found with [`assets::path`].
 //!
@@ -61,6 +62,12 @@
 //!     peer.publish("chat", json!({ "user": "server", "message": format!("{peer} 离开了！") }));
 //! }
 //! ```
+//!
+//! # Testing
+//!
+//! `#[test]` functions in a route file run with `nitro test`. Build requests with
+//! [`Request::builder`]; test WebSocket hooks on the recording peers of [`testing`]
+//! (`TestPeer`, `TestHub`), and `async fn`s with [`testing::block_on`].
 //!
 //! # Middleware
 //!
@@ -107,11 +114,14 @@ mod extract;
 mod ffi;
 mod http;
 pub mod middleware;
+#[cfg(feature = "multipart")]
+pub mod multipart;
 mod rt;
 pub mod sse;
 pub mod storage;
 mod streamed;
 pub mod task;
+pub mod testing;
 mod trace;
 pub mod ws;
 

@@ -166,7 +166,8 @@ pub struct Message {
 }
 
 impl Message {
-    /// A message, for tests of hooks.
+    /// A message, for tests of hooks (also `Message::from("text")`, `Message::from(bytes)`;
+    /// see [`testing`](crate::testing)).
     pub fn new(data: impl Into<Vec<u8>>, binary: bool) -> Message {
         Message {
             data: data.into(),
@@ -196,6 +197,34 @@ impl Message {
     }
 }
 
+/// A text message, for tests of hooks: `Message::from("hi")`.
+impl From<&str> for Message {
+    fn from(text: &str) -> Message {
+        Message::new(text, false)
+    }
+}
+
+/// A text message, for tests of hooks.
+impl From<String> for Message {
+    fn from(text: String) -> Message {
+        Message::new(text, false)
+    }
+}
+
+/// A binary message, for tests of hooks.
+impl From<Vec<u8>> for Message {
+    fn from(bytes: Vec<u8>) -> Message {
+        Message::new(bytes, true)
+    }
+}
+
+/// A binary message, for tests of hooks.
+impl From<&[u8]> for Message {
+    fn from(bytes: &[u8]) -> Message {
+        Message::new(bytes, true)
+    }
+}
+
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text())
@@ -219,6 +248,16 @@ pub struct Close {
     pub code: u16,
     /// The close reason.
     pub reason: String,
+}
+
+impl Close {
+    /// Close details, for tests of the `close` hook.
+    pub fn new(code: u16, reason: impl Into<String>) -> Close {
+        Close {
+            code,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A connection-level error reported to the `error` hook (a panicking hook, a protocol error).

@@ -78,6 +78,10 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             include_str!("../../embedded/nitro/ffi/host_task.rs"),
         ),
         (
+            "src/ffi/local_peer.rs",
+            include_str!("../../embedded/nitro/ffi/local_peer.rs"),
+        ),
+        (
             "src/ffi/middleware_export.rs",
             include_str!("../../embedded/nitro/ffi/middleware_export.rs"),
         ),
@@ -107,8 +111,16 @@ pub(crate) const NITRO: EmbeddedCrate = EmbeddedCrate {
             "src/middleware.rs",
             include_str!("../../embedded/nitro/middleware.rs"),
         ),
+        (
+            "src/multipart.rs",
+            include_str!("../../embedded/nitro/multipart.rs"),
+        ),
         ("src/rt.rs", include_str!("../../embedded/nitro/rt.rs")),
         ("src/task.rs", include_str!("../../embedded/nitro/task.rs")),
+        (
+            "src/testing.rs",
+            include_str!("../../embedded/nitro/testing.rs"),
+        ),
         (
             "src/storage.rs",
             include_str!("../../embedded/nitro/storage.rs"),
@@ -158,6 +170,7 @@ anyhow = "1"
 cookie = {{ version = "0.18", features = ["percent-encode", "signed", "private", "key-expansion"] }}
 form_urlencoded = "1"
 futures-core = "0.3"
+multer = {{ version = "3", optional = true }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order"] }}
 serde_path_to_error = "0.1"
@@ -169,6 +182,8 @@ tracing-log = {{ version = "0.2", default-features = false, features = ["log-tra
 log = {{ version = "0.4", features = ["std"] }}
 
 [features]
+default = ["multipart"]
+multipart = ["dep:multer"]
 tokio = ["dep:tokio"]
 "#
     )

@@ -59,8 +59,13 @@ const FILES: &[(&str, &str)] = &[
 
 /// The `upgrade` sample of docs/routes.md, as written there.
 fn upgrade_sample() -> String {
+    doc_sample("### `upgrade`")
+}
+
+/// The first Rust sample under `heading` in docs/routes.md, as written there.
+fn doc_sample(heading: &str) -> String {
     let doc = std::fs::read_to_string(workspace_root().join("docs/routes.md")).unwrap();
-    let section = &doc[doc.find("### `upgrade`").unwrap()..];
+    let section = &doc[doc.find(heading).unwrap()..];
     let start = section.find("```rust\n").unwrap() + "```rust\n".len();
     section[start..start + section[start..].find("```").unwrap()].to_owned()
 }
@@ -346,4 +351,160 @@ pub fn handler(req: &nitro::Request) -> nitro::Response {
     let res = dev.get("/login?user=ada");
     assert_eq!(res.status, 500);
     assert!(res.text().contains("NITRO_COOKIE_SECRET"), "{}", res.text());
+}
+
+/// A `multipart/form-data` body as a browser sends it: a text field and a file of `file`'s bytes.
+fn multipart_body(boundary: &str, title: &str, file: &[u8]) -> Vec<u8> {
+    multipart_body_named(boundary, title, "file", file)
+}
+
+fn multipart_body_named(boundary: &str, title: &str, name: &str, file: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n{title}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"data.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// Forms with files (issue 14): a real multipart body read by a `fn` and an `async fn`
+/// handler, the 4xx of bad bodies, and the host's `[limits] max_body` before the route runs.
+#[test]
+fn multipart_forms_under_dev() {
+    const HANDLER: &str = "(req: REQ) -> nitro::Result<String> {
+    let form = req.multipart()?;
+    let title = form.text(\"title\")?;
+    let file = form.file(\"file\")?;
+    let sum: u64 = file.bytes().iter().map(|&b| u64::from(b)).sum();
+    Ok(format!(\"{title} {} {} {} {sum}\", file.file_name().unwrap_or_default(),
+        file.content_type().unwrap_or_default(), file.bytes().len()))
+}
+";
+    let project = Project::with_files(&[
+        ("nitro.toml", "[limits]\nmax_body = 65536\n"),
+        (
+            "routes/upload.post.rs",
+            &format!(
+                "pub fn handler{}",
+                HANDLER.replace("REQ", "&nitro::Request")
+            ),
+        ),
+        (
+            "routes/async-upload.post.rs",
+            &format!(
+                "pub async fn handler{}",
+                HANDLER.replace("REQ", "nitro::Request")
+            ),
+        ),
+        ("routes/photos.post.rs", &doc_sample("### Forms with files")),
+        // Built without the `multipart` feature until an edit calls it.
+        (
+            "routes/later.post.rs",
+            "pub fn handler() -> &'static str {\n    \"plain\"\n}\n",
+        ),
+    ]);
+    let dev = NitroDev::start(project.path());
+    let port = dev.port;
+    let boundary = "----nitroTestBoundary4Qx";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    // Every byte value, CR LF and dashes included.
+    let file: Vec<u8> = (0..=255u8).cycle().take(40_000).collect();
+    let sum: u64 = file.iter().map(|&b| u64::from(b)).sum();
+    let body = multipart_body(boundary, "Holiday ✓", &file);
+    for path in ["/upload", "/async-upload"] {
+        let res = http(
+            port,
+            "POST",
+            path,
+            &[("content-type", &content_type)],
+            &body,
+        );
+        assert_eq!(
+            (res.status, res.text()),
+            (
+                200,
+                format!("Holiday ✓ data.bin application/octet-stream 40000 {sum}")
+            ),
+            "{path}"
+        );
+    }
+
+    // Bad input: 4xx naming what is wrong.
+    let res = http(
+        port,
+        "POST",
+        "/upload",
+        &[("content-type", "text/plain")],
+        b"x",
+    );
+    assert_eq!(res.status, 415);
+    let res = http(
+        port,
+        "POST",
+        "/upload",
+        &[("content-type", "multipart/form-data")],
+        &body,
+    );
+    assert_eq!(res.status, 400);
+    assert!(message(&res).contains("`boundary`"), "{}", res.text());
+    let res = http(
+        port,
+        "POST",
+        "/async-upload",
+        &[("content-type", &content_type)],
+        &body[..body.len() - 30],
+    );
+    assert_eq!(res.status, 400);
+    assert!(message(&res).contains("`file`"), "{}", res.text());
+    let res = http(
+        port,
+        "POST",
+        "/upload",
+        &[("content-type", &content_type)],
+        &multipart_body(boundary, "no file", b"")
+            .split(|&b| b == b'\n')
+            .take(4)
+            .flat_map(|line| line.iter().copied().chain([b'\n']))
+            .chain(format!("--{boundary}--\r\n").bytes())
+            .collect::<Vec<u8>>(),
+    );
+    assert_eq!(res.status, 400);
+    assert_eq!(message(&res), "multipart file `file` is missing");
+
+    // Over `[limits] max_body`: the host answers 413 before the route runs.
+    let big = multipart_body(boundary, "big", &vec![b'x'; 70_000]);
+    let res = http(
+        port,
+        "POST",
+        "/upload",
+        &[("content-type", &content_type)],
+        &big,
+    );
+    assert_eq!(res.status, 413);
+
+    // A route that starts reading multipart bodies is rebuilt with the feature.
+    assert_eq!(post(port, "/later").text(), "plain");
+    project.write(
+        "routes/later.post.rs",
+        &format!(
+            "pub fn handler{}",
+            HANDLER.replace("REQ", "&nitro::Request")
+        ),
+    );
+    assert!(
+        dev.wait_stderr("rebuilt routes/later.post.rs in ", Duration::from_secs(300)),
+        "{}",
+        dev.stderr()
+    );
+    let res = http(
+        port,
+        "POST",
+        "/later",
+        &[("content-type", &content_type)],
+        &body,
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
 }

@@ -1,7 +1,7 @@
 //! The route side of the ABI: the calls into the host ([`host`]; [`host_task`] for the tasks
 //! the host returns, as storage does) and the entry points the
 //! route exports ([`export`]; [`async_export`] for `async fn`s, whose futures [`task`] turns
-//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`plugin_export`] for `plugins/*.rs` files; [`task_export`] for `tasks/*.rs` files; [`guard`] has what they share: panics caught, the runtime entered,
+//! into `abi::Task`s; [`middleware_export`] for `middleware/*.rs` files; [`plugin_export`] for `plugins/*.rs` files; [`task_export`] for `tasks/*.rs` files; [`local_peer`] serves a peer inside the library, for the test doubles of `nitro::testing`; [`guard`] has what they share: panics caught, the runtime entered,
 //! answers written).
 //!
 //! This is the only module of the crate with `unsafe` code. Every pointer it dereferences comes
@@ -17,6 +17,7 @@ mod export;
 mod guard;
 mod host;
 mod host_task;
+mod local_peer;
 mod middleware_export;
 mod plugin_export;
 mod stream;
@@ -29,4 +30,5 @@ pub(crate) use host::{
     RawPeer, host_assets_dir, host_event, host_log, host_peers, host_publish, host_runtime_config,
 };
 pub(crate) use host_task::{HostCall, HostResult};
+pub(crate) use local_peer::{LocalPeer, PeerBackend, WeakLocalPeer};
 pub(crate) use stream::open_event_peer;
