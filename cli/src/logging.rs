@@ -5,6 +5,9 @@
 //! (or `NITRO_LOG_FORMAT`) picks human lines (the default) or one JSON object per line
 //! ([`LogFormat`]; the fields are listed in docs/deploy.md).
 //!
+//! When this process serves and OpenTelemetry's variables ask for it, one more layer exports
+//! the spans (`crate::otel`); without them there is no such layer.
+//!
 //! The request log of `nitro start` is written from the server's request spans (target
 //! `nitro::request`, see `nitro_runtime::telemetry::span`) when they close, by
 //! [`RequestLog`], once [`set_request_log`] turned it on. Its lines are not written by the
@@ -74,8 +77,9 @@ pub(crate) fn set_request_log(on: bool) {
 }
 
 /// Installs the subscriber. Call once, from the binary; later calls are ignored (a test may
-/// have installed one).
-pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat) {
+/// have installed one). `serves`: this process serves, so its spans are exported when the
+/// OpenTelemetry variables ask for it (`crate::otel`; without them no layer is added).
+pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value).unwrap_or_else(|e| {
             eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
@@ -103,12 +107,21 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat) {
             .with_current_span(true)
             .with_span_list(false)
     });
+    let (tracer, warning) = match serves.then(crate::otel::start) {
+        Some(crate::otel::Started::On(tracer)) => (Some(tracer), None),
+        Some(crate::otel::Started::Warn(warning)) => (None, Some(warning)),
+        Some(crate::otel::Started::Off) | None => (None, None),
+    };
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(human)
         .with(json)
         .with(RequestLog { ansi })
+        .with(tracer.map(crate::otel::layer))
         .try_init();
+    if let Some(warning) = warning {
+        tracing::warn!(target: "nitro::otel", "{warning}");
+    }
 }
 
 /// Writes the request log from the server's request spans as they close.
