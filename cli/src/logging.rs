@@ -6,7 +6,10 @@
 //! ([`LogFormat`]; the fields are listed in docs/deploy.md).
 //!
 //! When this process serves and OpenTelemetry's variables ask for it, one more layer exports
-//! the spans (`crate::otel`); without them there is no such layer.
+//! the spans (`crate::otel`), under a filter of its own that keeps the server's request and
+//! peer spans whatever the log's level (so `-q` quiets the log, not the traces); the log's
+//! layers then get the log's filter each. Without the variables there is no such layer, and
+//! one filter for the whole subscriber, as before.
 //!
 //! The request log of `nitro start` is written from the server's request spans (target
 //! `nitro::request`, see `nitro_runtime::telemetry::span`) when they close, by
@@ -80,48 +83,78 @@ pub(crate) fn set_request_log(on: bool) {
 /// have installed one). `serves`: this process serves, so its spans are exported when the
 /// OpenTelemetry variables ask for it (`crate::otel`; without them no layer is added).
 pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value).unwrap_or_else(|e| {
-            eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
-            EnvFilter::new(default_directives(verbose, quiet))
-        }),
-        _ => EnvFilter::new(default_directives(verbose, quiet)),
+    let directives = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
+            Ok(_) => value,
+            Err(e) => {
+                eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
+                default_directives(verbose, quiet).to_owned()
+            }
+        },
+        _ => default_directives(verbose, quiet).to_owned(),
     };
     // Colours only on a terminal: `nitro start`'s request log often goes to a file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let json = format == LogFormat::Json;
     JSON.store(json, Ordering::Relaxed);
-    let human = (!json).then(|| {
+    let (tracer, warning) = match serves.then(crate::otel::start) {
+        Some(crate::otel::Started::On(tracer)) => (Some(tracer), None),
+        Some(crate::otel::Started::Warn(warning)) => (None, Some(warning)),
+        Some(crate::otel::Started::Off) | None => (None, None),
+    };
+    match tracer {
+        // The log's filter on each log layer, and the export's own (the server's spans whatever
+        // the log shows): filters per layer only when exporting.
+        Some(tracer) => {
+            let _ = tracing_subscriber::registry()
+                .with(human_layer(!json, verbose, ansi).with_filter(EnvFilter::new(&directives)))
+                .with(json_layer(json).with_filter(EnvFilter::new(&directives)))
+                .with(RequestLog { ansi }.with_filter(EnvFilter::new(&directives)))
+                .with(crate::otel::layer(tracer).with_filter(crate::otel::filter(&directives)))
+                .try_init();
+        }
+        None => {
+            let _ = tracing_subscriber::registry()
+                .with(EnvFilter::new(&directives))
+                .with(human_layer(!json, verbose, ansi))
+                .with(json_layer(json))
+                .with(RequestLog { ansi })
+                .try_init();
+        }
+    }
+    if let Some(warning) = warning {
+        tracing::warn!(target: "nitro::otel", "{warning}");
+    }
+}
+
+/// The human format's layer, when `on`.
+fn human_layer<S>(on: bool, verbose: u8, ansi: bool) -> Option<impl Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    on.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(io::stderr)
             .with_target(verbose > 0)
             .with_ansi(ansi)
             .without_time()
-    });
-    let json = json.then(|| {
+    })
+}
+
+/// The JSON format's layer, when `on`.
+fn json_layer<S>(on: bool) -> Option<impl Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    on.then(|| {
         tracing_subscriber::fmt::layer()
             .json()
             .with_writer(io::stderr)
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-    });
-    let (tracer, warning) = match serves.then(crate::otel::start) {
-        Some(crate::otel::Started::On(tracer)) => (Some(tracer), None),
-        Some(crate::otel::Started::Warn(warning)) => (None, Some(warning)),
-        Some(crate::otel::Started::Off) | None => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(human)
-        .with(json)
-        .with(RequestLog { ansi })
-        .with(tracer.map(crate::otel::layer))
-        .try_init();
-    if let Some(warning) = warning {
-        tracing::warn!(target: "nitro::otel", "{warning}");
-    }
+    })
 }
 
 /// Writes the request log from the server's request spans as they close.
