@@ -127,30 +127,6 @@ impl Request {
     pub fn remote_addr(&self) -> &str {
         &self.remote_addr
     }
-
-    /// The W3C `traceparent` value to put on an outgoing HTTP call, so that what the callee
-    /// does joins this request's trace:
-    ///
-    /// - when the server exports traces (`OTEL_EXPORTER_OTLP_ENDPOINT` is set), the request
-    ///   span's: its trace id (the caller's, when the request came with a `traceparent`), the
-    ///   request span as the parent;
-    /// - otherwise the request's own valid `traceparent` header, passed on unchanged;
-    /// - otherwise `None`.
-    ///
-    /// Call it while the handler runs: the host answers for the span of the call in progress
-    /// (a task spawned from the handler gets the incoming header only).
-    ///
-    /// ```no_run
-    /// # fn call(req: &nitro::Request) {
-    /// let mut headers = vec![("accept", "application/json".to_string())];
-    /// if let Some(traceparent) = req.traceparent() {
-    ///     headers.push(("traceparent", traceparent));
-    /// }
-    /// # }
-    /// ```
-    pub fn traceparent(&self) -> Option<String> {
-        crate::trace::traceparent(self)
-    }
 }
 
 /// Builds a [`Request`] for tests; see [`Request::builder`].

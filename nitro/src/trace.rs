@@ -8,8 +8,9 @@
 //! it around every poll and call of the route). The route's own spans are not sent as spans:
 //! their fields travel with each event inside them, as context.
 //!
-//! [`traceparent`] answers `Request::traceparent`: the host's value for the current call when it
-//! exports traces, else the request's own valid header.
+//! `Request::traceparent` is here too (an `impl Request` of this module, as `extract.rs` has):
+//! the host's value for the current call when it exports traces, else the request's own valid
+//! header.
 //!
 //! Disabled levels cost nothing: the subscriber's `max_level_hint` is the host's most verbose
 //! level when the library was loaded, and callsites above it are never enabled, so `tracing`'s
@@ -25,15 +26,36 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
-/// The `traceparent` for an outgoing call of `req`'s handler (see `Request::traceparent`).
-pub(crate) fn traceparent(req: &crate::Request) -> Option<String> {
-    if let Some(value) = crate::ffi::host_traceparent() {
-        return Some(value);
+impl crate::Request {
+    /// The W3C `traceparent` value to put on an outgoing HTTP call, so that what the callee
+    /// does joins this request's trace:
+    ///
+    /// - when the server exports traces (`OTEL_EXPORTER_OTLP_ENDPOINT` is set), the request
+    ///   span's: its trace id (the caller's, when the request came with a `traceparent`), the
+    ///   request span as the parent;
+    /// - otherwise the request's own valid `traceparent` header, passed on unchanged;
+    /// - otherwise `None`.
+    ///
+    /// Call it while the handler runs: the host answers for the span of the call in progress
+    /// (a task spawned from the handler gets the incoming header only).
+    ///
+    /// ```no_run
+    /// # fn call(req: &nitro::Request) {
+    /// let mut headers = vec![("accept", "application/json".to_string())];
+    /// if let Some(traceparent) = req.traceparent() {
+    ///     headers.push(("traceparent", traceparent));
+    /// }
+    /// # }
+    /// ```
+    pub fn traceparent(&self) -> Option<String> {
+        if let Some(value) = crate::ffi::host_traceparent() {
+            return Some(value);
+        }
+        self.header("traceparent")
+            .map(str::trim)
+            .filter(|v| valid_traceparent(v))
+            .map(str::to_owned)
     }
-    req.header("traceparent")
-        .map(str::trim)
-        .filter(|v| valid_traceparent(v))
-        .map(str::to_owned)
 }
 
 /// Whether `value` is a valid W3C `traceparent`: `<version>-<trace id>-<parent id>-<flags>` in

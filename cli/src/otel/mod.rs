@@ -178,8 +178,12 @@ pub(crate) fn shutdown() {
 struct Propagation;
 
 impl nitro_runtime::telemetry::otel::Propagation for Propagation {
-    fn request_span(&self, span: &Span, parent: Option<&TraceParent<'_>>) {
-        if let Some(parent) = parent.and_then(remote_context) {
+    fn request_span(&self, span: &Span, headers: &http::HeaderMap) {
+        let parent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
+        if let Some(parent) = parent.as_ref().and_then(remote_context) {
             let _ = span.set_parent(parent);
             return;
         }

@@ -12,16 +12,15 @@ use std::sync::OnceLock;
 use http::HeaderMap;
 use tracing::Span;
 
-use super::span::TraceParent;
-
 /// What an exporter does with the server's spans. Installed once per process with
 /// [`install`].
 pub trait Propagation: Send + Sync + 'static {
     /// Called once for every enabled request span, right after it is made and before it is
-    /// entered, with the request's valid `traceparent`, if any: make the span a child of that
-    /// remote span, and record its trace id on the span's `trace_id` field when the request
-    /// did not bring one (the span already carries the incoming `trace_id`/`parent_id`).
-    fn request_span(&self, span: &Span, parent: Option<&TraceParent<'_>>);
+    /// entered, with the request's headers: make the span a child of the remote span of a
+    /// valid `traceparent` (`span::TraceParent::parse`), and record its trace id on the span's
+    /// `trace_id` field when the request did not bring one (the span already carries the
+    /// incoming `trace_id`/`parent_id`).
+    fn request_span(&self, span: &Span, headers: &HeaderMap);
 
     /// The `traceparent` value for a call made from inside `span` (the span current while a
     /// route runs): its trace id, its own span id, its sampled flag. `None` when the span is
@@ -42,14 +41,9 @@ pub(crate) fn request_span(span: &Span, headers: &HeaderMap) {
     let Some(propagation) = INSTALLED.get() else {
         return;
     };
-    if span.is_disabled() {
-        return;
+    if !span.is_disabled() {
+        propagation.request_span(span, headers);
     }
-    let parent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse);
-    propagation.request_span(span, parent.as_ref());
 }
 
 /// The `traceparent` of the span current on this thread (see [`Propagation::traceparent`]);
