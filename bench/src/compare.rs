@@ -216,6 +216,27 @@ struct Options {
 }
 
 fn options(args: &[String]) -> Result<Options> {
+    const FLAGS: [&str; 11] = [
+        "--secs",
+        "--repeats",
+        "--only",
+        "--idle-peers",
+        "--client-threads",
+        "--baseline",
+        "--metrics",
+        "--node-output",
+        "--nitro",
+        "-q",
+        "--quiet",
+    ];
+    if let Some(unknown) = args
+        .iter()
+        .find(|a| a.starts_with('-') && !FLAGS.contains(&a.as_str()))
+    {
+        return Err(format!(
+            "compare: unknown option `{unknown}` (see `nitro-bench --help`)"
+        ));
+    }
     let number = |name: &str, default: f64| -> Result<f64> {
         flag(args, name)
             .map(|v| {

@@ -44,8 +44,21 @@ mod reference;
 /// A bound for any one wait (a reload, a start).
 const WAIT: Duration = Duration::from_secs(120);
 
+/// What `--help` prints (and a wrong command line, on stderr).
+const USAGE: &str = "usage: nitro-bench reload [--reloads N] [--restarts N] [--nitro PATH]\n\
+    \x20      nitro-bench compare [--secs S] [--repeats N] [--only ping1,ping50,broadcast,get,idle]\n\
+    \x20          [--idle-peers N] [--client-threads N] [--baseline NITRO] [--metrics] [--node-output DIR] [-q] [--nitro PATH]\n\
+    \x20      nitro-bench load ping1|ping50|broadcast|get|idle PORT PID [--secs S]\n\
+    \x20      nitro-bench pubsub [--rounds N] [--messages N] [--nitro PATH]\n\
+    (cargo run --release -p nitro-bench -- compare; see docs/benchmarks.md)";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Before anything runs: `compare --help` must not start a 7-minute benchmark.
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let rest = args.get(1..).unwrap_or_default();
     let port = || rest.first().and_then(|p| p.parse().ok()).unwrap_or(0);
     let result = match args.first().map(String::as_str) {
@@ -61,14 +74,7 @@ fn main() -> ExitCode {
         },
         Some("pubsub") => pubsub::run(rest),
         _ => {
-            eprintln!(
-                "usage: nitro-bench reload [--reloads N] [--restarts N] [--nitro PATH]\n\
-                 \x20      nitro-bench compare [--secs S] [--repeats N] [--only ping1,ping50,broadcast,get,idle]\n\
-                 \x20          [--idle-peers N] [--client-threads N] [--baseline NITRO] [--metrics] [--node-output DIR] [-q] [--nitro PATH]\n\
-                 \x20      nitro-bench load ping1|ping50|broadcast|get|idle PORT PID [--secs S]\n\
-                 \x20      nitro-bench pubsub [--rounds N] [--messages N] [--nitro PATH]\n\
-                 (cargo run --release -p nitro-bench -- compare; see docs/benchmarks.md)"
-            );
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };

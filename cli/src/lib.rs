@@ -19,6 +19,7 @@
 
 pub(crate) mod commands;
 pub(crate) mod devloop;
+pub(crate) mod human_fields;
 pub(crate) mod logging;
 pub(crate) mod otel;
 pub mod output;

@@ -21,21 +21,24 @@
 //! [`MAX_BUFFERED`] bytes wait, the request's worker writes them itself (back-pressure, no
 //! line is dropped).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use nitro_runtime::telemetry::span::{REQUEST_SPAN, REQUEST_TARGET};
+use crate::human_fields::HumanFields;
+use nitro_runtime::telemetry::span::{PEER_TARGET, REQUEST_SPAN, REQUEST_TARGET};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry};
 
 /// How long a request-log line may wait before it is written.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -79,20 +82,87 @@ pub(crate) fn set_request_log(on: bool) {
     REQUEST_LOG.store(on, Ordering::Relaxed);
 }
 
+/// The log's filter. `RUST_LOG` can name spans and field values, which only [`EnvFilter`]
+/// understands; the built-in directives are targets and levels, for which [`Targets`] decides
+/// once per callsite. `EnvFilter` also keeps per-span state (a lock on every span's enter,
+/// exit and close), a cost each request span would pay for nothing.
+#[derive(Debug, Clone)]
+enum LogFilter {
+    Targets(Box<Targets>),
+    /// `RUST_LOG`'s directives (valid: checked once).
+    Env(String),
+}
+
+impl LogFilter {
+    fn new(rust_log: Option<String>, verbose: u8, quiet: bool) -> LogFilter {
+        let defaults = || {
+            LogFilter::Targets(Box::new(
+                default_directives(verbose, quiet)
+                    .parse()
+                    .expect("the built-in directives are valid"),
+            ))
+        };
+        match rust_log {
+            Some(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
+                Ok(_) => LogFilter::Env(value),
+                Err(e) => {
+                    eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
+                    defaults()
+                }
+            },
+            _ => defaults(),
+        }
+    }
+
+    /// As the subscriber's global filter.
+    fn global(self) -> Box<dyn Layer<Registry> + Send + Sync> {
+        match self {
+            LogFilter::Targets(targets) => Box::new(*targets),
+            LogFilter::Env(directives) => Box::new(EnvFilter::new(directives)),
+        }
+    }
+
+    /// As the filter of one layer.
+    fn per_layer<S>(&self) -> Box<dyn Filter<S> + Send + Sync>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            LogFilter::Targets(targets) => Box::new(Targets::clone(targets)),
+            LogFilter::Env(directives) => Box::new(EnvFilter::new(directives)),
+        }
+    }
+
+    /// The trace export's filter: this one, and the server's request and peer spans at `info`
+    /// whatever it says (so a quiet log still exports every request).
+    fn for_export<S>(&self) -> Box<dyn Filter<S> + Send + Sync>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            LogFilter::Targets(targets) => Box::new(
+                Targets::clone(targets)
+                    .with_target(REQUEST_TARGET, Level::INFO)
+                    .with_target(PEER_TARGET, Level::INFO),
+            ),
+            LogFilter::Env(directives) => {
+                let mut filter = EnvFilter::new(directives);
+                for spans in [REQUEST_TARGET, PEER_TARGET] {
+                    if let Ok(directive) = format!("{spans}=info").parse() {
+                        filter = filter.add_directive(directive);
+                    }
+                }
+                Box::new(filter)
+            }
+        }
+    }
+}
+
 /// Installs the subscriber. Call once, from the binary; later calls are ignored (a test may
 /// have installed one). `serves`: this process serves, so its spans are exported when the
 /// OpenTelemetry variables ask for it (`crate::otel`; without them no layer is added).
 pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
-    let directives = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
-            Ok(_) => value,
-            Err(e) => {
-                eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
-                default_directives(verbose, quiet).to_owned()
-            }
-        },
-        _ => default_directives(verbose, quiet).to_owned(),
-    };
+    let filter = LogFilter::new(std::env::var("RUST_LOG").ok(), verbose, quiet);
     // Colours only on a terminal: `nitro start`'s request log often goes to a file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -108,15 +178,15 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
         // the log shows): filters per layer only when exporting.
         Some(tracer) => {
             let _ = tracing_subscriber::registry()
-                .with(human_layer(!json, verbose, ansi).with_filter(EnvFilter::new(&directives)))
-                .with(json_layer(json).with_filter(EnvFilter::new(&directives)))
-                .with(RequestLog { ansi }.with_filter(EnvFilter::new(&directives)))
-                .with(crate::otel::layer(tracer).with_filter(crate::otel::filter(&directives)))
+                .with(human_layer(!json, verbose, ansi).with_filter(filter.per_layer()))
+                .with(json_layer(json).with_filter(filter.per_layer()))
+                .with(RequestLog { ansi }.with_filter(filter.per_layer()))
+                .with(crate::otel::layer(tracer).with_filter(filter.for_export()))
                 .try_init();
         }
         None => {
             let _ = tracing_subscriber::registry()
-                .with(EnvFilter::new(&directives))
+                .with(filter.global())
                 .with(human_layer(!json, verbose, ansi))
                 .with(json_layer(json))
                 .with(RequestLog { ansi })
@@ -135,6 +205,7 @@ where
 {
     on.then(|| {
         tracing_subscriber::fmt::layer()
+            .fmt_fields(HumanFields::default())
             .with_writer(io::stderr)
             .with_target(verbose > 0)
             .with_ansi(ansi)
@@ -166,7 +237,7 @@ struct RequestLog {
 #[derive(Debug, Default)]
 struct RequestFields {
     start: Option<Instant>,
-    method: String,
+    method: Cow<'static, str>,
     path: String,
     route: Option<String>,
     file: Option<String>,
@@ -178,7 +249,7 @@ struct RequestFields {
 impl Visit for RequestFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "http.request.method" => self.method = value.to_owned(),
+            "http.request.method" => self.method = method_name(value),
             "url.path" => self.path = value.to_owned(),
             "http.route" => self.route = Some(value.to_owned()),
             "nitro.route" => self.file = Some(value.to_owned()),
@@ -202,16 +273,28 @@ impl Visit for RequestFields {
 
 impl RequestFields {
     /// The request log line for a closed span.
+    #[cfg(test)]
     fn line(&self, elapsed: Duration, json: bool, ansi: bool) -> String {
+        let mut out = Vec::new();
+        self.write_line(&mut out, elapsed, json, ansi);
+        String::from_utf8(out).expect("request lines are UTF-8")
+    }
+
+    /// Appends the request log line for a closed span to `out`. The human line is written
+    /// straight into the log buffer, without a `String` of its own.
+    fn write_line(&self, out: &mut Vec<u8>, elapsed: Duration, json: bool, ansi: bool) {
         let status = self.status.and_then(|s| u16::try_from(s).ok());
-        let text = nitro_runtime::request_log::line(&self.method, &self.path, status, elapsed);
         if !json {
-            return if ansi {
-                format!("\x1b[32m INFO\x1b[0m {text}\n")
+            out.extend_from_slice(if ansi {
+                b"\x1b[32m INFO\x1b[0m "
             } else {
-                format!(" INFO {text}\n")
-            };
+                b" INFO "
+            });
+            nitro_runtime::request_log::write_line(out, &self.method, &self.path, status, elapsed);
+            out.push(b'\n');
+            return;
         }
+        let text = nitro_runtime::request_log::line(&self.method, &self.path, status, elapsed);
         let mut timestamp = String::new();
         let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
         let mut object = serde_json::Map::new();
@@ -219,7 +302,7 @@ impl RequestFields {
         object.insert("level".into(), "INFO".into());
         object.insert("message".into(), text.into());
         object.insert("target".into(), REQUEST_TARGET.into());
-        object.insert("http.request.method".into(), self.method.clone().into());
+        object.insert("http.request.method".into(), self.method.as_ref().into());
         object.insert("url.path".into(), self.path.clone().into());
         if let Some(route) = &self.route {
             object.insert("http.route".into(), route.clone().into());
@@ -238,9 +321,19 @@ impl RequestFields {
         if let Some(id) = &self.parent_id {
             object.insert("parent_id".into(), id.clone().into());
         }
-        let mut line = serde_json::Value::Object(object).to_string();
-        line.push('\n');
-        line
+        let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(object));
+        out.push(b'\n');
+    }
+}
+
+/// A request method's name, without an allocation for the standard ones.
+fn method_name(value: &str) -> Cow<'static, str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|m| **m == value) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(value.to_owned()),
     }
 }
 
@@ -283,8 +376,8 @@ where
             return;
         };
         let elapsed = fields.start.map(|s| s.elapsed()).unwrap_or_default();
-        let line = fields.line(elapsed, JSON.load(Ordering::Relaxed), self.ansi);
-        buffer().append(line.as_bytes());
+        let json = JSON.load(Ordering::Relaxed);
+        buffer().append_with(|out| fields.write_line(out, elapsed, json, self.ansi));
     }
 }
 
@@ -299,9 +392,15 @@ impl Buffer {
         self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[cfg(test)]
     fn append(&self, bytes: &[u8]) {
+        self.append_with(|lines| lines.extend_from_slice(bytes));
+    }
+
+    /// Appends what `write` writes, under the lock (one line: lines stay whole).
+    fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let mut lines = self.lock();
-        lines.extend_from_slice(bytes);
+        write(&mut lines);
         if lines.len() >= MAX_BUFFERED {
             // stderr is not keeping up: write here, in order, under the lock.
             let _ = io::stderr().lock().write_all(&lines);
@@ -468,6 +567,7 @@ mod tests {
         assert_eq!(default_directives(0, false), "info");
         for v in 0..5 {
             EnvFilter::try_new(default_directives(v, false)).unwrap();
+            default_directives(v, false).parse::<Targets>().unwrap();
         }
     }
 }

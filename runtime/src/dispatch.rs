@@ -672,37 +672,50 @@ async fn websocket(
                 },
             );
             peer.set_protocol(protocol.as_deref());
+            // In the hub before `open` runs, so `open` finds itself in `peers()` and the others
+            // (crossws registers in the same tick as the `101`).
+            shared.hub.register(&peer);
+            let (opened, has_opened) = tokio::sync::oneshot::channel();
             let task = PeerTask {
                 shared: shared.clone(),
                 peer,
                 outbound,
                 route_file: file.to_owned(),
             };
-            spawn_peer(shared, task, hyper::upgrade::on(&mut req));
+            spawn_peer(shared, task, hyper::upgrade::on(&mut req), opened);
+            // The `101` waits for `open` (see `spawn_peer`).
+            let _ = has_opened.await;
             response
         }
     }
 }
 
-/// Registers the peer in the hub now, before the `101` leaves, and runs it once hyper hands
-/// over the connection. A client that has seen the `101` therefore finds the peer in
-/// `peers()` and in publishes (crossws registers in the same tick as the `101`); frames sent
-/// to it meanwhile wait in its queue, and its `open` hook may still be running.
-fn spawn_peer(shared: &Shared, task: PeerTask, on_upgrade: OnUpgrade) {
-    shared.hub.register(&task.peer);
+/// Runs a peer, registered in the hub already, in a task of its own: its `open` hook first,
+/// then (`opened` tells the dispatcher to send the `101`) the connection, once hyper hands it
+/// over. A client that has seen the `101` therefore finds the peer in `peers()`, in publishes
+/// and subscribed to what `open` subscribed to; frames sent to it meanwhile wait in its queue.
+/// `open` runs here rather than in the request's future because hyper drops that future when
+/// the client goes away: the peer would stay in the hub, and `close` would never run.
+fn spawn_peer(
+    shared: &Shared,
+    task: PeerTask,
+    on_upgrade: OnUpgrade,
+    opened: tokio::sync::oneshot::Sender<()>,
+) {
     let span = telemetry::span::peer(task.peer.id(), task.peer.namespace(), &task.route_file);
     let run = async move {
+        let task = ws::open(task).await;
+        let _ = opened.send(());
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(err) => {
                 tracing::debug!(target: "nitro::ws", "the upgrade did not complete: {err}");
-                // Never opened, so no hooks ran: it only leaves the hub.
-                task.peer.set_closed();
-                task.shared.hub.unregister(&task.peer);
+                // `open` ran: `close` runs too, with 1006 (no close frame).
+                ws::abandon(task).await;
                 return;
             }
         };
-        let limits = &task.shared.config.limits;
+        let limits = &task.shared().config.limits;
         let config = WebSocketConfig::default()
             .read_buffer_size(limits.ws_buffer)
             .write_buffer_size(limits.ws_buffer)

@@ -25,10 +25,13 @@ use crate::shared::Shared;
 use crate::static_files::StaticFiles;
 use crate::ws::Hub;
 use crate::{App, telemetry};
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// hyper's default for the number of request headers (`DEFAULT_MAX_HEADERS` in hyper 1.x).
+const HYPER_MAX_HEADERS: usize = 100;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -165,8 +168,12 @@ impl Server {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            .max_headers(limits.max_headers)
             .max_header_size(limits.max_header_bytes);
+        // hyper's own limit is the default, and setting it, even to the same value, makes
+        // hyper fill a header array of that size on every request (`SmallVec::from_elem`).
+        if limits.max_headers != HYPER_MAX_HEADERS {
+            builder.max_headers(limits.max_headers);
+        }
 
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -227,10 +234,14 @@ async fn serve_connection(
             let span = telemetry::span::request(req.method(), req.uri().path(), req.headers());
             let counted =
                 telemetry::metrics::enabled().then(|| (req.method().clone(), Instant::now()));
-            let response = handle_guarded(shared, remote, req)
-                .instrument(span.clone())
-                .await;
-            telemetry::span::record_status(&span, response.status());
+            // The status is recorded inside the span's future: no second handle to the span.
+            let response = async {
+                let response = handle_guarded(shared, remote, req).await;
+                telemetry::span::record_status(&Span::current(), response.status());
+                response
+            }
+            .instrument(span)
+            .await;
             if let Some((method, started)) = counted {
                 let route = response.extensions().get::<telemetry::metrics::Answered>();
                 telemetry::metrics::request(&method, response.status(), route, started.elapsed());

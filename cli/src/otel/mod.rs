@@ -140,21 +140,6 @@ where
         .with_context_activation(false)
 }
 
-/// The export's filter: the log's `directives`, and the server's request and peer spans at
-/// `info` whatever they say (so a quiet log still exports every request).
-pub(crate) fn filter(directives: &str) -> tracing_subscriber::EnvFilter {
-    let mut filter = tracing_subscriber::EnvFilter::new(directives);
-    for spans in [
-        nitro_runtime::telemetry::span::REQUEST_TARGET,
-        nitro_runtime::telemetry::span::PEER_TARGET,
-    ] {
-        if let Ok(directive) = format!("{spans}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    filter
-}
-
 /// The traces URL, when exporting (for the start-up banner).
 pub(crate) fn url() -> Option<&'static str> {
     URL.get().map(String::as_str)

@@ -28,6 +28,47 @@ pub mod __private {
     /// The version of this crate, reported in the route table.
     pub const NITRO_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+    /// Installs the forwarding `tracing` subscriber as `init` does when the host's most
+    /// verbose level is `max_level` (one of `abi::level`). For the `trace_levels` bench, which
+    /// has no host: enabled events are collected and then dropped.
+    pub fn install_trace_forwarding(max_level: u32) {
+        crate::trace::install(Some(max_level));
+    }
+
+    /// The `init` entry's type, as a generated crate defines it (it names its file).
+    pub type InitEntry =
+        unsafe extern "C" fn(*const abi::HostApi, *const abi::Outcome) -> abi::Status;
+
+    /// A route table with `init`, the `shutdown` entry and no other entry point: each kind of
+    /// file ([`__export_table!`](crate::__export_table)) fills in its own.
+    pub const fn route_table(init: InitEntry) -> abi::RouteV2 {
+        unsafe extern "C" fn shutdown_entry(timeout_ms: u64) {
+            shutdown(timeout_ms)
+        }
+        abi::RouteV2 {
+            abi_version: abi::NITRO_ABI_VERSION,
+            struct_size: core::mem::size_of::<abi::RouteV2>() as u32,
+            nitro_version: abi::Bytes::new(NITRO_VERSION.as_bytes()),
+            init,
+            http: None,
+            ws_upgrade: None,
+            ws_open: None,
+            ws_message: None,
+            ws_close: None,
+            ws_error: None,
+            http_async: None,
+            ws_upgrade_async: None,
+            ws_open_async: None,
+            ws_message_async: None,
+            ws_close_async: None,
+            ws_error_async: None,
+            shutdown: Some(shutdown_entry),
+            plugin_setup: None,
+            plugin_shutdown: None,
+            task_run: None,
+        }
+    }
+
     /// The `shutdown` entry: drops per-generation state and stops the route's runtime. A panic
     /// (from a value's `Drop`) is logged and ends the shutdown early; it never unwinds.
     pub fn shutdown(timeout_ms: u64) {
@@ -222,6 +263,53 @@ pub mod __private {
     }
 }
 
+/// The part every kind of exported file shares (routes, middleware, plugins, tasks): the
+/// `panic = "abort"` guard, the ABI version symbol, the route table with `init` and `shutdown`
+/// and the entries `$fields` sets (every other entry `None`), and the function the host looks
+/// up. Not a public API; `$kind`/`$kinds` name the kind in the guard's message.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_table {
+    ($kind:literal, $kinds:literal, $file:literal, { $($field:ident: $value:expr),* $(,)? }) => {
+        // The host cannot catch a panic that leaves a route library: with `panic = "abort"`
+        // the first panic in any route would end the whole server. However it was set
+        // (`CARGO_PROFILE_*_PANIC`, `RUSTFLAGS`, a cargo config), refuse to build.
+        #[cfg(panic = "abort")]
+        ::core::compile_error!(::core::concat!(
+            $kind,
+            " `",
+            $file,
+            "` is being built with `panic = \"abort\"`, which would let one ",
+            "panic stop the whole server: nitro ",
+            $kinds,
+            " need `panic = \"unwind\"` (remove ",
+            "`CARGO_PROFILE_*_PANIC` or `-C panic=abort` from the environment and cargo config)"
+        ));
+
+        #[unsafe(no_mangle)]
+        pub static NITRO_ROUTE_ABI: u32 = $crate::__private::abi::NITRO_ABI_VERSION;
+
+        static __NITRO_ROUTE: $crate::__private::abi::RouteV2 = $crate::__private::abi::RouteV2 {
+            $($field: $value,)*
+            ..$crate::__private::route_table({
+                unsafe extern "C" fn init(
+                    host: *const $crate::__private::abi::HostApi,
+                    out: *const $crate::__private::abi::Outcome,
+                ) -> $crate::__private::abi::Status {
+                    // SAFETY: called by the host per the ABI contract.
+                    unsafe { $crate::__private::init(host, out, $file) }
+                }
+                init
+            })
+        };
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn nitro_route_v2() -> *const $crate::__private::abi::RouteV2 {
+            &__NITRO_ROUTE
+        }
+    };
+}
+
 /// Exports a route's entry points from a generated route crate. Not a public API: `nitro dev`
 /// and `nitro build` generate the invocation.
 ///
@@ -235,64 +323,20 @@ pub mod __private {
 macro_rules! __export_route {
     ($module:ident, $file:literal, http: $http:tt, upgrade: $upgrade:tt, open: $open:tt,
      message: $message:tt, close: $close:tt, error: $error:tt $(,)?) => {
-        // The host cannot catch a panic that leaves a route library: with `panic = "abort"`
-        // the first panic in any route would end the whole server. However it was set
-        // (`CARGO_PROFILE_*_PANIC`, `RUSTFLAGS`, a cargo config), refuse to build.
-        #[cfg(panic = "abort")]
-        ::core::compile_error!(::core::concat!(
-            "route `",
-            $file,
-            "` is being built with `panic = \"abort\"`, which would let one ",
-            "panic stop the whole server: nitro routes need `panic = \"unwind\"` (remove ",
-            "`CARGO_PROFILE_*_PANIC` or `-C panic=abort` from the environment and cargo config)"
-        ));
-
-        #[unsafe(no_mangle)]
-        pub static NITRO_ROUTE_ABI: u32 = $crate::__private::abi::NITRO_ABI_VERSION;
-
-        static __NITRO_ROUTE: $crate::__private::abi::RouteV2 = $crate::__private::abi::RouteV2 {
-            abi_version: $crate::__private::abi::NITRO_ABI_VERSION,
-            struct_size: ::core::mem::size_of::<$crate::__private::abi::RouteV2>() as u32,
-            nitro_version: $crate::__private::abi::Bytes::new(
-                $crate::__private::NITRO_VERSION.as_bytes(),
-            ),
-            init: {
-                unsafe extern "C" fn init(
-                    host: *const $crate::__private::abi::HostApi,
-                    out: *const $crate::__private::abi::Outcome,
-                ) -> $crate::__private::abi::Status {
-                    // SAFETY: called by the host per the ABI contract.
-                    unsafe { $crate::__private::init(host, out, $file) }
-                }
-                init
-            },
-    http: $crate::__export_route!(@http $module $http),
-    ws_upgrade: $crate::__export_route!(@upgrade $module $upgrade),
-    ws_open: $crate::__export_route!(@open $module $open),
-    ws_message: $crate::__export_route!(@message $module $message),
-    ws_close: $crate::__export_route!(@close $module $close),
-    ws_error: $crate::__export_route!(@error $module $error),
-    http_async: $crate::__export_route!(@http_async $module $http),
-    ws_upgrade_async: $crate::__export_route!(@upgrade_async $module $upgrade),
-    ws_open_async: $crate::__export_route!(@open_async $module $open),
-    ws_message_async: $crate::__export_route!(@message_async $module $message),
-    ws_close_async: $crate::__export_route!(@close_async $module $close),
-    ws_error_async: $crate::__export_route!(@error_async $module $error),
-            shutdown: {
-                unsafe extern "C" fn shutdown(timeout_ms: u64) {
-                    $crate::__private::shutdown(timeout_ms)
-                }
-                Some(shutdown)
-            },
-            plugin_setup: None,
-            plugin_shutdown: None,
-            task_run: None,
-        };
-
-        #[unsafe(no_mangle)]
-        pub extern "C" fn nitro_route_v2() -> *const $crate::__private::abi::RouteV2 {
-            &__NITRO_ROUTE
-        }
+        $crate::__export_table!("route", "routes", $file, {
+            http: $crate::__export_route!(@http $module $http),
+            ws_upgrade: $crate::__export_route!(@upgrade $module $upgrade),
+            ws_open: $crate::__export_route!(@open $module $open),
+            ws_message: $crate::__export_route!(@message $module $message),
+            ws_close: $crate::__export_route!(@close $module $close),
+            ws_error: $crate::__export_route!(@error $module $error),
+            http_async: $crate::__export_route!(@http_async $module $http),
+            ws_upgrade_async: $crate::__export_route!(@upgrade_async $module $upgrade),
+            ws_open_async: $crate::__export_route!(@open_async $module $open),
+            ws_message_async: $crate::__export_route!(@message_async $module $message),
+            ws_close_async: $crate::__export_route!(@close_async $module $close),
+            ws_error_async: $crate::__export_route!(@error_async $module $error),
+        });
     };
     (@http $m:ident _) => {
         None

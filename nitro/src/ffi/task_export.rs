@@ -71,54 +71,7 @@ where
 #[macro_export]
 macro_rules! __export_task {
     ($module:ident, $file:literal, run: $run:tt $(,)?) => {
-        #[cfg(panic = "abort")]
-        ::core::compile_error!(::core::concat!(
-            "task `",
-            $file,
-            "` is being built with `panic = \"abort\"`, which would let one ",
-            "panic stop the whole server: nitro tasks need `panic = \"unwind\"` (remove ",
-            "`CARGO_PROFILE_*_PANIC` or `-C panic=abort` from the environment and cargo config)"
-        ));
-
-        #[unsafe(no_mangle)]
-        pub static NITRO_ROUTE_ABI: u32 = $crate::__private::abi::NITRO_ABI_VERSION;
-
-        static __NITRO_ROUTE: $crate::__private::abi::RouteV2 = $crate::__private::abi::RouteV2 {
-            abi_version: $crate::__private::abi::NITRO_ABI_VERSION,
-            struct_size: ::core::mem::size_of::<$crate::__private::abi::RouteV2>() as u32,
-            nitro_version: $crate::__private::abi::Bytes::new(
-                $crate::__private::NITRO_VERSION.as_bytes(),
-            ),
-            init: {
-                unsafe extern "C" fn init(
-                    host: *const $crate::__private::abi::HostApi,
-                    out: *const $crate::__private::abi::Outcome,
-                ) -> $crate::__private::abi::Status {
-                    // SAFETY: called by the host per the ABI contract.
-                    unsafe { $crate::__private::init(host, out, $file) }
-                }
-                init
-            },
-            http: None,
-            ws_upgrade: None,
-            ws_open: None,
-            ws_message: None,
-            ws_close: None,
-            ws_error: None,
-            http_async: None,
-            ws_upgrade_async: None,
-            ws_open_async: None,
-            ws_message_async: None,
-            ws_close_async: None,
-            ws_error_async: None,
-            shutdown: {
-                unsafe extern "C" fn shutdown(timeout_ms: u64) {
-                    $crate::__private::shutdown(timeout_ms)
-                }
-                Some(shutdown)
-            },
-            plugin_setup: None,
-            plugin_shutdown: None,
+        $crate::__export_table!("task", "tasks", $file, {
             task_run: {
                 unsafe extern "C" fn shim(
                     out: *const $crate::__private::abi::Outcome,
@@ -134,19 +87,14 @@ macro_rules! __export_task {
                             result,
                             task,
                             |payload: $crate::Value| async move {
-                        $crate::__export_task!(@call $module $run payload)
+                                $crate::__export_task!(@call $module $run payload)
                             },
                         )
                     }
                 }
                 Some(shim)
             },
-        };
-
-        #[unsafe(no_mangle)]
-        pub extern "C" fn nitro_route_v2() -> *const $crate::__private::abi::RouteV2 {
-            &__NITRO_ROUTE
-        }
+        });
     };
     (@call $m:ident (async $f:ident) $payload:ident) => {
         $m::$f($payload).await

@@ -28,7 +28,7 @@ pub(crate) fn request(method: &Method, path: &str, headers: &HeaderMap) -> Span 
     let span = tracing::info_span!(
         target: REQUEST_TARGET,
         REQUEST_SPAN,
-        http.request.method = %method,
+        http.request.method = method.as_str(),
         url.path = path,
         http.route = Empty,
         nitro.route = Empty,

@@ -46,6 +46,60 @@ pub(crate) struct PeerTask {
     pub(crate) route_file: String,
 }
 
+/// A peer whose `open` hook has run ([`open`]), waiting for its connection.
+#[derive(Debug)]
+pub(crate) struct OpenedPeer {
+    task: PeerTask,
+    /// The `open` call, when it passed the handler timeout and is still running: the next
+    /// hook waits for it.
+    late: Late,
+}
+
+impl OpenedPeer {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.task.shared
+    }
+}
+
+/// Runs the peer's `open` hook. It runs before the dispatcher answers `101`, so whatever
+/// `open` does (subscribe to a topic above all) has happened by the time the client learns it
+/// is connected: a message published to that topic by anyone after that point reaches it, as
+/// with Nitro on Node, whose single thread runs `open` before anything else. Frames `open`
+/// sends wait in the peer's queue until the connection is handed over.
+pub(crate) async fn open(task: PeerTask) -> OpenedPeer {
+    let late = handle_event(
+        &task.shared,
+        &task.route_file,
+        &task.peer,
+        Event::Open,
+        Late(None),
+    )
+    .await;
+    OpenedPeer { task, late }
+}
+
+/// Ends a peer whose `open` ran but whose connection never came (the client left before hyper
+/// handed it over): its `close` hook runs with `1006`, and it leaves the hub.
+pub(crate) async fn abandon(opened: OpenedPeer) {
+    let OpenedPeer {
+        task:
+            PeerTask {
+                shared,
+                peer,
+                route_file,
+                ..
+            },
+        late,
+    } = opened;
+    peer.set_closing();
+    let mut hooks = Hooks::new(&shared, &route_file, &peer);
+    hooks.late = Some(late);
+    hooks.push(Event::Close(1006, String::new()));
+    hooks.run().await;
+    peer.set_closed();
+    shared.hub.unregister(&peer);
+}
+
 #[derive(Debug)]
 enum Event {
     Open,
@@ -54,16 +108,20 @@ enum Event {
 }
 
 /// Runs a peer from the accepted upgrade to the end of its `close` hook.
-pub(crate) async fn run_peer<S>(task: PeerTask, ws: WebSocketStream<S>)
+pub(crate) async fn run_peer<S>(opened: OpenedPeer, ws: WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let PeerTask {
-        shared,
-        peer,
-        outbound,
-        route_file,
-    } = task;
+    let OpenedPeer {
+        task:
+            PeerTask {
+                shared,
+                peer,
+                outbound,
+                route_file,
+            },
+        late,
+    } = opened;
     let (sink, mut stream) = ws.split();
     let stop_writer = CancellationToken::new();
     let mut writer = tokio::spawn(write_loop(
@@ -73,14 +131,14 @@ where
         stop_writer.clone(),
     ));
     let mut hooks = Hooks::new(&shared, &route_file, &peer);
+    hooks.late = Some(late);
     if shared.shutdown.is_cancelled() {
         // Upgraded after the server closed every peer (`Server::run`).
         peer.close_with(1001, "server shutting down");
     }
 
-    // Registered by the dispatcher before the `101` was sent.
+    // Registered, and opened, by the dispatcher before the `101` was sent.
     tracing::debug!(target: "nitro::ws", peer = %peer, route = %route_file, "peer connected");
-    hooks.push(Event::Open);
 
     let (code, reason) = read_loop(
         &mut stream,
@@ -466,6 +524,7 @@ impl Hook {
 
 /// A hook call of this peer that passed the handler timeout and may still be running: it
 /// finishes when the sender, moved into the call, is dropped.
+#[derive(Debug)]
 struct Late(Option<tokio::sync::oneshot::Receiver<()>>);
 
 impl Late {

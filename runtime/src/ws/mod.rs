@@ -39,5 +39,5 @@ pub use hub::Hub;
 pub(crate) use peer::SendLimit;
 pub use peer::{Peer, PeerRef};
 
-pub(crate) use connection::{PeerTask, run_peer};
+pub(crate) use connection::{PeerTask, abandon, open, run_peer};
 pub(crate) use fragment::Reframe;

@@ -527,6 +527,64 @@ pub async fn close(_peer: Peer, details: Close) {
     }
 }
 
+/// A client that has seen the `101` is subscribed to what `open` subscribed to, even when
+/// `open` takes its time: `open` runs before the `101` leaves. And a client that leaves while
+/// `open` runs (no connection is ever handed over) still gets its `close` hook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_has_run_when_the_client_sees_the_101() {
+    let lib = build_route(
+        "nitro_async_test_ws_open_first",
+        "routes/_ws.rs",
+        "http: _, upgrade: _, open: (async open), message: (async message), close: (async close), error: _",
+        r#"
+use nitro::ws::{Close, Message, Peer};
+
+pub async fn open(peer: Peer) {
+    // A slow `open` (a database lookup): the subscription comes after the await.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    peer.subscribe("news");
+    peer.send("welcome");
+}
+
+pub async fn message(peer: Peer, message: Message) {
+    peer.publish("news", message.text());
+}
+
+pub async fn close(peer: Peer, details: Close) {
+    peer.publish("news", format!("closed {}", details.code));
+}
+"#,
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let route = load(&lib, "routes/_ws.rs", cache.path());
+    let server = TestServer::start(app(&["_ws.rs"], vec![route])).await;
+
+    let mut first = connect(&server, "/_ws").await;
+    assert_eq!(next_text(&mut first).await, "welcome");
+    let started = Instant::now();
+    let mut second = connect(&server, "/_ws").await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the 101 came before `open` finished"
+    );
+    // Published the moment the second client is connected: it must hear it.
+    send(&mut first, "hello").await;
+    assert_eq!(next_text(&mut second).await, "welcome");
+    assert_eq!(next_text(&mut second).await, "hello");
+
+    // A client that asks for an upgrade and leaves while `open` runs.
+    let mut raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "GET /_ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    );
+    raw.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(raw);
+    assert_eq!(next_text(&mut first).await, "closed 1006");
+}
+
 #[tokio::test]
 async fn a_sleeping_sync_handler_cannot_starve_the_page() {
     let lib = build_route(
