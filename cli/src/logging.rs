@@ -570,4 +570,34 @@ mod tests {
             default_directives(v, false).parse::<Targets>().unwrap();
         }
     }
+
+    /// Counts the spans a layer is given, by name.
+    #[derive(Clone, Default)]
+    struct Spans(std::sync::Arc<Mutex<Vec<&'static str>>>);
+
+    impl<S: Subscriber> Layer<S> for Spans {
+        fn on_new_span(&self, attrs: &span::Attributes<'_>, _: &span::Id, _: Context<'_, S>) {
+            self.0.lock().unwrap().push(attrs.metadata().name());
+        }
+    }
+
+    #[test]
+    fn a_quiet_log_still_gives_the_export_the_server_spans() {
+        for filter in [
+            LogFilter::new(None, 0, true),
+            LogFilter::new(Some("warn".into()), 0, false),
+        ] {
+            let (log, export) = (Spans::default(), Spans::default());
+            let subscriber = tracing_subscriber::registry()
+                .with(log.clone().with_filter(filter.per_layer()))
+                .with(export.clone().with_filter(filter.for_export()));
+            tracing::subscriber::with_default(subscriber, || {
+                let _request = tracing::info_span!(target: "nitro::request", "request");
+                let _peer = tracing::info_span!(target: "nitro::ws", "peer");
+                let _other = tracing::info_span!(target: "route_x", "lookup");
+            });
+            assert_eq!(*log.0.lock().unwrap(), Vec::<&str>::new(), "{filter:?}");
+            assert_eq!(*export.0.lock().unwrap(), ["request", "peer"], "{filter:?}");
+        }
+    }
 }
