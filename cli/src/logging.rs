@@ -27,12 +27,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::human_fields::HumanFields;
+use crate::human_fields::{HumanFields, JsonSpanFields};
 use nitro_runtime::telemetry::span::{PEER_TARGET, REQUEST_SPAN, REQUEST_TARGET};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Subscriber};
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
@@ -173,23 +174,26 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
         Some(crate::otel::Started::Warn(warning)) => (None, Some(warning)),
         Some(crate::otel::Started::Off) | None => (None, None),
     };
+    // The request-log layer goes before the `fmt` layers: it sees each span and event first,
+    // so it can write a request span's fields for them (see `human_fields`).
+    let request_log = RequestLog { ansi, format };
     match tracer {
         // The log's filter on each log layer, and the export's own (the server's spans whatever
         // the log shows): filters per layer only when exporting.
         Some(tracer) => {
             let _ = tracing_subscriber::registry()
+                .with(request_log.with_filter(filter.per_layer()))
                 .with(human_layer(!json, verbose, ansi).with_filter(filter.per_layer()))
                 .with(json_layer(json).with_filter(filter.per_layer()))
-                .with(RequestLog { ansi }.with_filter(filter.per_layer()))
                 .with(crate::otel::layer(tracer).with_filter(filter.for_export()))
                 .try_init();
         }
         None => {
             let _ = tracing_subscriber::registry()
                 .with(filter.global())
+                .with(request_log)
                 .with(human_layer(!json, verbose, ansi))
                 .with(json_layer(json))
-                .with(RequestLog { ansi })
                 .try_init();
         }
     }
@@ -225,12 +229,17 @@ where
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(JsonSpanFields::default())
     })
 }
 
-/// Writes the request log from the server's request spans as they close.
+/// Keeps the fields of the server's request spans, writes the request log from them as the
+/// spans close, and writes them into a request span's formatted fields for the `fmt` layer
+/// when an event inside it is about to be formatted (the `fmt` layers skip them when the span
+/// opens and is recorded: most request spans see no event).
 struct RequestLog {
     ansi: bool,
+    format: LogFormat,
 }
 
 /// What the request log needs of a request span, kept in its extensions.
@@ -326,6 +335,67 @@ impl RequestFields {
     }
 }
 
+impl RequestFields {
+    /// The fields as the human format writes a span's (`DefaultFields`): `name=value`, strings
+    /// quoted, names italic under ANSI; in the order the server records them.
+    fn human(&self, ansi: bool) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let name = |out: &mut String, name: &str| {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            if ansi {
+                let _ = write!(out, "\x1b[3m{name}\x1b[0m\x1b[2m=\x1b[0m");
+            } else {
+                out.push_str(name);
+                out.push('=');
+            }
+        };
+        name(&mut out, "http.request.method");
+        out.push_str(&self.method);
+        name(&mut out, "url.path");
+        let _ = write!(out, "{:?}", self.path);
+        for (key, value) in [
+            ("trace_id", &self.trace_id),
+            ("parent_id", &self.parent_id),
+            ("http.route", &self.route),
+            ("nitro.route", &self.file),
+        ] {
+            if let Some(value) = value {
+                name(&mut out, key);
+                let _ = write!(out, "{value:?}");
+            }
+        }
+        if let Some(status) = self.status {
+            name(&mut out, "http.response.status_code");
+            let _ = write!(out, "{status}");
+        }
+        out
+    }
+
+    /// The fields as a JSON object, as `JsonFields` writes a span's.
+    fn json(&self) -> String {
+        let mut object = serde_json::Map::new();
+        object.insert("http.request.method".into(), self.method.as_ref().into());
+        object.insert("url.path".into(), self.path.clone().into());
+        for (key, value) in [
+            ("trace_id", &self.trace_id),
+            ("parent_id", &self.parent_id),
+            ("http.route", &self.route),
+            ("nitro.route", &self.file),
+        ] {
+            if let Some(value) = value {
+                object.insert(key.into(), value.clone().into());
+            }
+        }
+        if let Some(status) = self.status {
+            object.insert("http.response.status_code".into(), status.into());
+        }
+        serde_json::Value::Object(object).to_string()
+    }
+}
+
 /// A request method's name, without an allocation for the standard ones.
 fn method_name(value: &str) -> Cow<'static, str> {
     const STANDARD: [&str; 9] = [
@@ -346,7 +416,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        if !is_request_span(attrs.metadata()) || !REQUEST_LOG.load(Ordering::Relaxed) {
+        if !is_request_span(attrs.metadata()) {
             return;
         }
         let mut fields = RequestFields {
@@ -367,7 +437,38 @@ where
         }
     }
 
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            let mut extensions = span.extensions_mut();
+            let Some(fields) = extensions.get_mut::<RequestFields>() else {
+                continue;
+            };
+            match self.format {
+                LogFormat::Human => {
+                    let text = fields.human(self.ansi);
+                    match extensions.get_mut::<FormattedFields<HumanFields>>() {
+                        Some(formatted) => formatted.fields = text,
+                        None => extensions.insert(FormattedFields::<HumanFields>::new(text)),
+                    }
+                }
+                LogFormat::Json => {
+                    let text = fields.json();
+                    match extensions.get_mut::<FormattedFields<JsonSpanFields>>() {
+                        Some(formatted) => formatted.fields = text,
+                        None => extensions.insert(FormattedFields::<JsonSpanFields>::new(text)),
+                    }
+                }
+            }
+        }
+    }
+
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if !REQUEST_LOG.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(span) = ctx.span(&id) else {
             return;
         };
@@ -559,6 +660,130 @@ mod tests {
         assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(json.get("parent_id").is_none());
         assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// What the server does with a request span, and events inside it (and in a span inside
+    /// it), under `dispatch`. `display_method` records the method as the default formatters
+    /// print the server's (bare, not quoted).
+    fn serve_a_request(display_method: bool) {
+        use tracing::field::Empty;
+        let span = if display_method {
+            tracing::info_span!(target: REQUEST_TARGET, "request", http.request.method = %"PATCH", url.path = "/a \"b\"", http.route = Empty, nitro.route = Empty, http.response.status_code = Empty, trace_id = Empty, parent_id = Empty)
+        } else {
+            tracing::info_span!(target: REQUEST_TARGET, "request", http.request.method = "PATCH", url.path = "/a \"b\"", http.route = Empty, nitro.route = Empty, http.response.status_code = Empty, trace_id = Empty, parent_id = Empty)
+        };
+        span.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+        let _entered = span.enter();
+        tracing::info!("before the route");
+        span.record("http.route", "/a/:b");
+        span.record("nitro.route", "routes/a/[b].rs");
+        tracing::info!(user = 7, "inside \"it\"");
+        {
+            let inner = tracing::info_span!("lookup", key = "k", n = 3);
+            let _inner = inner.enter();
+            tracing::warn!(error = %"boom", "deeper");
+        }
+        span.record("http.response.status_code", 204_u16);
+        tracing::info!("after the status");
+    }
+
+    fn log(ours: bool, format: LogFormat, ansi: bool) -> String {
+        let out = Captured::default();
+        let dispatch = match (ours, format) {
+            (true, LogFormat::Human) => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(RequestLog { ansi, format })
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .fmt_fields(HumanFields::default())
+                            .with_writer(out.clone())
+                            .with_ansi(ansi)
+                            .without_time(),
+                    ),
+            ),
+            (false, LogFormat::Human) => tracing::Dispatch::new(
+                tracing_subscriber::registry().with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(out.clone())
+                        .with_ansi(ansi)
+                        .without_time(),
+                ),
+            ),
+            (true, LogFormat::Json) => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(RequestLog { ansi, format })
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .json()
+                            .with_writer(out.clone())
+                            .flatten_event(true)
+                            .with_current_span(true)
+                            .with_span_list(false)
+                            .without_time()
+                            .fmt_fields(JsonSpanFields::default()),
+                    ),
+            ),
+            (false, LogFormat::Json) => tracing::Dispatch::new(
+                tracing_subscriber::registry().with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_writer(out.clone())
+                        .flatten_event(true)
+                        .with_current_span(true)
+                        .with_span_list(false)
+                        .without_time(),
+                ),
+            ),
+        };
+        tracing::dispatcher::with_default(&dispatch, || serve_a_request(!ours));
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn events_in_a_request_span_read_as_the_default_formatters_write_them() {
+        for ansi in [false, true] {
+            assert_eq!(
+                log(true, LogFormat::Human, ansi),
+                log(false, LogFormat::Human, ansi),
+                "human, ansi: {ansi}"
+            );
+        }
+        let plain = log(true, LogFormat::Human, false);
+        assert!(
+            plain.contains("request{http.request.method=PATCH url.path=\"/a \\\"b\\\"\" trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\" http.route=\"/a/:b\" nitro.route=\"routes/a/[b].rs\"}: "),
+            "{plain}"
+        );
+        let ours: Vec<serde_json::Value> = log(true, LogFormat::Json, false)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let default: Vec<serde_json::Value> = log(false, LogFormat::Json, false)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(ours, default);
+        assert_eq!(ours.len(), 4);
+        assert_eq!(ours[3]["span"]["http.response.status_code"], 204);
     }
 
     #[test]

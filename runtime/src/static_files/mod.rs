@@ -173,7 +173,11 @@ fn page_response(html: Bytes, method: &Method) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if method == Method::HEAD {
+        // The body is empty: say how long a `GET` would be. For a `GET`, hyper writes the
+        // length of the body itself (without a header value built and allocated here).
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }

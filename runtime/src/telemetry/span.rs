@@ -13,6 +13,9 @@ use http::{HeaderMap, Method, StatusCode};
 use tracing::Span;
 use tracing::field::Empty;
 
+/// The W3C trace context header, as a constant: a `&str` name is parsed on every lookup.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// The target of request spans.
 pub const REQUEST_TARGET: &str = "nitro::request";
 /// The name of request spans.
@@ -38,7 +41,7 @@ pub(crate) fn request(method: &Method, path: &str, headers: &HeaderMap) -> Span 
     );
     if !span.is_disabled()
         && let Some(parent) = headers
-            .get("traceparent")
+            .get(TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(TraceParent::parse)
     {
