@@ -500,6 +500,12 @@ pub struct HostApi {
     /// inside the span current on the calling thread (the request's, while the host polls or
     /// calls the route), with the route file attached. `event` is borrowed for the call.
     pub event: unsafe extern "C" fn(ctx: *const c_void, event: *const LogEvent),
+    /// Writes into `sink` (one item) the W3C `traceparent` value for an outgoing call made
+    /// inside the span current on the calling thread (the request's or the peer's, while the
+    /// host calls or polls the route): `00-<trace id>-<span id>-<flags>` of the host's span, when
+    /// the server exports traces; writes nothing otherwise. Appended after `event`: call it only
+    /// when `struct_size` covers it.
+    pub traceparent: unsafe extern "C" fn(ctx: *const c_void, sink: *const BytesSink),
 }
 
 /// One storage operation, borrowed for [`HostApi::storage`]'s start call.

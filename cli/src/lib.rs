@@ -12,7 +12,8 @@
 //!   the outcome of every route, the summary);
 //! - [`project`]: a project on disk (its config, the generated workspace, the cargo runs) and
 //!   [`output`]: the built `.output/` folder (manifest, writing, compression, staging);
-//! - [`ui`] and `logging`: what reaches the terminal.
+//! - [`ui`] and `logging`: what reaches the terminal; `otel`: the OTLP export of traces,
+//!   for the commands that serve.
 //!
 //! Only this crate prints or installs a tracing subscriber.
 
@@ -20,6 +21,7 @@ pub(crate) mod commands;
 pub(crate) mod devloop;
 pub(crate) mod human_fields;
 pub(crate) mod logging;
+pub(crate) mod otel;
 pub mod output;
 pub mod pipeline;
 pub mod project;
@@ -92,7 +94,12 @@ pub(crate) enum Command {
 /// for [`report`].
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init(cli.verbose, cli.quiet, cli.log_format);
+    logging::init(
+        cli.verbose,
+        cli.quiet,
+        cli.log_format,
+        serves_here(&cli.command),
+    );
     let ui = ui::Ui::new(cli.quiet).with_json_logs(cli.log_format == logging::LogFormat::Json);
     let result = match &cli.command {
         Command::Dev(args) => dev::run(args, &ui),
@@ -103,8 +110,31 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Task(args) => task::run(args, &ui),
         Command::Doc(args) => doc::run(args, &ui),
     };
+    otel::shutdown();
     logging::flush();
     result
+}
+
+/// Whether this process serves HTTP, and so exports its spans when asked to: `nitro start`
+/// without `--supervise`, and the server of `nitro dev` (the supervised child, or the one
+/// process under `--no-supervise`), not their supervisors.
+fn serves_here(command: &Command) -> bool {
+    match command {
+        Command::Start(args) => !args.supervise,
+        Command::Dev(args) => args.no_supervise || is_supervised_server(),
+        _ => false,
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_supervised_server() -> bool {
+    std::env::var_os(supervise::CALL_RECORD_ENV).is_some()
+}
+
+/// Elsewhere `nitro dev` serves in its one process.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn is_supervised_server() -> bool {
+    true
 }
 
 /// Formats an error for the terminal: `error: …`, each cause as `  caused by: …`, then the

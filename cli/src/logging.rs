@@ -5,6 +5,12 @@
 //! (or `NITRO_LOG_FORMAT`) picks human lines (the default) or one JSON object per line
 //! ([`LogFormat`]; the fields are listed in docs/deploy.md).
 //!
+//! When this process serves and OpenTelemetry's variables ask for it, one more layer exports
+//! the spans (`crate::otel`), under a filter of its own that keeps the server's request and
+//! peer spans whatever the log's level (so `-q` quiets the log, not the traces); the log's
+//! layers then get the log's filter each. Without the variables there is no such layer, and
+//! one filter for the whole subscriber, as before.
+//!
 //! The request log of `nitro start` is written from the server's request spans (target
 //! `nitro::request`, see `nitro_runtime::telemetry::span`) when they close, by
 //! [`RequestLog`], once [`set_request_log`] turned it on. Its lines are not written by the
@@ -22,7 +28,7 @@ use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::human_fields::{HumanFields, JsonSpanFields};
-use nitro_runtime::telemetry::span::{REQUEST_SPAN, REQUEST_TARGET};
+use nitro_runtime::telemetry::span::{PEER_TARGET, REQUEST_SPAN, REQUEST_TARGET};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Subscriber};
@@ -30,7 +36,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry};
@@ -77,51 +83,146 @@ pub(crate) fn set_request_log(on: bool) {
     REQUEST_LOG.store(on, Ordering::Relaxed);
 }
 
-/// The global filter. `RUST_LOG` can name spans and field values, which only [`EnvFilter`]
+/// The log's filter. `RUST_LOG` can name spans and field values, which only [`EnvFilter`]
 /// understands; the built-in directives are targets and levels, for which [`Targets`] decides
 /// once per callsite. `EnvFilter` also keeps per-span state (a lock on every span's enter,
 /// exit and close), a cost each request span would pay for nothing.
-fn filter(
-    rust_log: Option<String>,
-    verbose: u8,
-    quiet: bool,
-) -> Box<dyn Layer<Registry> + Send + Sync> {
-    let defaults = || -> Box<dyn Layer<Registry> + Send + Sync> {
-        let targets: Targets = default_directives(verbose, quiet)
-            .parse()
-            .expect("the built-in directives are valid");
-        Box::new(targets)
-    };
-    match rust_log {
-        Some(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
-            Ok(filter) => Box::new(filter),
-            Err(e) => {
-                eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
-                defaults()
+#[derive(Debug, Clone)]
+enum LogFilter {
+    Targets(Box<Targets>),
+    /// `RUST_LOG`'s directives (valid: checked once).
+    Env(String),
+}
+
+impl LogFilter {
+    fn new(rust_log: Option<String>, verbose: u8, quiet: bool) -> LogFilter {
+        let defaults = || {
+            LogFilter::Targets(Box::new(
+                default_directives(verbose, quiet)
+                    .parse()
+                    .expect("the built-in directives are valid"),
+            ))
+        };
+        match rust_log {
+            Some(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
+                Ok(_) => LogFilter::Env(value),
+                Err(e) => {
+                    eprintln!("warning: ignoring `RUST_LOG={value}`: {e}");
+                    defaults()
+                }
+            },
+            _ => defaults(),
+        }
+    }
+
+    /// As the subscriber's global filter.
+    fn global(self) -> Box<dyn Layer<Registry> + Send + Sync> {
+        match self {
+            LogFilter::Targets(targets) => Box::new(*targets),
+            LogFilter::Env(directives) => Box::new(EnvFilter::new(directives)),
+        }
+    }
+
+    /// As the filter of one layer.
+    fn per_layer<S>(&self) -> Box<dyn Filter<S> + Send + Sync>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            LogFilter::Targets(targets) => Box::new(Targets::clone(targets)),
+            LogFilter::Env(directives) => Box::new(EnvFilter::new(directives)),
+        }
+    }
+
+    /// The trace export's filter: this one, and the server's request and peer spans at `info`
+    /// whatever it says (so a quiet log still exports every request).
+    fn for_export<S>(&self) -> Box<dyn Filter<S> + Send + Sync>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            LogFilter::Targets(targets) => Box::new(
+                Targets::clone(targets)
+                    .with_target(REQUEST_TARGET, Level::INFO)
+                    .with_target(PEER_TARGET, Level::INFO),
+            ),
+            LogFilter::Env(directives) => {
+                let mut filter = EnvFilter::new(directives);
+                for spans in [REQUEST_TARGET, PEER_TARGET] {
+                    if let Ok(directive) = format!("{spans}=info").parse() {
+                        filter = filter.add_directive(directive);
+                    }
+                }
+                Box::new(filter)
             }
-        },
-        _ => defaults(),
+        }
     }
 }
 
 /// Installs the subscriber. Call once, from the binary; later calls are ignored (a test may
-/// have installed one).
-pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat) {
-    let filter = filter(std::env::var("RUST_LOG").ok(), verbose, quiet);
+/// have installed one). `serves`: this process serves, so its spans are exported when the
+/// OpenTelemetry variables ask for it (`crate::otel`; without them no layer is added).
+pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
+    let filter = LogFilter::new(std::env::var("RUST_LOG").ok(), verbose, quiet);
     // Colours only on a terminal: `nitro start`'s request log often goes to a file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let json = format == LogFormat::Json;
     JSON.store(json, Ordering::Relaxed);
-    let human = (!json).then(|| {
+    let (tracer, warning) = match serves.then(crate::otel::start) {
+        Some(crate::otel::Started::On(tracer)) => (Some(tracer), None),
+        Some(crate::otel::Started::Warn(warning)) => (None, Some(warning)),
+        Some(crate::otel::Started::Off) | None => (None, None),
+    };
+    // The request-log layer goes before the `fmt` layers: it sees each span and event first,
+    // so it can write a request span's fields for them (see `human_fields`).
+    let request_log = RequestLog { ansi, format };
+    match tracer {
+        // The log's filter on each log layer, and the export's own (the server's spans whatever
+        // the log shows): filters per layer only when exporting.
+        Some(tracer) => {
+            let _ = tracing_subscriber::registry()
+                .with(request_log.with_filter(filter.per_layer()))
+                .with(human_layer(!json, verbose, ansi).with_filter(filter.per_layer()))
+                .with(json_layer(json).with_filter(filter.per_layer()))
+                .with(crate::otel::layer(tracer).with_filter(filter.for_export()))
+                .try_init();
+        }
+        None => {
+            let _ = tracing_subscriber::registry()
+                .with(filter.global())
+                .with(request_log)
+                .with(human_layer(!json, verbose, ansi))
+                .with(json_layer(json))
+                .try_init();
+        }
+    }
+    if let Some(warning) = warning {
+        tracing::warn!(target: "nitro::otel", "{warning}");
+    }
+}
+
+/// The human format's layer, when `on`.
+fn human_layer<S>(on: bool, verbose: u8, ansi: bool) -> Option<impl Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    on.then(|| {
         tracing_subscriber::fmt::layer()
             .fmt_fields(HumanFields::default())
             .with_writer(io::stderr)
             .with_target(verbose > 0)
             .with_ansi(ansi)
             .without_time()
-    });
-    let json = json.then(|| {
+    })
+}
+
+/// The JSON format's layer, when `on`.
+fn json_layer<S>(on: bool) -> Option<impl Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    on.then(|| {
         tracing_subscriber::fmt::layer()
             .json()
             .with_writer(io::stderr)
@@ -129,15 +230,7 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat) {
             .with_current_span(true)
             .with_span_list(false)
             .fmt_fields(JsonSpanFields::default())
-    });
-    // The request-log layer goes before the `fmt` layers: it sees each span and event first,
-    // so it can write a request span's fields for them (see `human_fields`).
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(RequestLog { ansi, format })
-        .with(human)
-        .with(json)
-        .try_init();
+    })
 }
 
 /// Keeps the fields of the server's request spans, writes the request log from them as the
@@ -700,6 +793,36 @@ mod tests {
         for v in 0..5 {
             EnvFilter::try_new(default_directives(v, false)).unwrap();
             default_directives(v, false).parse::<Targets>().unwrap();
+        }
+    }
+
+    /// Counts the spans a layer is given, by name.
+    #[derive(Clone, Default)]
+    struct Spans(std::sync::Arc<Mutex<Vec<&'static str>>>);
+
+    impl<S: Subscriber> Layer<S> for Spans {
+        fn on_new_span(&self, attrs: &span::Attributes<'_>, _: &span::Id, _: Context<'_, S>) {
+            self.0.lock().unwrap().push(attrs.metadata().name());
+        }
+    }
+
+    #[test]
+    fn a_quiet_log_still_gives_the_export_the_server_spans() {
+        for filter in [
+            LogFilter::new(None, 0, true),
+            LogFilter::new(Some("warn".into()), 0, false),
+        ] {
+            let (log, export) = (Spans::default(), Spans::default());
+            let subscriber = tracing_subscriber::registry()
+                .with(log.clone().with_filter(filter.per_layer()))
+                .with(export.clone().with_filter(filter.for_export()));
+            tracing::subscriber::with_default(subscriber, || {
+                let _request = tracing::info_span!(target: "nitro::request", "request");
+                let _peer = tracing::info_span!(target: "nitro::ws", "peer");
+                let _other = tracing::info_span!(target: "route_x", "lookup");
+            });
+            assert_eq!(*log.0.lock().unwrap(), Vec::<&str>::new(), "{filter:?}");
+            assert_eq!(*export.0.lock().unwrap(), ["request", "peer"], "{filter:?}");
         }
     }
 }

@@ -138,6 +138,9 @@ pub(crate) fn serve(
         if let Some(url) = server.metrics_url() {
             ui.status(&format!("  ➜ Metrics: {url}"));
         }
+        if let Some(url) = crate::otel::url() {
+            ui.status(&format!("  ➜ Traces: {url}"));
+        }
         let (first, stop) = tokio::sync::oneshot::channel::<()>();
         let status_ui = ui.clone();
         tokio::spawn(async move {

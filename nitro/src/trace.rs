@@ -8,6 +8,10 @@
 //! it around every poll and call of the route). The route's own spans are not sent as spans:
 //! their fields travel with each event inside them, as context.
 //!
+//! `Request::traceparent` is here too (an `impl Request` of this module, as `extract.rs` has):
+//! the host's value for the current call when it exports traces, else the request's own valid
+//! header.
+//!
 //! Disabled levels cost nothing: the subscriber's `max_level_hint` is the host's most verbose
 //! level when the library was loaded, and callsites above it are never enabled, so `tracing`'s
 //! macros skip them after one comparison.
@@ -21,6 +25,62 @@ use tracing::{Event, Level, Metadata, Subscriber, span};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
+
+impl crate::Request {
+    /// The W3C `traceparent` value to put on an outgoing HTTP call, so that what the callee
+    /// does joins this request's trace:
+    ///
+    /// - when the server exports traces (`OTEL_EXPORTER_OTLP_ENDPOINT` is set), the request
+    ///   span's: its trace id (the caller's, when the request came with a `traceparent`), the
+    ///   request span as the parent;
+    /// - otherwise the request's own valid `traceparent` header, passed on unchanged;
+    /// - otherwise `None`.
+    ///
+    /// Call it while the handler runs: the host answers for the span of the call in progress
+    /// (a task spawned from the handler gets the incoming header only).
+    ///
+    /// ```no_run
+    /// # fn call(req: &nitro::Request) {
+    /// let mut headers = vec![("accept", "application/json".to_string())];
+    /// if let Some(traceparent) = req.traceparent() {
+    ///     headers.push(("traceparent", traceparent));
+    /// }
+    /// # }
+    /// ```
+    pub fn traceparent(&self) -> Option<String> {
+        if let Some(value) = crate::ffi::host_traceparent() {
+            return Some(value);
+        }
+        self.header("traceparent")
+            .map(str::trim)
+            .filter(|v| valid_traceparent(v))
+            .map(str::to_owned)
+    }
+}
+
+/// Whether `value` is a valid W3C `traceparent`: `<version>-<trace id>-<parent id>-<flags>` in
+/// lowercase hex (2, 32, 16, 2 digits), version `ff` and all-zero ids forbidden; version `00`
+/// has exactly these four fields, a later one may append more.
+fn valid_traceparent(value: &str) -> bool {
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let not_zero = |s: &str| s.bytes().any(|b| b != b'0');
+    let mut parts = value.split('-');
+    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    hex(version, 2)
+        && version != "ff"
+        && hex(trace_id, 32)
+        && not_zero(trace_id)
+        && hex(parent_id, 16)
+        && not_zero(parent_id)
+        && hex(flags, 2)
+        && (version != "00" || parts.next().is_none())
+}
 
 /// The host level (one of `abi::level`, 0 for none) as a filter.
 pub(crate) fn level_filter(level: u32) -> LevelFilter {
@@ -196,5 +256,39 @@ where
             });
         }
         crate::ffi::host_event(abi_level(meta.level()), &target, &out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_host_the_request_passes_its_own_valid_traceparent_on() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let req = crate::Request::builder("GET", "/")
+            .header("traceparent", ok)
+            .build();
+        assert_eq!(req.traceparent().as_deref(), Some(ok));
+        let req = crate::Request::builder("GET", "/").build();
+        assert_eq!(req.traceparent(), None);
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
+        ] {
+            let req = crate::Request::builder("GET", "/")
+                .header("traceparent", bad)
+                .build();
+            assert_eq!(req.traceparent(), None, "{bad}");
+        }
+        assert!(valid_traceparent(
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later"
+        ));
     }
 }

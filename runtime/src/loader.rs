@@ -231,6 +231,7 @@ impl LoadedRoute {
             http_responder_size: std::mem::size_of::<abi::HttpResponder>() as u32,
             max_level: crate::telemetry::bridge::max_level(),
             event: host_event,
+            traceparent: host_traceparent,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -453,6 +454,15 @@ unsafe extern "C" fn host_event(ctx: *const c_void, event: *const abi::LogEvent)
             .collect();
         let target = String::from_utf8_lossy(target);
         crate::telemetry::bridge::route_event(&ctx.file, event.level, &target, &fields);
+    })
+}
+
+unsafe extern "C" fn host_traceparent(_ctx: *const c_void, sink: *const abi::BytesSink) {
+    no_unwind((), || {
+        if let Some(value) = crate::telemetry::otel::current_traceparent() {
+            // SAFETY: `sink` is the route's, valid for the call; the bytes are borrowed for it.
+            unsafe { ((*sink).item)((*sink).ctx, abi::Bytes::new(value.as_bytes())) };
+        }
     })
 }
 

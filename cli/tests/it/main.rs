@@ -20,6 +20,7 @@ mod ide;
 mod middleware;
 mod nitro_test;
 mod observability;
+mod otel;
 mod plugins;
 mod pubsub;
 mod route_api;

@@ -112,6 +112,10 @@ pub fn nitro() -> Command {
         .env_remove("PORT")
         .env_remove("HOST")
         .env_remove("RUST_LOG")
+        // No trace export unless a test asks for it (`otel.rs`).
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_TRACES_EXPORTER")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     cmd

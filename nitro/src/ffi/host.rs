@@ -134,6 +134,21 @@ pub(crate) fn host_runtime_config(known: u64) -> Option<(u64, Option<Vec<u8>>)> 
     Some((version, items.pop()))
 }
 
+/// The host's `traceparent` for an outgoing call from the current call of the route (see
+/// [`abi::HostApi::traceparent`]). `None` without a host (unit tests), with a host older than
+/// `traceparent`, or when the host does not export traces.
+pub(crate) fn host_traceparent() -> Option<String> {
+    let h = host()?;
+    let needed = std::mem::offset_of!(abi::HostApi, traceparent) + std::mem::size_of::<usize>();
+    if (h.struct_size as usize) < needed {
+        return None;
+    }
+    // SAFETY: the host's table is at least `needed` bytes, so `traceparent` is set; the sink
+    // outlives the call.
+    let mut items = with_bytes_sink(|sink| unsafe { (h.traceparent)(h.ctx, sink) });
+    String::from_utf8(items.pop()?).ok()
+}
+
 /// A peer handle from the host; releases its reference on drop when it owns one.
 pub(crate) struct RawPeer {
     peer: abi::Peer,

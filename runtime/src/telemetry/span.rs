@@ -48,6 +48,7 @@ pub(crate) fn request(method: &Method, path: &str, headers: &HeaderMap) -> Span 
         span.record("trace_id", parent.trace_id);
         span.record("parent_id", parent.parent_id);
     }
+    super::otel::request_span(&span, headers);
     span
 }
 
