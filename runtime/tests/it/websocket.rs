@@ -180,6 +180,49 @@ async fn the_seed_chat_frame_for_frame() {
     .await;
 }
 
+/// A client may send its first frame in the same write as the upgrade request: hyper reads it
+/// with the request, and the peer's socket must hand it on first.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_not_lost() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _log) = chat_server().await;
+    let mut raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut bytes = format!(
+        "GET /_ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    )
+    .into_bytes();
+    // A masked text frame, `ping?`.
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    bytes.extend_from_slice(&[0x81, 0x80 | 5]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(b"ping?".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    raw.write_all(&bytes).await.unwrap();
+
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        raw.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut client = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        tokio_tungstenite::MaybeTlsStream::Plain(raw),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    // The welcome, then the answer to the frame that came with the request.
+    let welcome = next_text(&mut client).await;
+    assert!(welcome.contains("欢迎"), "{welcome}");
+    assert_eq!(next_text(&mut client).await, chat_json("server", "pong"));
+}
+
 #[tokio::test]
 async fn namespaces_do_not_see_each_other() {
     let (server, _log) = chat_server().await;
