@@ -50,16 +50,25 @@ fn request_fields<R: RecordFields>(fields: &R, opening: bool) -> bool {
     probe.only_request && (probe.method || !opening)
 }
 
+/// `inner`'s formatting of `fields`, unless they are the request span's (nothing written).
+fn unless_request<'writer, F, R>(inner: &F, writer: Writer<'writer>, fields: R) -> fmt::Result
+where
+    F: FormatFields<'writer>,
+    R: RecordFields,
+{
+    if request_fields(&fields, true) {
+        return Ok(());
+    }
+    inner.format_fields(writer, fields)
+}
+
 /// The human format's fields: [`DefaultFields`], except the request span's.
 #[derive(Debug, Default)]
 pub(crate) struct HumanFields(DefaultFields);
 
 impl<'writer> FormatFields<'writer> for HumanFields {
     fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
-        if request_fields(&fields, true) {
-            return Ok(());
-        }
-        self.0.format_fields(writer, fields)
+        unless_request(&self.0, writer, fields)
     }
 
     fn add_fields(
@@ -83,10 +92,7 @@ pub(crate) struct JsonSpanFields(JsonFields);
 
 impl<'writer> FormatFields<'writer> for JsonSpanFields {
     fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
-        if request_fields(&fields, true) {
-            return Ok(());
-        }
-        self.0.format_fields(writer, fields)
+        unless_request(&self.0, writer, fields)
     }
 
     fn add_fields(

@@ -449,17 +449,11 @@ where
             match self.format {
                 LogFormat::Human => {
                     let text = fields.human(self.ansi);
-                    match extensions.get_mut::<FormattedFields<HumanFields>>() {
-                        Some(formatted) => formatted.fields = text,
-                        None => extensions.insert(FormattedFields::<HumanFields>::new(text)),
-                    }
+                    set_formatted::<HumanFields>(&mut extensions, text);
                 }
                 LogFormat::Json => {
                     let text = fields.json();
-                    match extensions.get_mut::<FormattedFields<JsonSpanFields>>() {
-                        Some(formatted) => formatted.fields = text,
-                        None => extensions.insert(FormattedFields::<JsonSpanFields>::new(text)),
-                    }
+                    set_formatted::<JsonSpanFields>(&mut extensions, text);
                 }
             }
         }
@@ -479,6 +473,17 @@ where
         let elapsed = fields.start.map(|s| s.elapsed()).unwrap_or_default();
         let json = JSON.load(Ordering::Relaxed);
         buffer().append_with(|out| fields.write_line(out, elapsed, json, self.ansi));
+    }
+}
+
+/// Sets a span's formatted fields for the `fmt` layer whose field formatter is `N`.
+fn set_formatted<N: 'static>(
+    extensions: &mut tracing_subscriber::registry::ExtensionsMut<'_>,
+    text: String,
+) {
+    match extensions.get_mut::<FormattedFields<N>>() {
+        Some(formatted) => formatted.fields = text,
+        None => extensions.insert(FormattedFields::<N>::new(text)),
     }
 }
 
