@@ -306,33 +306,51 @@ impl RequestFields {
         let text = nitro_runtime::request_log::line(&self.method, &self.path, status, elapsed);
         let mut timestamp = String::new();
         let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
-        let mut object = serde_json::Map::new();
-        object.insert("timestamp".into(), timestamp.into());
-        object.insert("level".into(), "INFO".into());
-        object.insert("message".into(), text.into());
-        object.insert("target".into(), REQUEST_TARGET.into());
-        object.insert("http.request.method".into(), self.method.as_ref().into());
-        object.insert("url.path".into(), self.path.clone().into());
-        if let Some(route) = &self.route {
-            object.insert("http.route".into(), route.clone().into());
-        }
-        if let Some(file) = &self.file {
-            object.insert("nitro.route".into(), file.clone().into());
-        }
-        if let Some(status) = self.status {
-            object.insert("http.response.status_code".into(), status.into());
-        }
-        let ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        object.insert("duration_ms".into(), ms.into());
-        if let Some(id) = &self.trace_id {
-            object.insert("trace_id".into(), id.clone().into());
-        }
-        if let Some(id) = &self.parent_id {
-            object.insert("parent_id".into(), id.clone().into());
-        }
-        let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(object));
+        let line = JsonLine {
+            timestamp: &timestamp,
+            level: "INFO",
+            message: &text,
+            target: REQUEST_TARGET,
+            method: &self.method,
+            path: &self.path,
+            route: self.route.as_deref(),
+            file: self.file.as_deref(),
+            status: self.status,
+            duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            trace_id: self.trace_id.as_deref(),
+            parent_id: self.parent_id.as_deref(),
+        };
+        let _ = serde_json::to_writer(&mut *out, &line);
         out.push(b'\n');
     }
+}
+
+/// A JSON request log line (the fields listed in docs/deploy.md), serialised from borrowed
+/// values: no map and no copies per request.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    timestamp: &'a str,
+    level: &'static str,
+    message: &'a str,
+    target: &'static str,
+    #[serde(rename = "http.request.method")]
+    method: &'a str,
+    #[serde(rename = "url.path")]
+    path: &'a str,
+    #[serde(rename = "http.route", skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
+    #[serde(rename = "nitro.route", skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+    #[serde(
+        rename = "http.response.status_code",
+        skip_serializing_if = "Option::is_none"
+    )]
+    status: Option<u64>,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a str>,
 }
 
 impl RequestFields {
