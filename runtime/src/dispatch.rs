@@ -722,27 +722,9 @@ fn spawn_peer(
             .max_message_size(Some(limits.ws_max_message))
             .max_frame_size(Some(limits.ws_max_frame));
         // Large client frames reach tungstenite in fragments, so its read buffer stays small.
-        // The server's connections are `TokioIo<TcpStream>`: taken back from hyper, the socket
-        // is read and written without hyper's boxed layers (what hyper had read past the
-        // request goes first).
-        match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
-            Ok(parts) => {
-                let socket = ws::Reframe::with_read_ahead(
-                    parts.io.into_inner(),
-                    limits.ws_max_frame,
-                    parts.read_buf.to_vec(),
-                );
-                let stream =
-                    WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-                ws::run_peer(task, stream).await;
-            }
-            Err(upgraded) => {
-                let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
-                let stream =
-                    WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-                ws::run_peer(task, stream).await;
-            }
-        }
+        let socket = ws::Reframe::new(TokioIo::new(upgraded), limits.ws_max_frame);
+        let stream = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+        ws::run_peer(task, stream).await;
     };
     shared
         .tracker

@@ -172,15 +172,6 @@ impl<S> Reframe<S> {
         }
     }
 
-    /// [`new`](Reframe::new), with `read_ahead`, bytes already read from `inner` (after the
-    /// upgrade request), handed on first.
-    pub(crate) fn with_read_ahead(inner: S, max_frame: usize, read_ahead: Vec<u8>) -> Reframe<S> {
-        Reframe {
-            carry: read_ahead,
-            ..Reframe::new(inner, max_frame)
-        }
-    }
-
     /// Drops the first `n` bytes of `carry`, and its buffer once it is empty.
     fn consume_carry(&mut self, n: usize) {
         self.carry.drain(..n);
