@@ -195,6 +195,23 @@ pub fn build_all(
 }
 
 /// `<project>/.nitro/loaded`: where the loader puts the unique links it opens.
+/// Opens the project's storage mounts in `hub`, as `nitro dev` serves them: `fs` folders under
+/// the project, redis URLs from `NITRO_STORAGE_<NAME>_URL` when set.
+pub fn open_storage(hub: &Hub, config: &ResolvedConfig) -> anyhow::Result<()> {
+    hub.storage()
+        .configure(&crate::project::config_storage::placed(
+            &config.storage,
+            &config.project_dir,
+            &|name| std::env::var(name).ok(),
+        )?)
+        .with_context(|| {
+            format!(
+                "the storage mounts of `{}`",
+                config.display_config_file().display()
+            )
+        })
+}
+
 pub fn cache_dir(config: &ResolvedConfig) -> PathBuf {
     config.nitro_dir().join("loaded")
 }

@@ -15,7 +15,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Args;
 use nitro_runtime::{App, Hub, ServerConfig};
 
@@ -160,18 +159,7 @@ fn serve_here(
     hub.runtime_config().set(&config.runtime_config);
     hub.route_rules().set(config.route_rules.clone());
     // The storage mounts, `fs` folders under the project, shared by every route and reload.
-    hub.storage()
-        .configure(&crate::project::config_storage::placed(
-            &config.storage,
-            &config.project_dir,
-            &|name| std::env::var(name).ok(),
-        )?)
-        .with_context(|| {
-            format!(
-                "the storage mounts of `{}`",
-                config.display_config_file().display()
-            )
-        })?;
+    pipeline::open_storage(&hub, &config)?;
     let loaded = pipeline::load(
         &report,
         &hub,

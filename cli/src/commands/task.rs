@@ -101,18 +101,7 @@ fn run_one(args: &RunArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     hub.runtime_config().set(&config.runtime_config);
     // The storage mounts as `nitro dev` opens them: the `data` mount and `fs` mounts are the
     // project's files (a `memory` mount is this process's own, empty).
-    hub.storage()
-        .configure(&crate::project::config_storage::placed(
-            &config.storage,
-            &config.project_dir,
-            &|name| std::env::var(name).ok(),
-        )?)
-        .with_context(|| {
-            format!(
-                "the storage mounts of `{}`",
-                config.display_config_file().display()
-            )
-        })?;
+    pipeline::open_storage(&hub, &config)?;
     let mut loaded = pipeline::load(
         &report,
         &hub,

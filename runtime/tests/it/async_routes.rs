@@ -580,7 +580,11 @@ pub async fn close(peer: Peer, details: Close) {
         server.addr
     );
     raw.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The peer joins the hub before its `open` runs: leave once it has.
+    eventually("the third peer to be registered", || {
+        server.handle.hub().peer_count() == 3
+    })
+    .await;
     drop(raw);
     assert_eq!(next_text(&mut first).await, "closed 1006");
 }
