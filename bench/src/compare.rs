@@ -70,8 +70,13 @@ impl Workload {
 /// One server under test.
 #[derive(Debug, Clone)]
 enum Server {
-    /// `<output>/server/nitro start <output> --port P`.
-    Nitro { name: String, output: PathBuf },
+    /// `<output>/server/nitro start <output> --port P` (with `-q` when `quiet`, or when the
+    /// run is `-q`).
+    Nitro {
+        name: String,
+        output: PathBuf,
+        quiet: bool,
+    },
     /// This binary's `ref-ws` and `ref-http`.
     Bare { page: PathBuf },
     /// The real Nitro: `node <output>/server/index.mjs` with `PORT` and `HOST`.
@@ -90,13 +95,17 @@ impl Server {
     fn command(&self, workload: Workload, port: u16, quiet: bool) -> Result<Command> {
         let port_text = port.to_string();
         let mut command = match self {
-            Server::Nitro { output, .. } => {
+            Server::Nitro {
+                output,
+                quiet: quiet_server,
+                ..
+            } => {
                 let mut command = Command::new(output.join("server/nitro"));
                 command
                     .arg("start")
                     .arg(output)
                     .args(["--port", &port_text]);
-                if quiet {
+                if quiet || *quiet_server {
                     command.arg("-q");
                 }
                 command
@@ -216,7 +225,7 @@ struct Options {
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    const FLAGS: [&str; 11] = [
+    const FLAGS: [&str; 12] = [
         "--secs",
         "--repeats",
         "--only",
@@ -224,6 +233,7 @@ fn options(args: &[String]) -> Result<Options> {
         "--client-threads",
         "--baseline",
         "--metrics",
+        "--instrumentation",
         "--node-output",
         "--nitro",
         "-q",
@@ -318,7 +328,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "building examples/websocket with `{} build`…",
         nitro.display()
     );
-    let metrics = args.iter().any(|a| a == "--metrics");
+    // `--instrumentation`: the same binary with metrics on and its default log, against
+    // itself with neither (no metrics, `-q`: no request span, no request log).
+    let instrumentation = args.iter().any(|a| a == "--instrumentation");
+    let metrics = instrumentation || args.iter().any(|a| a == "--metrics");
     let mut servers = vec![Server::Nitro {
         name: if metrics {
             "nitro-rs+metrics"
@@ -327,12 +340,21 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         .into(),
         output: build_output(&nitro, &tmp.path().join("nitro"), metrics)?,
+        quiet: false,
     }];
+    if instrumentation {
+        servers.push(Server::Nitro {
+            name: "uninstrumented".into(),
+            output: build_output(&nitro, &tmp.path().join("uninstrumented"), false)?,
+            quiet: true,
+        });
+    }
     if let Some(baseline) = flag(args, "--baseline") {
         eprintln!("building examples/websocket with `{baseline} build` (the baseline)…");
         servers.push(Server::Nitro {
             name: "baseline".into(),
             output: build_output(Path::new(&baseline), &tmp.path().join("baseline"), false)?,
+            quiet: false,
         });
     }
     let page = workspace_root().join("examples/websocket/index.html");
@@ -494,6 +516,48 @@ fn print_tables(
         }
         line += &format!(" {} |", workload.target());
         println!("{line}");
+    }
+
+    if let Some(bare_off) = servers
+        .iter()
+        .position(|s| matches!(s, Server::Nitro { quiet: true, .. }))
+    {
+        // `--instrumentation`: the first server against its uninstrumented twin.
+        println!();
+        println!(
+            "instrumentation (metrics, request spans, request log) as extra server CPU per operation, {} against {} (within each repeat):",
+            servers[0].name(),
+            servers[bare_off].name()
+        );
+        println!();
+        println!("| workload | CPU/op on | CPU/op off | extra CPU |");
+        println!("|---|---|---|---|");
+        for (w, &workload) in options.workloads.iter().enumerate() {
+            let (on, off) = (&results[w][0], &results[w][bare_off]);
+            let extra: Vec<f64> = on
+                .iter()
+                .zip(off)
+                .filter_map(|(a, b)| Some(a.cpu_us_per_op? / b.cpu_us_per_op? - 1.0))
+                .collect();
+            let cpu = |runs: &[Measured]| {
+                median(
+                    &runs
+                        .iter()
+                        .filter_map(|m| m.cpu_us_per_op)
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let (min, max) = range(&extra);
+            println!(
+                "| {} | {:.2} µs | {:.2} µs | **{:+.1} %** ({:+.1}–{:+.1}) |",
+                workload.key(),
+                cpu(on),
+                cpu(off),
+                median(&extra) * 100.0,
+                min * 100.0,
+                max * 100.0
+            );
+        }
     }
 
     println!();

@@ -19,7 +19,6 @@
 
 pub(crate) mod commands;
 pub(crate) mod devloop;
-pub(crate) mod human_fields;
 pub(crate) mod logging;
 pub(crate) mod otel;
 pub mod output;
@@ -29,6 +28,36 @@ pub(crate) mod serve;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod supervise;
 pub mod ui;
+
+/// For `benches/request_instrumentation.rs` only: not an API.
+#[doc(hidden)]
+pub mod __bench {
+    use crate::logging::{BenchLines, LogFormat};
+
+    /// The subscriber `nitro start` installs at its default level (human or JSON lines), and
+    /// where its request log lines collect instead of stderr.
+    /// `quiet`: at `warn`, as with `-q`.
+    pub fn log_dispatch(json: bool, quiet: bool) -> (tracing::Dispatch, Lines) {
+        let lines = BenchLines::new();
+        let format = if json {
+            LogFormat::Json
+        } else {
+            LogFormat::Human
+        };
+        (lines.dispatch(format, quiet), Lines(lines))
+    }
+
+    /// Request log lines kept in memory.
+    #[derive(Debug)]
+    pub struct Lines(BenchLines);
+
+    impl Lines {
+        /// Empties them; the bytes they held.
+        pub fn drain(&self) -> usize {
+            self.0.drain()
+        }
+    }
+}
 
 #[cfg(test)]
 mod report_tests;

@@ -11,9 +11,10 @@
 //! layers then get the log's filter each. Without the variables there is no such layer, and
 //! one filter for the whole subscriber, as before.
 //!
-//! The request log of `nitro start` is written from the server's request spans (target
-//! `nitro::request`, see `nitro_runtime::telemetry::span`) when they close, by
-//! [`RequestLog`], once [`set_request_log`] turned it on. Its lines are not written by the
+//! The request log of `nitro start` is written from the server's request log events (target
+//! `nitro::request`, one per request when it ends, with the request span's fields, inside the
+//! span when one was opened; see `nitro_runtime::telemetry::span`), once [`set_request_log`]
+//! turned them on, by [`RequestLog`], the layer in front of the `fmt` layer. Its lines are not written by the
 //! request's worker: they collect in a buffer that a background thread writes to stderr in one
 //! piece every [`FLUSH_EVERY`] (sooner past [`FLUSH_AT`] bytes), so a request costs an append,
 //! not a `write` system call and a wait on stderr. Every other event goes straight to stderr.
@@ -22,20 +23,18 @@
 //! line is dropped).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::human_fields::{HumanFields, JsonSpanFields};
-use nitro_runtime::telemetry::span::{PEER_TARGET, REQUEST_SPAN, REQUEST_TARGET};
+use nitro_runtime::telemetry::span::{PEER_TARGET, REQUEST_SPAN, REQUEST_TARGET, is_request_line};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
 use tracing_subscriber::fmt::FormattedFields;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::format::{DefaultFields, JsonFields};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -73,14 +72,9 @@ pub(crate) fn default_directives(verbose: u8, quiet: bool) -> &'static str {
     }
 }
 
-/// Whether the request log is written (`nitro start` turns it on).
-static REQUEST_LOG: AtomicBool = AtomicBool::new(false);
-/// Whether the request log is JSON.
-static JSON: AtomicBool = AtomicBool::new(false);
-
 /// Turns the request log on or off.
 pub(crate) fn set_request_log(on: bool) {
-    REQUEST_LOG.store(on, Ordering::Relaxed);
+    nitro_runtime::telemetry::span::set_request_log(on);
 }
 
 /// The log's filter. `RUST_LOG` can name spans and field values, which only [`EnvFilter`]
@@ -135,16 +129,19 @@ impl LogFilter {
     }
 
     /// The trace export's filter: this one, and the server's request and peer spans at `info`
-    /// whatever it says (so a quiet log still exports every request).
+    /// whatever it says (so a quiet log still exports every request); never the request log's
+    /// events (a line per request is the log's, not a span event).
     fn for_export<S>(&self) -> Box<dyn Filter<S> + Send + Sync>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
+        let not_lines = filter_fn(|metadata| !is_request_line(metadata));
         match self {
             LogFilter::Targets(targets) => Box::new(
                 Targets::clone(targets)
                     .with_target(REQUEST_TARGET, Level::INFO)
-                    .with_target(PEER_TARGET, Level::INFO),
+                    .with_target(PEER_TARGET, Level::INFO)
+                    .and(not_lines),
             ),
             LogFilter::Env(directives) => {
                 let mut filter = EnvFilter::new(directives);
@@ -153,7 +150,7 @@ impl LogFilter {
                         filter = filter.add_directive(directive);
                     }
                 }
-                Box::new(filter)
+                Box::new(filter.and(not_lines))
             }
         }
     }
@@ -167,38 +164,48 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
     // Colours only on a terminal: `nitro start`'s request log often goes to a file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let json = format == LogFormat::Json;
-    JSON.store(json, Ordering::Relaxed);
     let (tracer, warning) = match serves.then(crate::otel::start) {
         Some(crate::otel::Started::On(tracer)) => (Some(tracer), None),
         Some(crate::otel::Started::Warn(warning)) => (None, Some(warning)),
         Some(crate::otel::Started::Off) | None => (None, None),
     };
-    // The request-log layer goes before the `fmt` layers: it sees each span and event first,
-    // so it can write a request span's fields for them (see `human_fields`).
-    let request_log = RequestLog { ansi, format };
     match tracer {
-        // The log's filter on each log layer, and the export's own (the server's spans whatever
-        // the log shows): filters per layer only when exporting.
+        // The log's filter on the log's layer, and the export's own (the server's spans
+        // whatever the log shows): filters per layer only when exporting.
         Some(tracer) => {
             let _ = tracing_subscriber::registry()
-                .with(request_log.with_filter(filter.per_layer()))
-                .with(human_layer(!json, verbose, ansi).with_filter(filter.per_layer()))
-                .with(json_layer(json).with_filter(filter.per_layer()))
+                .with(log_layer(format, verbose, ansi, buffer()).with_filter(filter.per_layer()))
                 .with(crate::otel::layer(tracer).with_filter(filter.for_export()))
                 .try_init();
         }
         None => {
             let _ = tracing_subscriber::registry()
                 .with(filter.global())
-                .with(request_log)
-                .with(human_layer(!json, verbose, ansi))
-                .with(json_layer(json))
+                .with(log_layer(format, verbose, ansi, buffer()))
                 .try_init();
         }
     }
     if let Some(warning) = warning {
         tracing::warn!(target: "nitro::otel", "{warning}");
+    }
+}
+
+/// The log's layer: the `fmt` layer of `format` behind the request log (see [`RequestLog`]).
+fn log_layer<S>(
+    format: LogFormat,
+    verbose: u8,
+    ansi: bool,
+    lines: &'static Buffer,
+) -> impl Layer<S> + Send + Sync
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let json = format == LogFormat::Json;
+    RequestLog {
+        inner: Layer::and_then(human_layer(!json, verbose, ansi), json_layer(json)),
+        ansi,
+        format,
+        lines,
     }
 }
 
@@ -209,7 +216,6 @@ where
 {
     on.then(|| {
         tracing_subscriber::fmt::layer()
-            .fmt_fields(HumanFields::default())
             .with_writer(io::stderr)
             .with_target(verbose > 0)
             .with_ansi(ansi)
@@ -229,28 +235,40 @@ where
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .fmt_fields(JsonSpanFields::default())
     })
 }
 
-/// Keeps the fields of the server's request spans, writes the request log from them as the
-/// spans close, and writes them into a request span's formatted fields for the `fmt` layer
-/// when an event inside it is about to be formatted (the `fmt` layers skip them when the span
-/// opens and is recorded: most request spans see no event).
-struct RequestLog {
+/// The log's layer: the `fmt` layer (`inner`: human or JSON) behind the request log.
+///
+/// - The request log's events (`nitro_runtime::telemetry::span::is_request_line`, one per
+///   request, with the request span's fields and `duration_ms`) are written here as the
+///   request log's lines, into the buffer, and never reach `inner`.
+/// - The server's request spans never reach `inner` either: their fields are kept here
+///   ([`RequestFields`]) and written into the span's formatted fields for `inner` only when an
+///   event inside the span is about to be formatted. A request span is opened when route code
+///   runs, and route code mostly logs nothing: formatting the span's fields when it opens and
+///   on each `record` would be work for lines almost never written.
+///
+/// Everything else goes to `inner` as if this layer were not there. (`downcast_raw` is not
+/// forwarded: nothing downcasts to the `fmt` layer's parts, and it has no filter of its own.)
+struct RequestLog<L> {
+    inner: L,
     ansi: bool,
     format: LogFormat,
+    /// Where the lines go: [`buffer`] (a test's own otherwise).
+    lines: &'static Buffer,
 }
 
-/// What the request log needs of a request span, kept in its extensions.
+/// A request span's fields, kept in its extensions; and a request log event's.
 #[derive(Debug, Default)]
 struct RequestFields {
-    start: Option<Instant>,
     method: Cow<'static, str>,
     path: String,
     route: Option<String>,
     file: Option<String>,
     status: Option<u64>,
+    /// The request log event's.
+    duration_ms: Option<f64>,
     trace_id: Option<String>,
     parent_id: Option<String>,
 }
@@ -259,7 +277,10 @@ impl Visit for RequestFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "http.request.method" => self.method = method_name(value),
-            "url.path" => self.path = value.to_owned(),
+            "url.path" => {
+                self.path.clear();
+                self.path.push_str(value);
+            }
             "http.route" => self.route = Some(value.to_owned()),
             "nitro.route" => self.file = Some(value.to_owned()),
             "trace_id" => self.trace_id = Some(value.to_owned()),
@@ -274,25 +295,48 @@ impl Visit for RequestFields {
         }
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "duration_ms" {
+            self.duration_ms = Some(value);
+        }
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        // `%method` arrives as a `Display` wrapper, through `record_debug`.
-        self.record_str(field, &format!("{value:?}"));
+        // `%method` arrives as a `Display` wrapper, through `record_debug`; the request log
+        // event's `message` is not needed (the line is written from the fields).
+        if field.name() != "message" {
+            self.record_str(field, &format!("{value:?}"));
+        }
     }
 }
 
 impl RequestFields {
-    /// The request log line for a closed span.
+    /// Forgets the last request's values, keeping the path's allocation.
+    fn clear(&mut self) {
+        self.method = Cow::Borrowed("");
+        self.path.clear();
+        self.route = None;
+        self.file = None;
+        self.status = None;
+        self.duration_ms = None;
+        self.trace_id = None;
+        self.parent_id = None;
+    }
+
+    /// The request log line.
     #[cfg(test)]
-    fn line(&self, elapsed: Duration, json: bool, ansi: bool) -> String {
+    fn line(&self, json: bool, ansi: bool) -> String {
         let mut out = Vec::new();
-        self.write_line(&mut out, elapsed, json, ansi);
+        self.write_line(&mut out, json, ansi);
         String::from_utf8(out).expect("request lines are UTF-8")
     }
 
-    /// Appends the request log line for a closed span to `out`. The human line is written
-    /// straight into the log buffer, without a `String` of its own.
-    fn write_line(&self, out: &mut Vec<u8>, elapsed: Duration, json: bool, ansi: bool) {
+    /// Appends the request log line to `out`. The human line is written straight into the
+    /// log buffer, without a `String` of its own.
+    fn write_line(&self, out: &mut Vec<u8>, json: bool, ansi: bool) {
         let status = self.status.and_then(|s| u16::try_from(s).ok());
+        let duration_ms = self.duration_ms.unwrap_or_default();
+        let elapsed = Duration::try_from_secs_f64(duration_ms / 1e3).unwrap_or_default();
         if !json {
             out.extend_from_slice(if ansi {
                 b"\x1b[32m INFO\x1b[0m "
@@ -303,25 +347,83 @@ impl RequestFields {
             out.push(b'\n');
             return;
         }
-        let text = nitro_runtime::request_log::line(&self.method, &self.path, status, elapsed);
-        let mut timestamp = String::new();
-        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        thread_local! {
+            /// The line's timestamp and message, reused.
+            static SCRATCH: RefCell<(Timestamps, Vec<u8>)> =
+                RefCell::new((Timestamps::default(), Vec::new()));
+        }
+        SCRATCH.with_borrow_mut(|(timestamps, text)| {
+            text.clear();
+            nitro_runtime::request_log::write_line(text, &self.method, &self.path, status, elapsed);
+            let text = std::str::from_utf8(text).expect("the line is built from `str`s");
+            let timestamp = timestamps.now();
+            self.write_json(out, timestamp, text, duration_ms);
+        });
+    }
+
+    /// The JSON request log line.
+    fn write_json(&self, out: &mut Vec<u8>, timestamp: &str, text: &str, duration_ms: f64) {
         let line = JsonLine {
-            timestamp: &timestamp,
+            timestamp,
             level: "INFO",
-            message: &text,
+            message: text,
             target: REQUEST_TARGET,
             method: &self.method,
             path: &self.path,
             route: self.route.as_deref(),
             file: self.file.as_deref(),
             status: self.status,
-            duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            duration_ms,
             trace_id: self.trace_id.as_deref(),
             parent_id: self.parent_id.as_deref(),
         };
         let _ = serde_json::to_writer(&mut *out, &line);
         out.push(b'\n');
+    }
+}
+
+/// Timestamps as the JSON log writes them (`tracing-subscriber`'s `SystemTime`:
+/// `2026-11-27T11:12:51.120345Z`, UTC, microseconds), the date and time of day formatted once
+/// per second.
+#[derive(Debug, Default)]
+struct Timestamps {
+    /// The second [`Self::text`] starts with, since the Unix epoch.
+    second: Option<u64>,
+    text: String,
+}
+
+impl Timestamps {
+    /// Now.
+    fn now(&mut self) -> &str {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.at(since_epoch)
+    }
+
+    /// `since_epoch` after the Unix epoch.
+    fn at(&mut self, since_epoch: Duration) -> &str {
+        let second = since_epoch.as_secs();
+        if self.second != Some(second) {
+            self.second = Some(second);
+            self.text.clear();
+            let time = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
+                + chrono::TimeDelta::seconds(i64::try_from(second).unwrap_or(i64::MAX));
+            use std::fmt::Write as _;
+            let _ = write!(self.text, "{}", time.format("%Y-%m-%dT%H:%M:%S."));
+        }
+        self.text.truncate("YYYY-MM-DDTHH:MM:SS.".len());
+        let micros = since_epoch.subsec_micros();
+        let mut digits = [b'0'; 6];
+        let mut n = micros;
+        for digit in digits.iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.text
+            .push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
+        self.text.push('Z');
+        &self.text
     }
 }
 
@@ -429,18 +531,68 @@ fn is_request_span(meta: &tracing::Metadata<'_>) -> bool {
     meta.target() == REQUEST_TARGET && meta.name() == REQUEST_SPAN && *meta.level() == Level::INFO
 }
 
-impl<S> Layer<S> for RequestLog
+impl<L> RequestLog<L> {
+    /// Writes a request log event as the request log's line.
+    fn write_request_line<S>(&self, event: &tracing::Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        thread_local! {
+            /// One request's fields at a time, reused: no allocation for the path.
+            static FIELDS: RefCell<RequestFields> = RefCell::new(RequestFields::default());
+        }
+        FIELDS.with_borrow_mut(|fields| {
+            fields.clear();
+            event.record(fields);
+            // An exported request's trace id is set on its span by the export, not on the
+            // event: the line shows the trace the request is exported in.
+            if fields.trace_id.is_none()
+                && let Some(span) = ctx.event_span(event)
+                && let Some(span_fields) = span.extensions().get::<RequestFields>()
+            {
+                fields.trace_id.clone_from(&span_fields.trace_id);
+                fields.parent_id.clone_from(&span_fields.parent_id);
+            }
+            let json = self.format == LogFormat::Json;
+            self.lines
+                .append_with(|out| fields.write_line(out, json, self.ansi));
+        });
+    }
+}
+
+impl<S, L> Layer<S> for RequestLog<L>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.inner.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.enabled(metadata, ctx)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.inner.max_level_hint()
+    }
+
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         if !is_request_span(attrs.metadata()) {
-            return;
+            return self.inner.on_new_span(attrs, id, ctx);
         }
-        let mut fields = RequestFields {
-            start: Some(Instant::now()),
-            ..RequestFields::default()
-        };
+        let mut fields = RequestFields::default();
         attrs.record(&mut fields);
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
@@ -452,45 +604,58 @@ where
             && let Some(fields) = span.extensions_mut().get_mut::<RequestFields>()
         {
             values.record(fields);
+            return;
         }
+        self.inner.on_record(id, values, ctx);
+    }
+
+    fn on_follows_from(&self, span: &span::Id, follows: &span::Id, ctx: Context<'_, S>) {
+        self.inner.on_follows_from(span, follows, ctx);
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.event_enabled(event, ctx)
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        let Some(scope) = ctx.event_scope(event) else {
-            return;
-        };
-        for span in scope {
-            let mut extensions = span.extensions_mut();
-            let Some(fields) = extensions.get_mut::<RequestFields>() else {
-                continue;
-            };
-            match self.format {
-                LogFormat::Human => {
-                    let text = fields.human(self.ansi);
-                    set_formatted::<HumanFields>(&mut extensions, text);
-                }
-                LogFormat::Json => {
-                    let text = fields.json();
-                    set_formatted::<JsonSpanFields>(&mut extensions, text);
+        if is_request_line(event.metadata()) {
+            return self.write_request_line(event, &ctx);
+        }
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let mut extensions = span.extensions_mut();
+                let Some(fields) = extensions.get_mut::<RequestFields>() else {
+                    continue;
+                };
+                match self.format {
+                    LogFormat::Human => {
+                        let text = fields.human(self.ansi);
+                        set_formatted::<DefaultFields>(&mut extensions, text);
+                    }
+                    LogFormat::Json => {
+                        let text = fields.json();
+                        set_formatted::<JsonFields>(&mut extensions, text);
+                    }
                 }
             }
         }
+        self.inner.on_event(event, ctx);
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        self.inner.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        self.inner.on_exit(id, ctx);
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        if !REQUEST_LOG.load(Ordering::Relaxed) {
-            return;
-        }
-        let Some(span) = ctx.span(&id) else {
-            return;
-        };
-        let extensions = span.extensions();
-        let Some(fields) = extensions.get::<RequestFields>() else {
-            return;
-        };
-        let elapsed = fields.start.map(|s| s.elapsed()).unwrap_or_default();
-        let json = JSON.load(Ordering::Relaxed);
-        buffer().append_with(|out| fields.write_line(out, elapsed, json, self.ansi));
+        self.inner.on_close(id, ctx);
+    }
+
+    fn on_id_change(&self, old: &span::Id, new: &span::Id, ctx: Context<'_, S>) {
+        self.inner.on_id_change(old, new, ctx);
     }
 }
 
@@ -506,6 +671,7 @@ fn set_formatted<N: 'static>(
 }
 
 /// Lines waiting for the writer thread.
+#[derive(Debug)]
 struct Buffer {
     lines: Mutex<Vec<u8>>,
     wake: Condvar,
@@ -524,12 +690,15 @@ impl Buffer {
     /// Appends what `write` writes, under the lock (one line: lines stay whole).
     fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let mut lines = self.lock();
+        let before = lines.len();
         write(&mut lines);
         if lines.len() >= MAX_BUFFERED {
             // stderr is not keeping up: write here, in order, under the lock.
             let _ = io::stderr().lock().write_all(&lines);
             lines.clear();
-        } else if lines.len() >= FLUSH_AT {
+        } else if before < FLUSH_AT && lines.len() >= FLUSH_AT {
+            // Once, as the buffer crosses the mark (a wake-up is a system call: not one per
+            // line until the writer thread has run).
             self.wake.notify_one();
         }
     }
@@ -598,6 +767,36 @@ pub(crate) fn flush() {
     buffer().write_out(&mut Vec::new());
 }
 
+/// For the instrumentation's benchmark (`crate::__bench`): request log lines kept in a
+/// buffer that no thread writes out.
+#[derive(Debug)]
+pub(crate) struct BenchLines(&'static Buffer);
+
+impl BenchLines {
+    pub(crate) fn new() -> BenchLines {
+        BenchLines(Box::leak(Box::new(Buffer::new())))
+    }
+
+    /// The subscriber [`init`] installs for `nitro start` at the default level, or `quiet`
+    /// (no export, no colours), its request log lines going to this buffer.
+    pub(crate) fn dispatch(&self, format: LogFormat, quiet: bool) -> tracing::Dispatch {
+        let filter = LogFilter::new(None, 0, quiet);
+        tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(filter.global())
+                .with(log_layer(format, 0, false, self.0)),
+        )
+    }
+
+    /// Empties the buffer; the bytes it held.
+    pub(crate) fn drain(&self) -> usize {
+        let mut lines = self.0.lock();
+        let len = lines.len();
+        lines.clear();
+        len
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,7 +856,7 @@ mod tests {
     #[test]
     fn request_lines() {
         let fields = RequestFields {
-            start: None,
+            duration_ms: Some(1.234),
             method: "GET".into(),
             path: "/users/1".into(),
             route: Some("/users/:id".into()),
@@ -666,13 +865,8 @@ mod tests {
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
             parent_id: None,
         };
-        let elapsed = Duration::from_micros(1234);
-        assert_eq!(
-            fields.line(elapsed, false, false),
-            " INFO GET /users/1 200 1.2 ms\n"
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&fields.line(elapsed, true, false)).unwrap();
+        assert_eq!(fields.line(false, false), " INFO GET /users/1 200 1.2 ms\n");
+        let json: serde_json::Value = serde_json::from_str(&fields.line(true, false)).unwrap();
         assert_eq!(json["level"], "INFO");
         assert_eq!(json["target"], "nitro::request");
         assert_eq!(json["message"], "GET /users/1 200 1.2 ms");
@@ -732,53 +926,52 @@ mod tests {
         tracing::info!("after the status");
     }
 
+    /// A test's own line buffer (no writer thread: the test reads it).
+    fn test_lines() -> &'static Buffer {
+        Box::leak(Box::new(Buffer::new()))
+    }
+
     fn log(ours: bool, format: LogFormat, ansi: bool) -> String {
         let out = Captured::default();
+        let human = || {
+            tracing_subscriber::fmt::layer()
+                .with_writer(out.clone())
+                .with_ansi(ansi)
+                .without_time()
+        };
+        let json = || {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(out.clone())
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .without_time()
+        };
+        let lines = test_lines();
         let dispatch = match (ours, format) {
-            (true, LogFormat::Human) => tracing::Dispatch::new(
-                tracing_subscriber::registry()
-                    .with(RequestLog { ansi, format })
-                    .with(
-                        tracing_subscriber::fmt::layer()
-                            .fmt_fields(HumanFields::default())
-                            .with_writer(out.clone())
-                            .with_ansi(ansi)
-                            .without_time(),
-                    ),
-            ),
-            (false, LogFormat::Human) => tracing::Dispatch::new(
-                tracing_subscriber::registry().with(
-                    tracing_subscriber::fmt::layer()
-                        .with_writer(out.clone())
-                        .with_ansi(ansi)
-                        .without_time(),
-                ),
-            ),
-            (true, LogFormat::Json) => tracing::Dispatch::new(
-                tracing_subscriber::registry()
-                    .with(RequestLog { ansi, format })
-                    .with(
-                        tracing_subscriber::fmt::layer()
-                            .json()
-                            .with_writer(out.clone())
-                            .flatten_event(true)
-                            .with_current_span(true)
-                            .with_span_list(false)
-                            .without_time()
-                            .fmt_fields(JsonSpanFields::default()),
-                    ),
-            ),
-            (false, LogFormat::Json) => tracing::Dispatch::new(
-                tracing_subscriber::registry().with(
-                    tracing_subscriber::fmt::layer()
-                        .json()
-                        .with_writer(out.clone())
-                        .flatten_event(true)
-                        .with_current_span(true)
-                        .with_span_list(false)
-                        .without_time(),
-                ),
-            ),
+            (true, LogFormat::Human) => {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(RequestLog {
+                    inner: human(),
+                    ansi,
+                    format,
+                    lines,
+                }))
+            }
+            (false, LogFormat::Human) => {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(human()))
+            }
+            (true, LogFormat::Json) => {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(RequestLog {
+                    inner: json(),
+                    ansi,
+                    format,
+                    lines,
+                }))
+            }
+            (false, LogFormat::Json) => {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(json()))
+            }
         };
         tracing::dispatcher::with_default(&dispatch, || serve_a_request(!ours));
         String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
@@ -811,6 +1004,122 @@ mod tests {
         assert_eq!(ours[3]["span"]["http.response.status_code"], 204);
     }
 
+    /// A request log event as the server emits it (`telemetry::span`), inside `span`.
+    fn request_line(route: Option<&str>, trace_id: Option<&str>) {
+        tracing::event!(
+            name: nitro_runtime::telemetry::span::REQUEST_LINE,
+            target: REQUEST_TARGET,
+            Level::INFO,
+            http.request.method = "GET",
+            url.path = "/users/1",
+            http.route = route,
+            nitro.route = route.map(|_| "routes/users/[id].rs"),
+            http.response.status_code = 200_u16,
+            duration_ms = 1.234,
+            trace_id = trace_id,
+            "GET /users/1 200 1.2 ms",
+        );
+    }
+
+    #[test]
+    fn request_log_events_are_the_request_log_and_only_that() {
+        for format in [LogFormat::Human, LogFormat::Json] {
+            let (out, lines) = (Captured::default(), test_lines());
+            let subscriber = tracing_subscriber::registry().with(RequestLog {
+                inner: tracing_subscriber::fmt::layer()
+                    .with_writer(out.clone())
+                    .without_time(),
+                ansi: false,
+                format,
+                lines,
+            });
+            tracing::subscriber::with_default(subscriber, || {
+                // No span: a request that never needed one (a file, the page).
+                request_line(None, None);
+                // Inside the request's span, whose trace id the export set.
+                let span = tracing::info_span!(target: REQUEST_TARGET, "request", http.request.method = "GET", url.path = "/users/1", trace_id = tracing::field::Empty);
+                span.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+                span.in_scope(|| request_line(Some("/users/:id"), None));
+                // Another event of the same target is an event like any other.
+                tracing::info!(target: REQUEST_TARGET, "not a request line");
+            });
+            let written = String::from_utf8(lines.lock().clone()).unwrap();
+            let logged = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            assert!(
+                !logged.contains("/users/1 200") && logged.contains("not a request line"),
+                "the fmt layer never sees a request line: {logged}"
+            );
+            match format {
+                LogFormat::Human => assert_eq!(
+                    written,
+                    " INFO GET /users/1 200 1.2 ms\n INFO GET /users/1 200 1.2 ms\n"
+                ),
+                LogFormat::Json => {
+                    let lines: Vec<serde_json::Value> = written
+                        .lines()
+                        .map(|l| serde_json::from_str(l).unwrap())
+                        .collect();
+                    assert_eq!(lines.len(), 2, "{written}");
+                    assert_eq!(lines[0]["duration_ms"], 1.234);
+                    assert!(lines[0].get("http.route").is_none());
+                    assert!(lines[0].get("trace_id").is_none());
+                    assert_eq!(lines[1]["http.route"], "/users/:id");
+                    assert_eq!(lines[1]["nitro.route"], "routes/users/[id].rs");
+                    assert_eq!(lines[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+                    assert_eq!(lines[1]["message"], "GET /users/1 200 1.2 ms");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_export_never_gets_the_request_log_events() {
+        let export = Spans::default();
+        let subscriber = tracing_subscriber::registry().with(
+            export
+                .clone()
+                .with_filter(LogFilter::new(None, 0, false).for_export()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(target: REQUEST_TARGET, "request");
+            span.in_scope(|| {
+                request_line(None, None);
+                tracing::info!(target: REQUEST_TARGET, "an event of the request");
+            });
+        });
+        assert_eq!(*export.0.lock().unwrap(), ["request", "event"]);
+    }
+
+    #[test]
+    fn timestamps_read_as_the_json_formatter_writes_them() {
+        let mut timestamps = Timestamps::default();
+        assert_eq!(timestamps.at(Duration::ZERO), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            timestamps.at(Duration::new(951_782_400, 500_000_999)),
+            "2000-02-29T00:00:00.500000Z"
+        );
+        assert_eq!(
+            timestamps.at(Duration::new(1_700_000_000, 123_456_000)),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        // The same second again: only the microseconds change.
+        assert_eq!(
+            timestamps.at(Duration::new(1_700_000_000, 7_000)),
+            "2023-11-14T22:13:20.000007Z"
+        );
+        // Now, as `tracing-subscriber` writes it for every other JSON line (the same second,
+        // unless it turned between the two readings: then the next try).
+        use tracing_subscriber::fmt::format::Writer;
+        use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+        let same = (0..3).any(|_| {
+            let mut theirs = String::new();
+            let _ = SystemTime.format_time(&mut Writer::new(&mut theirs));
+            let ours = timestamps.now().to_owned();
+            theirs.len() == ours.len() && theirs[..20] == ours[..20]
+        });
+        assert!(same);
+    }
+
     #[test]
     fn verbosity_maps_to_a_valid_filter() {
         assert_eq!(default_directives(3, true), "warn");
@@ -821,13 +1130,17 @@ mod tests {
         }
     }
 
-    /// Counts the spans a layer is given, by name.
+    /// The spans a layer is given, by name, and its events (as `event`).
     #[derive(Clone, Default)]
     struct Spans(std::sync::Arc<Mutex<Vec<&'static str>>>);
 
     impl<S: Subscriber> Layer<S> for Spans {
         fn on_new_span(&self, attrs: &span::Attributes<'_>, _: &span::Id, _: Context<'_, S>) {
             self.0.lock().unwrap().push(attrs.metadata().name());
+        }
+
+        fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
+            self.0.lock().unwrap().push("event");
         }
     }
 

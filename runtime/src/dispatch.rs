@@ -95,6 +95,8 @@ pub(crate) async fn handle(
         .extensions_mut()
         .remove::<crate::route_rules::CacheStep>()
     {
+        // The cache and, on a miss, the route log and run in the request's span.
+        telemetry::span::enter_request_span();
         let next_shared = shared.clone();
         let next = move |req: Request<Incoming>| -> crate::route_rules::Next {
             Box::pin(serve(
@@ -254,6 +256,8 @@ async fn run_middleware(
     if app.table.middleware().is_empty() {
         return Ok((Vec::new(), req));
     }
+    // Route code runs: in the request's span.
+    telemetry::span::enter_request_span();
     let dev = shared.config.dev;
     let (parts, body) = req.into_parts();
     let info = request_info(&parts, Vec::new(), remote, Bytes::new());

@@ -85,6 +85,7 @@ pub(crate) fn check_host<B>(config: &ServerConfig, req: &Request<B>) -> Result<(
     if host_allowed(hostname(authority), allowed) {
         Ok(())
     } else {
+        crate::telemetry::span::enter_request_span();
         tracing::warn!(target: "nitro::server", "refusing a request for host `{authority}`: not an allowed host (DNS rebinding?)");
         Err(forbidden_host(authority))
     }
@@ -118,6 +119,7 @@ pub(crate) fn check_origin(config: &ServerConfig, headers: &HeaderMap) -> Result
     if allowed {
         return Ok(());
     }
+    crate::telemetry::span::enter_request_span();
     tracing::warn!(target: "nitro::ws", "refusing a WebSocket upgrade from origin `{}`", origin.escape_debug());
     Err(HttpError::new(
         StatusCode::FORBIDDEN,

@@ -1,19 +1,80 @@
 //! The request log's line: `GET /api/users/1 200 1.2 ms`.
 //!
-//! The server records each request as a span (see [`crate::telemetry::span`]); the CLI's
-//! subscriber writes this line from that span when it closes (`nitro start`). The time runs
+//! The server emits one event per request with the request span's fields (see
+//! [`crate::telemetry::span`]); the CLI's subscriber writes this line from it (`nitro start`). The time runs
 //! from the request head to the response head (a streamed file's body may take longer); a
 //! WebSocket shows its `101`.
 
-use std::io::Write;
+use std::fmt;
 use std::time::Duration;
 
-/// `GET /path 200 1.2 ms`. The path is shown with control characters escaped, so a request
-/// cannot forge log lines; a request without a status (its connection closed first) shows `-`.
+/// `GET /path 200 1.2 ms`, as [`Display`](fmt::Display). The path is shown with control
+/// characters escaped, so a request cannot forge log lines; a request without a status (its
+/// connection closed first) shows `-`.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: Option<u16>,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::with_capacity(self.path.len() + 24);
+        self.write(&mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl Line<'_> {
+    /// Appends the line to `out`, without `core::fmt` (this runs for every request).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.method.as_bytes());
+        out.push(b' ');
+        if self
+            .path
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'\'' && b != b'"')
+        {
+            // The common case: nothing to escape.
+            out.extend_from_slice(self.path.as_bytes());
+        } else {
+            let mut buf = [0; 4];
+            for c in self.path.chars().flat_map(char::escape_default) {
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+        out.push(b' ');
+        match self.status {
+            Some(status) => push_decimal(out, u64::from(status)),
+            None => out.push(b'-'),
+        }
+        // Tenths of a millisecond, rounded, in integers (no `u128` division).
+        let tenths = self.elapsed.as_secs().saturating_mul(10_000)
+            + (u64::from(self.elapsed.subsec_nanos()) + 50_000) / 100_000;
+        out.push(b' ');
+        push_decimal(out, tenths / 10);
+        out.push(b'.');
+        push_decimal(out, tenths % 10);
+        out.extend_from_slice(b" ms");
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// The line as a `String`.
 pub fn line(method: &str, path: &str, status: Option<u16>, elapsed: Duration) -> String {
-    let mut out = Vec::new();
-    write_line(&mut out, method, path, status, elapsed);
-    String::from_utf8(out).expect("the line is built from `str`s")
+    Line {
+        method,
+        path,
+        status,
+        elapsed,
+    }
+    .to_string()
 }
 
 /// [`line`], appended to `out` (the request log's buffer) without a `String` of its own.
@@ -24,27 +85,13 @@ pub fn write_line(
     status: Option<u16>,
     elapsed: Duration,
 ) {
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    if path
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'\'' && b != b'"')
-    {
-        // The common case: nothing to escape.
-        out.extend_from_slice(path.as_bytes());
-    } else {
-        let mut buf = [0; 4];
-        for c in path.chars().flat_map(char::escape_default) {
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-        }
+    Line {
+        method,
+        path,
+        status,
+        elapsed,
     }
-    // Tenths of a millisecond, rounded, in integers (formatting an `f64` is slower).
-    let tenths = (elapsed.as_nanos() + 50_000) / 100_000;
-    let (ms, tenth) = (tenths / 10, tenths % 10);
-    let _ = match status {
-        Some(status) => write!(out, " {status} {ms}.{tenth} ms"),
-        None => write!(out, " - {ms}.{tenth} ms"),
-    };
+    .write(out);
 }
 
 #[cfg(test)]

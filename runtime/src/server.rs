@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use http::{Request, Response};
@@ -25,7 +25,6 @@ use crate::shared::Shared;
 use crate::static_files::StaticFiles;
 use crate::ws::Hub;
 use crate::{App, telemetry};
-use tracing::{Instrument, Span};
 
 /// Pause after a failed `accept` (out of file descriptors, ...), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -229,23 +228,10 @@ async fn serve_connection(
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = service_shared.clone();
         async move {
-            // The request's span: route code runs in it, and the request log is written from
-            // it when it closes (see `telemetry::span`).
-            let span = telemetry::span::request(req.method(), req.uri().path(), req.headers());
-            let counted =
-                telemetry::metrics::enabled().then(|| (req.method().clone(), Instant::now()));
-            // The status is recorded inside the span's future: no second handle to the span.
-            let response = async {
-                let response = handle_guarded(shared, remote, req).await;
-                telemetry::span::record_status(&Span::current(), response.status());
-                response
-            }
-            .instrument(span)
-            .await;
-            if let Some((method, started)) = counted {
-                let route = response.extensions().get::<telemetry::metrics::Answered>();
-                telemetry::metrics::request(&method, response.status(), route, started.elapsed());
-            }
+            // The request's record, its span when something needs one, the request log's
+            // event when it ends, the metrics (see `telemetry`).
+            let telemetry = telemetry::RequestTelemetry::start(&req);
+            let response = telemetry.serve(handle_guarded(shared, remote, req)).await;
             Ok::<_, Infallible>(response)
         }
     });
@@ -311,6 +297,7 @@ async fn handle_guarded(
         },
         Err(payload) => {
             let message = panic_message(&*payload);
+            telemetry::span::enter_request_span();
             tracing::error!(target: "nitro::server", "the server panicked while handling a request: {message}");
             HttpError::unhandled("the server panicked while handling the request")
                 .detail(message)

@@ -157,6 +157,39 @@ fn route_tracing_reaches_the_host_log_in_the_request_span_under_dev() {
     assert!(!err.contains("GET /order 200"), "{err}");
 }
 
+#[test]
+fn a_host_warning_while_serving_the_page_is_in_the_request_span() {
+    // No route runs for the page, so its request span is opened only when the server logs.
+    let project = Project::with_files(&[
+        ("nitro.toml", "[renderer]\nstatic = true\n"),
+        ("index.html", "<h1>page</h1>\n"),
+    ]);
+    let dev = NitroDev::start(project.path());
+    let html = [("accept", "text/html")];
+    assert_eq!(dev.get_with("/", &html).status, 200, "{}", dev.stderr());
+    std::fs::remove_file(project.path().join("index.html")).unwrap();
+    assert_eq!(
+        dev.get_with("/about", &html).status,
+        404,
+        "{}",
+        dev.stderr()
+    );
+    assert!(
+        dev.wait_stderr("cannot read the renderer's", Duration::from_secs(10)),
+        "{}",
+        dev.stderr()
+    );
+    let err = dev.stderr();
+    let warning = line_with(
+        &err,
+        &[
+            "request{http.request.method=GET url.path=\"/about\"}",
+            "cannot read the renderer's",
+        ],
+    );
+    assert!(warning.is_some_and(|l| l.starts_with(" WARN")), "{err}");
+}
+
 /// The JSON lines of `text` (every line must be one).
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()

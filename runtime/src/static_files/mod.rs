@@ -114,12 +114,14 @@ async fn serve_public(
     let file = match resolved {
         Ok(Resolved::File(file)) => file,
         Ok(Resolved::Refused(target)) => {
+            crate::telemetry::span::enter_request_span();
             tracing::debug!(target: "nitro::static", "refusing `{}`: it leads to `{}`, outside of the public folder or to a dotfile", uri.path(), target.display());
             return None;
         }
         Ok(Resolved::Nothing) => return None,
         Err(err) => {
             if err.kind() != io::ErrorKind::NotFound {
+                crate::telemetry::span::enter_request_span();
                 tracing::debug!(target: "nitro::static", "public file lookup failed: {err}");
             }
             return None;
@@ -153,6 +155,7 @@ async fn serve_index_html(index_html: &Path, method: &Method) -> Option<Response
     let html = match tokio::fs::read(index_html).await {
         Ok(html) => html,
         Err(err) => {
+            crate::telemetry::span::enter_request_span();
             tracing::warn!(target: "nitro::static", "cannot read the renderer's `{}`: {err}", index_html.display());
             return None;
         }

@@ -36,6 +36,11 @@ pub fn install(propagation: Box<dyn Propagation>) -> bool {
     INSTALLED.set(propagation).is_ok()
 }
 
+/// Whether a propagation is installed (spans are exported: every request opens its span).
+pub(crate) fn installed() -> bool {
+    INSTALLED.get().is_some()
+}
+
 /// Hands a new request span to the installed propagation, if there is one.
 pub(crate) fn request_span(span: &Span, headers: &HeaderMap) {
     let Some(propagation) = INSTALLED.get() else {

@@ -1,70 +1,295 @@
 //! The spans of the server: one per HTTP request and one per WebSocket peer, with field names
 //! from OpenTelemetry's HTTP semantic conventions (`http.request.method`, `url.path`,
-//! `http.route`, `http.response.status_code`) and nitro's own under `nitro.`.
+//! `http.route`, `http.response.status_code`) and nitro's own under `nitro.`, and the request
+//! log's line.
 //!
-//! Both are `info` spans with target [`REQUEST_TARGET`] / [`PEER_TARGET`], so a subscriber
-//! that records `info` sees them; with none (or a quieter filter) they are disabled and cost a
-//! callsite check. Route code runs inside them (the server enters the request span around
-//! every poll and call of a route, the peer span around every hook), so a route's events are
-//! recorded in their request's or peer's span. The request log of `nitro start` is written
-//! from the request span when it closes (the CLI's subscriber), not by a second code path.
+//! Both spans are `info` spans with target [`REQUEST_TARGET`] / [`PEER_TARGET`], so a
+//! subscriber that records `info` sees them; with none (or a quieter filter) they are disabled
+//! and a request costs one callsite check. Route code runs inside them (the request span is
+//! entered around every poll of the request and every call of a route, the peer span around
+//! every hook), so a route's events are recorded in their request's or peer's span.
+//!
+//! **A request's span is opened when something needs it.** [`start`] keeps what the span would
+//! say (method, path, route, status, trace context) in a small record, and opens the span from
+//! it, and enters it, the first time one of these happens: the request reaches route code
+//! (middleware, a cache rule, a matched route: [`record_route`]), host code is about to log
+//! while serving it ([`enter_request_span`]), or the spans are exported (then at once, for
+//! every request). A request that never needs it — a `public/` file, the page, a `404`: the
+//! bulk of a static site's traffic — never allocates a span in the subscriber's registry,
+//! which was most of the cost of instrumenting such a request (see docs/benchmarks.md).
+//!
+//! **The request log line is an event** of target [`REQUEST_TARGET`] named [`REQUEST_LINE`],
+//! written when the request ends (its response head is out, or the client left first), inside
+//! the request's span when it was opened, with the span's fields (the record it is opened from)
+//! and `duration_ms`: the convention of `tower-http`'s trace layer (a span per request, an
+//! event when the response is sent). It is emitted only when [`set_request_log`] turned the log
+//! on (`nitro start`); the CLI's subscriber writes it as the request log's line, and the log's
+//! filter applies to it like to any event (`-q` or `RUST_LOG=nitro::request=off` turn it off).
 
-use http::{HeaderMap, Method, StatusCode};
-use tracing::Span;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use tracing::field::Empty;
+use tracing::{Level, Span};
 
 /// The W3C trace context header, as a constant: a `&str` name is parsed on every lookup.
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
-/// The target of request spans.
+/// The target of request spans and of the request log's events.
 pub const REQUEST_TARGET: &str = "nitro::request";
 /// The name of request spans.
 pub const REQUEST_SPAN: &str = "request";
+/// The name of the request log's event (target [`REQUEST_TARGET`]), one per request.
+pub const REQUEST_LINE: &str = "request_log";
 /// The target of WebSocket peer spans.
 pub const PEER_TARGET: &str = "nitro::ws";
 /// The name of WebSocket peer spans.
 pub const PEER_SPAN: &str = "peer";
 
-/// The span of one HTTP request (a WebSocket upgrade included, which ends with its `101`).
-/// The path is recorded without the query, which may hold secrets.
-pub(crate) fn request(method: &Method, path: &str, headers: &HeaderMap) -> Span {
-    let span = tracing::info_span!(
-        target: REQUEST_TARGET,
-        REQUEST_SPAN,
-        http.request.method = method.as_str(),
-        url.path = path,
-        http.route = Empty,
-        nitro.route = Empty,
-        http.response.status_code = Empty,
-        trace_id = Empty,
-        parent_id = Empty,
-    );
-    if !span.is_disabled()
-        && let Some(parent) = headers
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse)
+/// Whether the request log's event is emitted (`nitro start` turns it on).
+static REQUEST_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Turns the request log's event ([`REQUEST_LINE`]) on or off.
+pub fn set_request_log(on: bool) {
+    REQUEST_LOG.store(on, Ordering::Relaxed);
+}
+
+/// Whether `metadata` is the request log's event.
+pub fn is_request_line(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_event() && metadata.name() == REQUEST_LINE && metadata.target() == REQUEST_TARGET
+}
+
+tokio::task_local! {
+    /// The request being served by the current task (see [`Serving::serve`]).
+    // Boxed: the task-local is moved in and out on every poll, and the request's future is
+    // moved a few times before it is polled; a pointer is cheaper to move than the record.
+    static REQUEST: Box<RequestScope>;
+}
+
+/// What the server knows of the request it serves: the request span's fields, kept here until
+/// the span is opened (if ever), and the span once it is.
+#[derive(Debug)]
+pub(crate) struct RequestScope {
+    start: Instant,
+    method: Method,
+    /// The request's target; only its path is recorded (the query may hold secrets).
+    uri: Uri,
+    /// The `trace_id` and `parent_id` of a valid incoming `traceparent`.
+    trace: Option<(Box<str>, Box<str>)>,
+    /// The matched route's pattern and file.
+    route: RefCell<Option<(Box<str>, Box<str>)>>,
+    status: Cell<Option<StatusCode>>,
+    /// From the request head to the response head.
+    elapsed: Cell<Option<Duration>>,
+    span: OnceCell<Span>,
+    /// The span was opened, and entered, during the current poll: exit it after the poll.
+    entered_in_poll: Cell<bool>,
+}
+
+impl RequestScope {
+    /// The request span, opened from the record if it is not open yet.
+    fn span(&self) -> &Span {
+        self.span.get_or_init(|| {
+            let span = tracing::info_span!(
+                target: REQUEST_TARGET,
+                REQUEST_SPAN,
+                http.request.method = self.method.as_str(),
+                url.path = self.uri.path(),
+                http.route = Empty,
+                nitro.route = Empty,
+                http.response.status_code = Empty,
+                trace_id = Empty,
+                parent_id = Empty,
+            );
+            if let Some((trace_id, parent_id)) = &self.trace {
+                span.record("trace_id", &**trace_id);
+                span.record("parent_id", &**parent_id);
+            }
+            if let Some((pattern, file)) = &*self.route.borrow() {
+                span.record("http.route", &**pattern);
+                span.record("nitro.route", &**file);
+            }
+            span
+        })
+    }
+
+    /// Opens the span if it is not open, and enters it until the end of the current poll.
+    fn enter_now(&self) {
+        if self.span.get().is_some() {
+            // Open before this poll began: [`poll`](Self::poll) entered it.
+            return;
+        }
+        self.span()
+            .with_subscriber(|(id, dispatch)| dispatch.enter(id));
+        self.entered_in_poll.set(true);
+    }
+
+    /// Polls the request's future inside the span, when it is open.
+    fn poll<F: Future>(&self, future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _entered = self.span.get().map(Span::enter);
+        let result = future.poll(cx);
+        if self.entered_in_poll.replace(false)
+            && let Some(span) = self.span.get()
+        {
+            span.with_subscriber(|(id, dispatch)| dispatch.exit(id));
+        }
+        result
+    }
+
+    /// The response head is out: its status and the time it took.
+    fn finish(&self, status: StatusCode) -> Duration {
+        let elapsed = self.start.elapsed();
+        self.status.set(Some(status));
+        self.elapsed.set(Some(elapsed));
+        if let Some(span) = self.span.get() {
+            span.record("http.response.status_code", status.as_u16());
+        }
+        elapsed
+    }
+
+    /// The request log's event, inside the span when it is open.
+    fn log_line(&self) {
+        let elapsed = self.elapsed.get().unwrap_or_else(|| self.start.elapsed());
+        let route = self.route.borrow();
+        let (pattern, file) = match &*route {
+            Some((pattern, file)) => (Some(&**pattern), Some(&**file)),
+            None => (None, None),
+        };
+        let (trace_id, parent_id) = match &self.trace {
+            Some((trace_id, parent_id)) => (Some(&**trace_id), Some(&**parent_id)),
+            None => (None, None),
+        };
+        let status = self.status.get().map(|s| s.as_u16());
+        let method = self.method.as_str();
+        let path = self.uri.path();
+        let line = || {
+            tracing::event!(
+                name: REQUEST_LINE,
+                target: REQUEST_TARGET,
+                Level::INFO,
+                http.request.method = method,
+                url.path = path,
+                http.route = pattern,
+                nitro.route = file,
+                http.response.status_code = status,
+                duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                trace_id = trace_id,
+                parent_id = parent_id,
+                "{}",
+                crate::request_log::Line { method, path, status, elapsed },
+            )
+        };
+        match self.span.get() {
+            Some(span) => span.in_scope(line),
+            None => line(),
+        }
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        // When the request ends: answered, or dropped (the client left first: no status).
+        if REQUEST_LOG.load(Ordering::Relaxed) {
+            self.log_line();
+        }
+    }
+}
+
+/// One HTTP request being served (a WebSocket upgrade included, which ends with its `101`),
+/// from [`start`] to [`Serving::serve`].
+#[derive(Debug)]
+pub(crate) enum Serving {
+    /// The request span's level is off: no record, no span, no line; the clock read only for
+    /// the metrics.
+    Untraced(Option<Instant>),
+    Traced(Box<RequestScope>),
+}
+
+/// A request's head has arrived: its record (see the module's docs), or nothing but the time
+/// when request spans are off and only the metrics (`timed`) need it.
+pub(crate) fn start(method: &Method, uri: &Uri, headers: &HeaderMap, timed: bool) -> Serving {
+    if !tracing::span_enabled!(target: REQUEST_TARGET, Level::INFO) {
+        return Serving::Untraced(timed.then(Instant::now));
+    }
+    let trace = headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .map(|parent| (parent.trace_id.into(), parent.parent_id.into()));
+    let scope = Box::new(RequestScope {
+        start: Instant::now(),
+        method: method.clone(),
+        uri: uri.clone(),
+        trace,
+        route: RefCell::new(None),
+        status: Cell::new(None),
+        elapsed: Cell::new(None),
+        span: OnceCell::new(),
+        entered_in_poll: Cell::new(false),
+    });
+    if super::otel::installed() {
+        // Exported: every request is a span, tied to its remote parent before it is entered.
+        super::otel::request_span(scope.span(), headers);
+    }
+    Serving::Traced(scope)
+}
+
+impl Serving {
+    /// Runs `handle` with the request's record as the task's current request, then records
+    /// the response's status. Returns the response and, when the request is traced or timed,
+    /// the time from the request head to the response head.
+    pub(crate) async fn serve<B, F>(self, handle: F) -> (Response<B>, Option<Duration>)
+    where
+        F: Future<Output = Response<B>>,
     {
-        span.record("trace_id", parent.trace_id);
-        span.record("parent_id", parent.parent_id);
+        match self {
+            Serving::Untraced(start) => {
+                let response = handle.await;
+                (response, start.map(|start| start.elapsed()))
+            }
+            Serving::Traced(scope) => {
+                REQUEST
+                    .scope(scope, async move {
+                        let mut handle = std::pin::pin!(handle);
+                        let response = std::future::poll_fn(|cx| {
+                            REQUEST.with(|scope| scope.poll(handle.as_mut(), cx))
+                        })
+                        .await;
+                        let elapsed = REQUEST.with(|scope| scope.finish(response.status()));
+                        (response, Some(elapsed))
+                    })
+                    .await
+            }
+        }
     }
-    super::otel::request_span(&span, headers);
-    span
 }
 
-/// Records the route that matched on the current request span: its pattern (`/users/:id`)
-/// and file.
-pub(crate) fn record_route(pattern: &str, file: &str) {
-    let span = Span::current();
-    if !span.is_disabled() {
-        span.record("http.route", pattern);
-        span.record("nitro.route", file);
-    }
+/// Opens the current request's span (if it is not open) and enters it for the rest of this
+/// poll. Host code that logs while serving a request, before any route code ran, calls this
+/// first, so its events are recorded inside the request's span. Does nothing outside a request.
+pub(crate) fn enter_request_span() {
+    let _ = REQUEST.try_with(|scope| scope.enter_now());
 }
 
-/// Records the response's status on a request span.
-pub(crate) fn record_status(span: &Span, status: StatusCode) {
-    span.record("http.response.status_code", status.as_u16());
+/// Records the route that matched on the current request: its pattern (`/users/:id`) and
+/// file. Route code runs next, so the request's span is opened and entered. Does nothing
+/// outside a request.
+pub fn record_route(pattern: &str, file: &str) {
+    let _ = REQUEST.try_with(|scope| {
+        *scope.route.borrow_mut() = Some((pattern.into(), file.into()));
+        match scope.span.get() {
+            Some(span) => {
+                span.record("http.route", pattern);
+                span.record("nitro.route", file);
+            }
+            None => scope.enter_now(),
+        }
+    });
 }
 
 /// The span of one WebSocket peer, from the upgrade until the connection ends. Its parent is
