@@ -130,9 +130,7 @@ fn main() {
 
 /// Runs `case` in this process: its median ns per request.
 fn run(case: &Case) -> f64 {
-    let (dispatch, lines) = nitro_cli::__bench::log_dispatch(case.json, !case.log);
-    tracing::dispatcher::set_global_default(dispatch).expect("the first subscriber");
-    span::set_request_log(case.log);
+    let lines = nitro_cli::__bench::install_log(case.json, case.log);
     if case.metrics {
         metrics::install().expect("the metrics recorder");
     }

@@ -34,17 +34,18 @@ pub mod ui;
 pub mod __bench {
     use crate::logging::{BenchLines, LogFormat};
 
-    /// The subscriber `nitro start` installs at its default level (human or JSON lines), and
-    /// where its request log lines collect instead of stderr.
-    /// `quiet`: at `warn`, as with `-q`.
-    pub fn log_dispatch(json: bool, quiet: bool) -> (tracing::Dispatch, Lines) {
+    /// Installs the subscriber `nitro start` installs (human or JSON lines) at its default
+    /// level with the request log on (`log`), or at `warn` without it (`-q`); the request log's
+    /// lines collect in memory instead of going to stderr.
+    pub fn install_log(json: bool, log: bool) -> Lines {
         let lines = BenchLines::new();
         let format = if json {
             LogFormat::Json
         } else {
             LogFormat::Human
         };
-        (lines.dispatch(format, quiet), Lines(lines))
+        lines.install(format, log);
+        Lines(lines)
     }
 
     /// Request log lines kept in memory.

@@ -11,10 +11,11 @@
 //! layers then get the log's filter each. Without the variables there is no such layer, and
 //! one filter for the whole subscriber, as before.
 //!
-//! The request log of `nitro start` is written from the server's request log events (target
-//! `nitro::request`, one per request when it ends, with the request span's fields, inside the
-//! span when one was opened; see `nitro_runtime::telemetry::span`), once [`set_request_log`]
-//! turned them on, by [`RequestLog`], the layer in front of the `fmt` layer. Its lines are not written by the
+//! The request log of `nitro start` is written by [`RequestLines`], which the runtime calls
+//! with each request's record when the request ends (the request span's fields; see
+//! `nitro_runtime::telemetry::span`), once [`set_request_log`] turned it on and when the log's
+//! filter shows `nitro::request` at `info`. [`RequestLog`], the layer in front of the `fmt`
+//! layer, keeps the request spans' fields for the events inside them. Its lines are not written by the
 //! request's worker: they collect in a buffer that a background thread writes to stderr in one
 //! piece every [`FLUSH_EVERY`] (sooner past [`FLUSH_AT`] bytes), so a request costs an append,
 //! not a `write` system call and a wait on stderr. Every other event goes straight to stderr.
@@ -25,14 +26,15 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use nitro_runtime::telemetry::span::{PEER_TARGET, REQUEST_SPAN, REQUEST_TARGET, is_request_line};
+use nitro_runtime::telemetry::span::{PEER_TARGET, REQUEST_SPAN, REQUEST_TARGET, RequestLine};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Subscriber};
-use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::{DefaultFields, JsonFields};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
@@ -74,8 +76,13 @@ pub(crate) fn default_directives(verbose: u8, quiet: bool) -> &'static str {
 
 /// Turns the request log on or off.
 pub(crate) fn set_request_log(on: bool) {
-    nitro_runtime::telemetry::span::set_request_log(on);
+    let shown = REQUEST_LOG_SHOWN.load(Ordering::Relaxed);
+    nitro_runtime::telemetry::span::set_request_log(None, on && shown);
 }
+
+/// Whether the log's filter shows the request log (`nitro::request` at `info`), decided by
+/// [`init`].
+static REQUEST_LOG_SHOWN: AtomicBool = AtomicBool::new(false);
 
 /// The log's filter. `RUST_LOG` can name spans and field values, which only [`EnvFilter`]
 /// understands; the built-in directives are targets and levels, for which [`Targets`] decides
@@ -128,20 +135,43 @@ impl LogFilter {
         }
     }
 
+    /// Whether the log shows the request log: `nitro::request` at `info`. (The request log is
+    /// not a `tracing` event, for speed; this is the decision the filter would make for one.)
+    fn shows_request_log(&self) -> bool {
+        match self {
+            LogFilter::Targets(targets) => targets.would_enable(REQUEST_TARGET, &Level::INFO),
+            LogFilter::Env(directives) => {
+                // `EnvFilter` answers only for a callsite: ask it for one such event.
+                #[derive(Clone, Default)]
+                struct Seen(std::sync::Arc<AtomicBool>);
+                impl<S: Subscriber> Layer<S> for Seen {
+                    fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
+                        self.0.store(true, Ordering::Relaxed);
+                    }
+                }
+                let seen = Seen::default();
+                let probe = tracing_subscriber::registry()
+                    .with(EnvFilter::new(directives))
+                    .with(seen.clone());
+                tracing::subscriber::with_default(probe, || {
+                    tracing::info!(target: REQUEST_TARGET, "request log probe");
+                });
+                seen.0.load(Ordering::Relaxed)
+            }
+        }
+    }
+
     /// The trace export's filter: this one, and the server's request and peer spans at `info`
-    /// whatever it says (so a quiet log still exports every request); never the request log's
-    /// events (a line per request is the log's, not a span event).
+    /// whatever it says (so a quiet log still exports every request).
     fn for_export<S>(&self) -> Box<dyn Filter<S> + Send + Sync>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let not_lines = filter_fn(|metadata| !is_request_line(metadata));
         match self {
             LogFilter::Targets(targets) => Box::new(
                 Targets::clone(targets)
                     .with_target(REQUEST_TARGET, Level::INFO)
-                    .with_target(PEER_TARGET, Level::INFO)
-                    .and(not_lines),
+                    .with_target(PEER_TARGET, Level::INFO),
             ),
             LogFilter::Env(directives) => {
                 let mut filter = EnvFilter::new(directives);
@@ -150,7 +180,7 @@ impl LogFilter {
                         filter = filter.add_directive(directive);
                     }
                 }
-                Box::new(filter.and(not_lines))
+                Box::new(filter)
             }
         }
     }
@@ -164,6 +194,15 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
     // Colours only on a terminal: `nitro start`'s request log often goes to a file.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    REQUEST_LOG_SHOWN.store(filter.shows_request_log(), Ordering::Relaxed);
+    nitro_runtime::telemetry::span::set_request_log(
+        Some(Box::new(RequestLines {
+            ansi,
+            format,
+            lines: buffer(),
+        })),
+        false,
+    );
     let (tracer, warning) = match serves.then(crate::otel::start) {
         Some(crate::otel::Started::On(tracer)) => (Some(tracer), None),
         Some(crate::otel::Started::Warn(warning)) => (None, Some(warning)),
@@ -174,14 +213,14 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
         // whatever the log shows): filters per layer only when exporting.
         Some(tracer) => {
             let _ = tracing_subscriber::registry()
-                .with(log_layer(format, verbose, ansi, buffer()).with_filter(filter.per_layer()))
+                .with(log_layer(format, verbose, ansi).with_filter(filter.per_layer()))
                 .with(crate::otel::layer(tracer).with_filter(filter.for_export()))
                 .try_init();
         }
         None => {
             let _ = tracing_subscriber::registry()
                 .with(filter.global())
-                .with(log_layer(format, verbose, ansi, buffer()))
+                .with(log_layer(format, verbose, ansi))
                 .try_init();
         }
     }
@@ -191,12 +230,7 @@ pub(crate) fn init(verbose: u8, quiet: bool, format: LogFormat, serves: bool) {
 }
 
 /// The log's layer: the `fmt` layer of `format` behind the request log (see [`RequestLog`]).
-fn log_layer<S>(
-    format: LogFormat,
-    verbose: u8,
-    ansi: bool,
-    lines: &'static Buffer,
-) -> impl Layer<S> + Send + Sync
+fn log_layer<S>(format: LogFormat, verbose: u8, ansi: bool) -> impl Layer<S> + Send + Sync
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -205,7 +239,6 @@ where
         inner: Layer::and_then(human_layer(!json, verbose, ansi), json_layer(json)),
         ansi,
         format,
-        lines,
     }
 }
 
@@ -238,16 +271,13 @@ where
     })
 }
 
-/// The log's layer: the `fmt` layer (`inner`: human or JSON) behind the request log.
+/// The log's layer: the `fmt` layer (`inner`: human or JSON) behind the request spans.
 ///
-/// - The request log's events (`nitro_runtime::telemetry::span::is_request_line`, one per
-///   request, with the request span's fields and `duration_ms`) are written here as the
-///   request log's lines, into the buffer, and never reach `inner`.
-/// - The server's request spans never reach `inner` either: their fields are kept here
-///   ([`RequestFields`]) and written into the span's formatted fields for `inner` only when an
-///   event inside the span is about to be formatted. A request span is opened when route code
-///   runs, and route code mostly logs nothing: formatting the span's fields when it opens and
-///   on each `record` would be work for lines almost never written.
+/// The server's request spans never reach `inner`: their fields are kept here
+/// ([`RequestFields`]) and written into the span's formatted fields for `inner` only when an
+/// event inside the span is about to be formatted. A request span is opened when route code
+/// runs, and route code mostly logs nothing: formatting the span's fields when it opens and on
+/// each `record` would be work for lines almost never written.
 ///
 /// Everything else goes to `inner` as if this layer were not there. (`downcast_raw` is not
 /// forwarded: nothing downcasts to the `fmt` layer's parts, and it has no filter of its own.)
@@ -255,11 +285,79 @@ struct RequestLog<L> {
     inner: L,
     ansi: bool,
     format: LogFormat,
-    /// Where the lines go: [`buffer`] (a test's own otherwise).
+}
+
+/// Writes the request log's lines (the runtime calls it as each request ends) into the buffer
+/// the writer thread empties.
+struct RequestLines {
+    ansi: bool,
+    format: LogFormat,
+    /// [`buffer`] (a test's or the benchmark's own otherwise).
     lines: &'static Buffer,
 }
 
-/// A request span's fields, kept in its extensions; and a request log event's.
+impl nitro_runtime::telemetry::span::RequestLog for RequestLines {
+    fn write(&self, line: &RequestLine<'_>) {
+        let json = self.format == LogFormat::Json;
+        self.lines
+            .append_with(|out| write_line(line, out, json, self.ansi));
+    }
+}
+
+/// The request log line for `line`.
+#[cfg(test)]
+fn line_text(line: &RequestLine<'_>, json: bool, ansi: bool) -> String {
+    let mut out = Vec::new();
+    write_line(line, &mut out, json, ansi);
+    String::from_utf8(out).expect("request lines are UTF-8")
+}
+
+/// Appends the request log line for `line` to `out`, without a `String` of its own.
+fn write_line(line: &RequestLine<'_>, out: &mut Vec<u8>, json: bool, ansi: bool) {
+    let text = nitro_runtime::request_log::Line {
+        method: line.method,
+        path: line.path,
+        status: line.status,
+        elapsed: line.elapsed,
+    };
+    if !json {
+        out.extend_from_slice(if ansi {
+            b"\x1b[32m INFO\x1b[0m "
+        } else {
+            b" INFO "
+        });
+        text.write(out);
+        out.push(b'\n');
+        return;
+    }
+    thread_local! {
+        /// The line's timestamp and message, reused.
+        static SCRATCH: RefCell<(Timestamps, Vec<u8>)> =
+            RefCell::new((Timestamps::default(), Vec::new()));
+    }
+    SCRATCH.with_borrow_mut(|(timestamps, message)| {
+        message.clear();
+        text.write(message);
+        let json = JsonLine {
+            timestamp: timestamps.now(),
+            level: "INFO",
+            message: std::str::from_utf8(message).expect("the line is built from `str`s"),
+            target: REQUEST_TARGET,
+            method: line.method,
+            path: line.path,
+            route: line.route,
+            file: line.file,
+            status: line.status,
+            duration_ms: (line.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            trace_id: line.trace_id,
+            parent_id: line.parent_id,
+        };
+        let _ = serde_json::to_writer(&mut *out, &json);
+        out.push(b'\n');
+    });
+}
+
+/// A request span's fields, kept in its extensions.
 #[derive(Debug, Default)]
 struct RequestFields {
     method: Cow<'static, str>,
@@ -267,8 +365,6 @@ struct RequestFields {
     route: Option<String>,
     file: Option<String>,
     status: Option<u64>,
-    /// The request log event's.
-    duration_ms: Option<f64>,
     trace_id: Option<String>,
     parent_id: Option<String>,
 }
@@ -277,10 +373,7 @@ impl Visit for RequestFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "http.request.method" => self.method = method_name(value),
-            "url.path" => {
-                self.path.clear();
-                self.path.push_str(value);
-            }
+            "url.path" => self.path = value.to_owned(),
             "http.route" => self.route = Some(value.to_owned()),
             "nitro.route" => self.file = Some(value.to_owned()),
             "trace_id" => self.trace_id = Some(value.to_owned()),
@@ -295,90 +388,9 @@ impl Visit for RequestFields {
         }
     }
 
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() == "duration_ms" {
-            self.duration_ms = Some(value);
-        }
-    }
-
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        // `%method` arrives as a `Display` wrapper, through `record_debug`; the request log
-        // event's `message` is not needed (the line is written from the fields).
-        if field.name() != "message" {
-            self.record_str(field, &format!("{value:?}"));
-        }
-    }
-}
-
-impl RequestFields {
-    /// Forgets the last request's values, keeping the path's allocation.
-    fn clear(&mut self) {
-        self.method = Cow::Borrowed("");
-        self.path.clear();
-        self.route = None;
-        self.file = None;
-        self.status = None;
-        self.duration_ms = None;
-        self.trace_id = None;
-        self.parent_id = None;
-    }
-
-    /// The request log line.
-    #[cfg(test)]
-    fn line(&self, json: bool, ansi: bool) -> String {
-        let mut out = Vec::new();
-        self.write_line(&mut out, json, ansi);
-        String::from_utf8(out).expect("request lines are UTF-8")
-    }
-
-    /// Appends the request log line to `out`. The human line is written straight into the
-    /// log buffer, without a `String` of its own.
-    fn write_line(&self, out: &mut Vec<u8>, json: bool, ansi: bool) {
-        let status = self.status.and_then(|s| u16::try_from(s).ok());
-        let duration_ms = self.duration_ms.unwrap_or_default();
-        let elapsed = Duration::try_from_secs_f64(duration_ms / 1e3).unwrap_or_default();
-        if !json {
-            out.extend_from_slice(if ansi {
-                b"\x1b[32m INFO\x1b[0m "
-            } else {
-                b" INFO "
-            });
-            nitro_runtime::request_log::write_line(out, &self.method, &self.path, status, elapsed);
-            out.push(b'\n');
-            return;
-        }
-        thread_local! {
-            /// The line's timestamp and message, reused.
-            static SCRATCH: RefCell<(Timestamps, Vec<u8>)> =
-                RefCell::new((Timestamps::default(), Vec::new()));
-        }
-        SCRATCH.with_borrow_mut(|(timestamps, text)| {
-            text.clear();
-            nitro_runtime::request_log::write_line(text, &self.method, &self.path, status, elapsed);
-            let text = std::str::from_utf8(text).expect("the line is built from `str`s");
-            let timestamp = timestamps.now();
-            self.write_json(out, timestamp, text, duration_ms);
-        });
-    }
-
-    /// The JSON request log line.
-    fn write_json(&self, out: &mut Vec<u8>, timestamp: &str, text: &str, duration_ms: f64) {
-        let line = JsonLine {
-            timestamp,
-            level: "INFO",
-            message: text,
-            target: REQUEST_TARGET,
-            method: &self.method,
-            path: &self.path,
-            route: self.route.as_deref(),
-            file: self.file.as_deref(),
-            status: self.status,
-            duration_ms,
-            trace_id: self.trace_id.as_deref(),
-            parent_id: self.parent_id.as_deref(),
-        };
-        let _ = serde_json::to_writer(&mut *out, &line);
-        out.push(b'\n');
+        // `%method` arrives as a `Display` wrapper, through `record_debug`.
+        self.record_str(field, &format!("{value:?}"));
     }
 }
 
@@ -447,7 +459,7 @@ struct JsonLine<'a> {
         rename = "http.response.status_code",
         skip_serializing_if = "Option::is_none"
     )]
-    status: Option<u64>,
+    status: Option<u16>,
     duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_id: Option<&'a str>,
@@ -531,35 +543,6 @@ fn is_request_span(meta: &tracing::Metadata<'_>) -> bool {
     meta.target() == REQUEST_TARGET && meta.name() == REQUEST_SPAN && *meta.level() == Level::INFO
 }
 
-impl<L> RequestLog<L> {
-    /// Writes a request log event as the request log's line.
-    fn write_request_line<S>(&self, event: &tracing::Event<'_>, ctx: &Context<'_, S>)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        thread_local! {
-            /// One request's fields at a time, reused: no allocation for the path.
-            static FIELDS: RefCell<RequestFields> = RefCell::new(RequestFields::default());
-        }
-        FIELDS.with_borrow_mut(|fields| {
-            fields.clear();
-            event.record(fields);
-            // An exported request's trace id is set on its span by the export, not on the
-            // event: the line shows the trace the request is exported in.
-            if fields.trace_id.is_none()
-                && let Some(span) = ctx.event_span(event)
-                && let Some(span_fields) = span.extensions().get::<RequestFields>()
-            {
-                fields.trace_id.clone_from(&span_fields.trace_id);
-                fields.parent_id.clone_from(&span_fields.parent_id);
-            }
-            let json = self.format == LogFormat::Json;
-            self.lines
-                .append_with(|out| fields.write_line(out, json, self.ansi));
-        });
-    }
-}
-
 impl<S, L> Layer<S> for RequestLog<L>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -618,9 +601,6 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        if is_request_line(event.metadata()) {
-            return self.write_request_line(event, &ctx);
-        }
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
                 let mut extensions = span.extensions_mut();
@@ -777,15 +757,23 @@ impl BenchLines {
         BenchLines(Box::leak(Box::new(Buffer::new())))
     }
 
-    /// The subscriber [`init`] installs for `nitro start` at the default level, or `quiet`
-    /// (no export, no colours), its request log lines going to this buffer.
-    pub(crate) fn dispatch(&self, format: LogFormat, quiet: bool) -> tracing::Dispatch {
-        let filter = LogFilter::new(None, 0, quiet);
-        tracing::Dispatch::new(
-            tracing_subscriber::registry()
-                .with(filter.global())
-                .with(log_layer(format, 0, false, self.0)),
-        )
+    /// Installs, as the process's, the subscriber [`init`] installs for `nitro start` at the
+    /// default level, or at `warn` (`-q`) without `log` (no export, no colours), with the
+    /// request log on when `log` and its lines going to this buffer.
+    pub(crate) fn install(&self, format: LogFormat, log: bool) {
+        let filter = LogFilter::new(None, 0, !log);
+        nitro_runtime::telemetry::span::set_request_log(
+            Some(Box::new(RequestLines {
+                ansi: false,
+                format,
+                lines: self.0,
+            })),
+            log && filter.shows_request_log(),
+        );
+        let _ = tracing_subscriber::registry()
+            .with(filter.global())
+            .with(log_layer(format, 0, false))
+            .try_init();
     }
 
     /// Empties the buffer; the bytes it held.
@@ -855,18 +843,25 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        let fields = RequestFields {
-            duration_ms: Some(1.234),
-            method: "GET".into(),
-            path: "/users/1".into(),
-            route: Some("/users/:id".into()),
-            file: Some("routes/users/[id].rs".into()),
+        let line = RequestLine {
+            method: "GET",
+            path: "/users/1",
+            route: Some("/users/:id"),
+            file: Some("routes/users/[id].rs"),
             status: Some(200),
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            elapsed: Duration::from_micros(1234),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
             parent_id: None,
         };
-        assert_eq!(fields.line(false, false), " INFO GET /users/1 200 1.2 ms\n");
-        let json: serde_json::Value = serde_json::from_str(&fields.line(true, false)).unwrap();
+        assert_eq!(
+            line_text(&line, false, false),
+            " INFO GET /users/1 200 1.2 ms\n"
+        );
+        assert_eq!(
+            line_text(&line, false, true),
+            "\x1b[32m INFO\x1b[0m GET /users/1 200 1.2 ms\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&line_text(&line, true, false)).unwrap();
         assert_eq!(json["level"], "INFO");
         assert_eq!(json["target"], "nitro::request");
         assert_eq!(json["message"], "GET /users/1 200 1.2 ms");
@@ -879,6 +874,27 @@ mod tests {
         assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(json.get("parent_id").is_none());
         assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+        // A request the client left: no status; no route: no route fields.
+        let left = RequestLine {
+            status: None,
+            route: None,
+            file: None,
+            trace_id: None,
+            ..line
+        };
+        assert_eq!(
+            line_text(&left, false, false),
+            " INFO GET /users/1 - 1.2 ms\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&line_text(&left, true, false)).unwrap();
+        for absent in [
+            "http.response.status_code",
+            "http.route",
+            "nitro.route",
+            "trace_id",
+        ] {
+            assert!(json.get(absent).is_none(), "{absent}: {json}");
+        }
     }
 
     #[derive(Clone, Default)]
@@ -948,14 +964,12 @@ mod tests {
                 .with_span_list(false)
                 .without_time()
         };
-        let lines = test_lines();
         let dispatch = match (ours, format) {
             (true, LogFormat::Human) => {
                 tracing::Dispatch::new(tracing_subscriber::registry().with(RequestLog {
                     inner: human(),
                     ansi,
                     format,
-                    lines,
                 }))
             }
             (false, LogFormat::Human) => {
@@ -966,7 +980,6 @@ mod tests {
                     inner: json(),
                     ansi,
                     format,
-                    lines,
                 }))
             }
             (false, LogFormat::Json) => {
@@ -1004,90 +1017,49 @@ mod tests {
         assert_eq!(ours[3]["span"]["http.response.status_code"], 204);
     }
 
-    /// A request log event as the server emits it (`telemetry::span`), inside `span`.
-    fn request_line(route: Option<&str>, trace_id: Option<&str>) {
-        tracing::event!(
-            name: nitro_runtime::telemetry::span::REQUEST_LINE,
-            target: REQUEST_TARGET,
-            Level::INFO,
-            http.request.method = "GET",
-            url.path = "/users/1",
-            http.route = route,
-            nitro.route = route.map(|_| "routes/users/[id].rs"),
-            http.response.status_code = 200_u16,
-            duration_ms = 1.234,
-            trace_id = trace_id,
-            "GET /users/1 200 1.2 ms",
-        );
-    }
-
     #[test]
-    fn request_log_events_are_the_request_log_and_only_that() {
-        for format in [LogFormat::Human, LogFormat::Json] {
-            let (out, lines) = (Captured::default(), test_lines());
-            let subscriber = tracing_subscriber::registry().with(RequestLog {
-                inner: tracing_subscriber::fmt::layer()
-                    .with_writer(out.clone())
-                    .without_time(),
-                ansi: false,
-                format,
-                lines,
-            });
-            tracing::subscriber::with_default(subscriber, || {
-                // No span: a request that never needed one (a file, the page).
-                request_line(None, None);
-                // Inside the request's span, whose trace id the export set.
-                let span = tracing::info_span!(target: REQUEST_TARGET, "request", http.request.method = "GET", url.path = "/users/1", trace_id = tracing::field::Empty);
-                span.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
-                span.in_scope(|| request_line(Some("/users/:id"), None));
-                // Another event of the same target is an event like any other.
-                tracing::info!(target: REQUEST_TARGET, "not a request line");
-            });
-            let written = String::from_utf8(lines.lock().clone()).unwrap();
-            let logged = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-            assert!(
-                !logged.contains("/users/1 200") && logged.contains("not a request line"),
-                "the fmt layer never sees a request line: {logged}"
-            );
-            match format {
-                LogFormat::Human => assert_eq!(
-                    written,
-                    " INFO GET /users/1 200 1.2 ms\n INFO GET /users/1 200 1.2 ms\n"
-                ),
-                LogFormat::Json => {
-                    let lines: Vec<serde_json::Value> = written
-                        .lines()
-                        .map(|l| serde_json::from_str(l).unwrap())
-                        .collect();
-                    assert_eq!(lines.len(), 2, "{written}");
-                    assert_eq!(lines[0]["duration_ms"], 1.234);
-                    assert!(lines[0].get("http.route").is_none());
-                    assert!(lines[0].get("trace_id").is_none());
-                    assert_eq!(lines[1]["http.route"], "/users/:id");
-                    assert_eq!(lines[1]["nitro.route"], "routes/users/[id].rs");
-                    assert_eq!(lines[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-                    assert_eq!(lines[1]["message"], "GET /users/1 200 1.2 ms");
-                }
-            }
+    fn the_request_log_is_shown_when_the_filter_shows_its_target_at_info() {
+        for (rust_log, quiet, shown) in [
+            (None, false, true),
+            (None, true, false),
+            (Some("info"), false, true),
+            (Some("warn"), false, false),
+            (Some("warn,nitro::request=info"), false, true),
+            (Some("nitro::request=off,info"), false, false),
+            (Some("debug,nitro=warn"), false, false),
+            // Only `EnvFilter` reads these (a span's name): asked through an event.
+            (Some("warn,[request]=info"), false, false),
+            (Some("info,[lookup]=debug"), false, true),
+        ] {
+            let filter = LogFilter::new(rust_log.map(str::to_owned), 0, quiet);
+            assert_eq!(filter.shows_request_log(), shown, "{rust_log:?} {quiet}");
         }
     }
 
     #[test]
-    fn the_export_never_gets_the_request_log_events() {
-        let export = Spans::default();
-        let subscriber = tracing_subscriber::registry().with(
-            export
-                .clone()
-                .with_filter(LogFilter::new(None, 0, false).for_export()),
+    fn request_lines_go_to_the_buffer_whole() {
+        use nitro_runtime::telemetry::span::RequestLog as _;
+        let lines = RequestLines {
+            ansi: false,
+            format: LogFormat::Human,
+            lines: test_lines(),
+        };
+        let line = RequestLine {
+            method: "POST",
+            path: "/a\nb",
+            route: None,
+            file: None,
+            status: Some(404),
+            elapsed: Duration::ZERO,
+            trace_id: None,
+            parent_id: None,
+        };
+        lines.write(&line);
+        lines.write(&line);
+        assert_eq!(
+            String::from_utf8(lines.lines.lock().clone()).unwrap(),
+            " INFO POST /a\\nb 404 0.0 ms\n INFO POST /a\\nb 404 0.0 ms\n"
         );
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(target: REQUEST_TARGET, "request");
-            span.in_scope(|| {
-                request_line(None, None);
-                tracing::info!(target: REQUEST_TARGET, "an event of the request");
-            });
-        });
-        assert_eq!(*export.0.lock().unwrap(), ["request", "event"]);
     }
 
     #[test]

@@ -229,7 +229,7 @@ async fn serve_connection(
         let shared = service_shared.clone();
         async move {
             // The request's record, its span when something needs one, the request log's
-            // event when it ends, the metrics (see `telemetry`).
+            // line when it ends, the metrics (see `telemetry`).
             let telemetry = telemetry::RequestTelemetry::start(&req);
             let response = telemetry.serve(handle_guarded(shared, remote, req)).await;
             Ok::<_, Infallible>(response)

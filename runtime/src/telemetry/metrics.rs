@@ -4,9 +4,9 @@
 //! Off until [`install`] runs: then every counting call is one relaxed load. On, the hot path
 //! takes no lock: each route's counters and histogram are resolved once and kept in a map
 //! swapped atomically (read with one `ArcSwap` load and a hash lookup), counters are atomic
-//! adds, and a histogram observation is a push onto the exporter's lock-free bucket (summed at
-//! scrape time, and every [`UPKEEP_EVERY`] by a background thread so memory stays bounded
-//! between scrapes). The metric names are [`names`]; docs/deploy.md lists them.
+//! adds, and the request duration histogram is ours ([`super::histogram`]: three atomic adds
+//! per request, read when scraped, rendered after the exporter's text). The metric names are
+//! [`names`]; docs/deploy.md lists them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{Method, StatusCode};
-use metrics::{Counter, Histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::Counter;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use super::histogram::DurationHistogram;
 
 /// The metric names.
 pub mod names {
@@ -43,7 +45,7 @@ pub mod names {
     pub const DEV_RELOADS: &str = "nitro_dev_reloads_total";
 }
 
-/// How often histograms are drained when nothing scrapes.
+/// How often the exporter's upkeep runs when nothing scrapes.
 pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The buckets of [`names::HTTP_DURATION`], in seconds.
@@ -79,6 +81,10 @@ struct State {
     unrouted: Arc<RouteMetrics>,
     /// By route file.
     routes: ArcSwap<HashMap<String, Arc<RouteMetrics>>>,
+    /// The request duration histograms, by route pattern (two files with one pattern, a
+    /// `.get.rs` and a `.post.rs`, share one series). Locked when a route is first seen and
+    /// when scraped.
+    durations: Mutex<HashMap<String, Arc<DurationHistogram>>>,
     /// Serialises inserts into `routes` (a route's first request only).
     insert: Mutex<()>,
 }
@@ -89,18 +95,28 @@ pub(crate) struct RouteMetrics {
     pattern: String,
     file: String,
     requests: [[OnceLock<Counter>; CLASSES.len()]; METHODS.len()],
-    duration: Histogram,
+    duration: Arc<DurationHistogram>,
     timeouts: OnceLock<Counter>,
     panics: OnceLock<Counter>,
 }
 
 impl RouteMetrics {
-    fn new(pattern: &str, file: &str) -> RouteMetrics {
+    fn new(
+        pattern: &str,
+        file: &str,
+        durations: &Mutex<HashMap<String, Arc<DurationHistogram>>>,
+    ) -> RouteMetrics {
+        let duration = durations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(pattern.to_owned())
+            .or_insert_with(|| Arc::new(DurationHistogram::new(DURATION_BUCKETS)))
+            .clone();
         RouteMetrics {
             pattern: pattern.to_owned(),
             file: file.to_owned(),
             requests: Default::default(),
-            duration: metrics::histogram!(names::HTTP_DURATION, "route" => pattern.to_owned()),
+            duration,
             timeouts: OnceLock::new(),
             panics: OnceLock::new(),
         }
@@ -114,17 +130,12 @@ pub fn install() -> Result<(), MetricsError> {
         ENABLED.store(true, Ordering::Relaxed);
         return Ok(());
     }
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(names::HTTP_DURATION.to_owned()),
-            DURATION_BUCKETS,
-        )
-        .map_err(|e| MetricsError(e.to_string()))?
-        .build_recorder();
+    let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|_| {
         MetricsError("another metrics recorder is installed in this process".into())
     })?;
+    let durations = Mutex::new(HashMap::new());
     let state = State {
         peers_open: metrics::gauge!(names::WS_PEERS_OPEN),
         received: metrics::counter!(names::WS_MESSAGES_RECEIVED),
@@ -132,8 +143,9 @@ pub fn install() -> Result<(), MetricsError> {
         publishes: metrics::counter!(names::WS_PUBLISHES),
         slow: metrics::counter!(names::WS_SLOW_CONSUMERS),
         reloads: metrics::counter!(names::DEV_RELOADS),
-        unrouted: Arc::new(RouteMetrics::new("", "")),
+        unrouted: Arc::new(RouteMetrics::new("", "", &durations)),
         routes: ArcSwap::from_pointee(HashMap::new()),
+        durations,
         insert: Mutex::new(()),
         handle: handle.clone(),
     };
@@ -166,7 +178,23 @@ fn state() -> Option<&'static State> {
 pub fn render(peers_open: usize) -> Option<String> {
     let state = STATE.get()?;
     state.peers_open.set(peers_open as f64);
-    Some(state.handle.render())
+    let mut text = state.handle.render();
+    let durations = state.durations.lock().unwrap_or_else(|e| e.into_inner());
+    let mut routes: Vec<_> = durations
+        .iter()
+        .filter(|(_, histogram)| !histogram.is_empty())
+        .collect();
+    if !routes.is_empty() {
+        routes.sort_by(|a, b| a.0.cmp(b.0));
+        if !text.is_empty() && !text.ends_with("\n\n") {
+            text.push('\n');
+        }
+        text.push_str(&format!("# TYPE {} histogram\n", names::HTTP_DURATION));
+        for (pattern, histogram) in routes {
+            histogram.render(&mut text, names::HTTP_DURATION, "route", pattern);
+        }
+    }
+    Some(text)
 }
 
 /// The handles of the route `file` (pattern `pattern`), made on its first request.
@@ -184,7 +212,7 @@ pub(crate) fn route(pattern: &str, file: &str) -> Option<Arc<RouteMetrics>> {
     {
         return Some(found.clone());
     }
-    let made = Arc::new(RouteMetrics::new(pattern, file));
+    let made = Arc::new(RouteMetrics::new(pattern, file, &state.durations));
     let mut next = HashMap::clone(&current);
     next.insert(file.to_owned(), made.clone());
     state.routes.store(Arc::new(next));
@@ -225,7 +253,7 @@ pub(crate) fn request(
             )
         })
         .increment(1);
-    route.duration.record(took.as_secs_f64());
+    route.duration.observe(took);
 }
 
 /// The handles of a route already seen, by file.

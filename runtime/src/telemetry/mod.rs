@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub(crate) mod endpoint;
+mod histogram;
 pub mod metrics;
 pub mod otel;
 pub mod span;
@@ -14,7 +15,7 @@ use std::future::Future;
 use http::{Method, Request, Response};
 
 /// The instrumentation of one HTTP request, as the server runs it for every request: the
-/// request's record and span (see [`span`]), the request log's event, and the metrics when they
+/// request's record and span (see [`span`]), the request log's line, and the metrics when they
 /// are on. Public so the instrumentation's benchmark measures what the server runs
 /// (`cargo bench -p nitro-cli --bench request_instrumentation`).
 #[derive(Debug)]

@@ -51,6 +51,12 @@ pub(crate) fn request_span(span: &Span, headers: &HeaderMap) {
     }
 }
 
+/// The `traceparent` of `span` (see [`Propagation::traceparent`]); `None` when nothing is
+/// installed.
+pub(crate) fn traceparent(span: &Span) -> Option<String> {
+    INSTALLED.get()?.traceparent(span)
+}
+
 /// The `traceparent` of the span current on this thread (see [`Propagation::traceparent`]);
 /// `None` when nothing is installed.
 pub(crate) fn current_traceparent() -> Option<String> {

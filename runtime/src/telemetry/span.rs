@@ -18,17 +18,18 @@
 //! bulk of a static site's traffic — never allocates a span in the subscriber's registry,
 //! which was most of the cost of instrumenting such a request (see docs/benchmarks.md).
 //!
-//! **The request log line is an event** of target [`REQUEST_TARGET`] named [`REQUEST_LINE`],
-//! written when the request ends (its response head is out, or the client left first), inside
-//! the request's span when it was opened, with the span's fields (the record it is opened from)
-//! and `duration_ms`: the convention of `tower-http`'s trace layer (a span per request, an
-//! event when the response is sent). It is emitted only when [`set_request_log`] turned the log
-//! on (`nitro start`); the CLI's subscriber writes it as the request log's line, and the log's
-//! filter applies to it like to any event (`-q` or `RUST_LOG=nitro::request=off` turn it off).
+//! **The request log's line is written from the same record** when the request ends (its
+//! response head is out, or the client left first), by the [`RequestLog`] the CLI installs
+//! (`nitro start`): one code path for every request, whether its span was opened or not, with
+//! the span's fields. It is written only for a request whose span the log's filter enables
+//! (the CLI decides once, from its filter: `-q` or `RUST_LOG=nitro::request=off` turn it off),
+//! and it is not a `tracing` event: an event per request cost more than everything else here
+//! (the dispatch and the visit of eight fields), and exported traces would carry it.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -40,28 +41,59 @@ use tracing::{Level, Span};
 /// The W3C trace context header, as a constant: a `&str` name is parsed on every lookup.
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
-/// The target of request spans and of the request log's events.
+/// The target of request spans.
 pub const REQUEST_TARGET: &str = "nitro::request";
 /// The name of request spans.
 pub const REQUEST_SPAN: &str = "request";
-/// The name of the request log's event (target [`REQUEST_TARGET`]), one per request.
-pub const REQUEST_LINE: &str = "request_log";
 /// The target of WebSocket peer spans.
 pub const PEER_TARGET: &str = "nitro::ws";
 /// The name of WebSocket peer spans.
 pub const PEER_SPAN: &str = "peer";
 
-/// Whether the request log's event is emitted (`nitro start` turns it on).
-static REQUEST_LOG: AtomicBool = AtomicBool::new(false);
+/// What writes the request log (the CLI's): installed once per process, on or off.
+static REQUEST_LOG: OnceLock<Box<dyn RequestLog>> = OnceLock::new();
+static REQUEST_LOG_ON: AtomicBool = AtomicBool::new(false);
 
-/// Turns the request log's event ([`REQUEST_LINE`]) on or off.
-pub fn set_request_log(on: bool) {
-    REQUEST_LOG.store(on, Ordering::Relaxed);
+/// Writes the request log: one [`RequestLine`] per request that ends.
+pub trait RequestLog: Send + Sync + 'static {
+    fn write(&self, line: &RequestLine<'_>);
 }
 
-/// Whether `metadata` is the request log's event.
-pub fn is_request_line(metadata: &tracing::Metadata<'_>) -> bool {
-    metadata.is_event() && metadata.name() == REQUEST_LINE && metadata.target() == REQUEST_TARGET
+/// One request, as the request log shows it: the request span's fields and the time taken.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    /// Without the query.
+    pub path: &'a str,
+    /// The matched route's pattern and file.
+    pub route: Option<&'a str>,
+    pub file: Option<&'a str>,
+    /// `None` when the client left before the answer.
+    pub status: Option<u16>,
+    /// From the request head to the response head.
+    pub elapsed: Duration,
+    /// The request's trace: the incoming `traceparent`'s, or the exported span's.
+    pub trace_id: Option<&'a str>,
+    /// The incoming `traceparent`'s parent span.
+    pub parent_id: Option<&'a str>,
+}
+
+/// Installs the request log's writer (once per process: later calls keep the first) and turns
+/// the request log on or off.
+pub fn set_request_log(log: Option<Box<dyn RequestLog>>, on: bool) {
+    if let Some(log) = log {
+        let _ = REQUEST_LOG.set(log);
+    }
+    REQUEST_LOG_ON.store(on, Ordering::Relaxed);
+}
+
+/// The request log's writer, when it is on.
+fn request_log() -> Option<&'static dyn RequestLog> {
+    if REQUEST_LOG_ON.load(Ordering::Relaxed) {
+        REQUEST_LOG.get().map(|log| &**log)
+    } else {
+        None
+    }
 }
 
 tokio::task_local! {
@@ -79,8 +111,9 @@ pub(crate) struct RequestScope {
     method: Method,
     /// The request's target; only its path is recorded (the query may hold secrets).
     uri: Uri,
-    /// The `trace_id` and `parent_id` of a valid incoming `traceparent`.
-    trace: Option<(Box<str>, Box<str>)>,
+    /// The `trace_id` and `parent_id` of a valid incoming `traceparent`; when exported, the
+    /// trace id of the request's span (and no parent id when the request brought none).
+    trace: Option<(Box<str>, Option<Box<str>>)>,
     /// The matched route's pattern and file.
     route: RefCell<Option<(Box<str>, Box<str>)>>,
     status: Cell<Option<StatusCode>>,
@@ -108,7 +141,9 @@ impl RequestScope {
             );
             if let Some((trace_id, parent_id)) = &self.trace {
                 span.record("trace_id", &**trace_id);
-                span.record("parent_id", &**parent_id);
+                if let Some(parent_id) = parent_id {
+                    span.record("parent_id", &**parent_id);
+                }
             }
             if let Some((pattern, file)) = &*self.route.borrow() {
                 span.record("http.route", &**pattern);
@@ -152,50 +187,31 @@ impl RequestScope {
         elapsed
     }
 
-    /// The request log's event, inside the span when it is open.
-    fn log_line(&self) {
-        let elapsed = self.elapsed.get().unwrap_or_else(|| self.start.elapsed());
+    /// The request log's line.
+    fn log_line(&self, log: &dyn RequestLog) {
         let route = self.route.borrow();
-        let (pattern, file) = match &*route {
-            Some((pattern, file)) => (Some(&**pattern), Some(&**file)),
-            None => (None, None),
-        };
         let (trace_id, parent_id) = match &self.trace {
-            Some((trace_id, parent_id)) => (Some(&**trace_id), Some(&**parent_id)),
+            Some((trace_id, parent_id)) => (Some(&**trace_id), parent_id.as_deref()),
             None => (None, None),
         };
-        let status = self.status.get().map(|s| s.as_u16());
-        let method = self.method.as_str();
-        let path = self.uri.path();
-        let line = || {
-            tracing::event!(
-                name: REQUEST_LINE,
-                target: REQUEST_TARGET,
-                Level::INFO,
-                http.request.method = method,
-                url.path = path,
-                http.route = pattern,
-                nitro.route = file,
-                http.response.status_code = status,
-                duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-                trace_id = trace_id,
-                parent_id = parent_id,
-                "{}",
-                crate::request_log::Line { method, path, status, elapsed },
-            )
-        };
-        match self.span.get() {
-            Some(span) => span.in_scope(line),
-            None => line(),
-        }
+        log.write(&RequestLine {
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            route: route.as_ref().map(|(pattern, _)| &**pattern),
+            file: route.as_ref().map(|(_, file)| &**file),
+            status: self.status.get().map(|s| s.as_u16()),
+            elapsed: self.elapsed.get().unwrap_or_else(|| self.start.elapsed()),
+            trace_id,
+            parent_id,
+        });
     }
 }
 
 impl Drop for RequestScope {
     fn drop(&mut self) {
         // When the request ends: answered, or dropped (the client left first: no status).
-        if REQUEST_LOG.load(Ordering::Relaxed) {
-            self.log_line();
+        if let Some(log) = request_log() {
+            self.log_line(log);
         }
     }
 }
@@ -220,8 +236,8 @@ pub(crate) fn start(method: &Method, uri: &Uri, headers: &HeaderMap, timed: bool
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceParent::parse)
-        .map(|parent| (parent.trace_id.into(), parent.parent_id.into()));
-    let scope = Box::new(RequestScope {
+        .map(|parent| (parent.trace_id.into(), Some(parent.parent_id.into())));
+    let mut scope = Box::new(RequestScope {
         start: Instant::now(),
         method: method.clone(),
         uri: uri.clone(),
@@ -233,8 +249,16 @@ pub(crate) fn start(method: &Method, uri: &Uri, headers: &HeaderMap, timed: bool
         entered_in_poll: Cell::new(false),
     });
     if super::otel::installed() {
-        // Exported: every request is a span, tied to its remote parent before it is entered.
-        super::otel::request_span(scope.span(), headers);
+        // Exported: every request is a span, tied to its remote parent before it is entered;
+        // its trace id (a new trace's when the request brought none) goes in the log line.
+        let span = scope.span();
+        super::otel::request_span(span, headers);
+        if scope.trace.is_none()
+            && let Some(traceparent) = super::otel::traceparent(span)
+            && let Some(parsed) = TraceParent::parse(&traceparent)
+        {
+            scope.trace = Some((parsed.trace_id.into(), None));
+        }
     }
     Serving::Traced(scope)
 }
