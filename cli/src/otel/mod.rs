@@ -308,7 +308,12 @@ fn finish(bound: Option<Duration>) {
     {
         tracing::warn!(target: "nitro::otel", "the last metrics were not sent at exit: the collector did not answer in time");
     }
-    runtime.shutdown_timeout(Duration::from_millis(100));
+    match bound {
+        // The forced exit calls from inside the server's runtime, where a runtime cannot wait
+        // for its threads; the process ends right after.
+        Some(_) => runtime.shutdown_background(),
+        None => runtime.shutdown_timeout(Duration::from_millis(100)),
+    }
 }
 
 /// The spans handed to the batch processor and those it handed to the exporter: after a

@@ -345,9 +345,12 @@ pub(crate) fn parse(text: &str) -> Vec<Family> {
         .collect()
 }
 
+/// Labels, in the order of a line.
+type Labels = Vec<(String, String)>;
+
 /// One sample line: `name{k="v",…} value` or `name value` (a timestamp after the value is
 /// ignored); label values unescaped (`\\`, `\"`, `\n`).
-fn sample(line: &str) -> Option<(&str, Vec<(String, String)>, &str)> {
+fn sample(line: &str) -> Option<(&str, Labels, &str)> {
     let name_end = line.find(['{', ' '])?;
     let name = &line[..name_end];
     let mut labels = Vec::new();
