@@ -1,18 +1,21 @@
-//! OTLP export of the server's spans, when OpenTelemetry's environment variables ask for it
-//! ([`config`]; docs/deploy.md lists them).
+//! OTLP export of the server's spans and metrics, when OpenTelemetry's environment variables
+//! ask for it ([`config`]; docs/deploy.md lists them). The metrics' export is [`metrics`]; the
+//! rest of these docs are about the spans.
 //!
 //! With export on, the subscriber of `logging` gets one more layer, `tracing-opentelemetry`'s,
 //! whose tracer hands finished spans to the SDK's batch processor: a thread of its own that
 //! posts them as OTLP/HTTP protobuf through [`client::Client`]. A request pays the layer's
 //! bookkeeping and a push into the processor's queue; the export is never on its path (a full
-//! queue drops spans, a down collector is said once). [`shutdown`] flushes what is queued: the
-//! last spans of a graceful stop are sent before the process exits.
+//! queue drops spans, counted and said once at exit; a down collector is said once).
+//! [`shutdown`] flushes what is queued: the last spans of a graceful stop are sent before the
+//! process exits, and a forced exit (a second Ctrl-C) gives them [`FORCED_EXIT_FLUSH`].
 //!
 //! Three things are nitro's own:
 //! - [`Propagation`] (installed into `nitro_runtime::telemetry::otel`): a request's valid
-//!   `traceparent` becomes the remote parent of its span, the span's trace id is recorded on its
-//!   `trace_id` field (so log lines and the exported trace agree), and routes get the
-//!   `traceparent` of their request's span for outgoing calls (`Request::traceparent`);
+//!   `traceparent` becomes the remote parent of its span (with its `tracestate`), the span's
+//!   trace id is recorded on its `trace_id` field (so log lines and the exported trace agree),
+//!   and routes get the `traceparent` and `tracestate` of their request's span for outgoing
+//!   calls (`Request::traceparent`, `Request::tracestate`);
 //! - [`HttpServerSpans`], a span processor in front of the batch one, which gives request spans
 //!   what OpenTelemetry's HTTP semantic conventions say a server span has (kind `server`, the
 //!   name `GET /users/:id`, an error status for a `5xx`), and drops the `trace_id`/`parent_id`
@@ -20,7 +23,7 @@
 //! - the HTTP client ([`client`]).
 //!
 //! With export off (no variable set) none of this exists: no layer, no thread, nothing
-//! installed in the runtime.
+//! installed in the runtime. Both signals share the exporters' runtime (one thread).
 
 mod client;
 pub(crate) mod config;
@@ -397,6 +400,12 @@ impl nitro_runtime::telemetry::otel::Propagation for Propagation {
         let context = span.context();
         let span_context = context.span().span_context().clone();
         span_context.is_valid().then(|| traceparent(&span_context))
+    }
+
+    fn tracestate(&self, span: &Span) -> Option<String> {
+        let context = span.context();
+        let state = context.span().span_context().trace_state().header();
+        (!state.is_empty()).then_some(state)
     }
 }
 

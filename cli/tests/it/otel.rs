@@ -45,6 +45,13 @@ const FILES: &[(&str, &str)] = &[
 "#,
     ),
     (
+        "routes/state.get.rs",
+        r#"pub fn handler(req: &nitro::Request) -> String {
+    req.tracestate().unwrap_or_default()
+}
+"#,
+    ),
+    (
         "routes/later.get.rs",
         r#"/// Pending once, so what follows runs in a second poll.
 struct YieldOnce(bool);
@@ -296,6 +303,20 @@ fn start_exports_request_spans_over_otlp_and_flushes_them_at_shutdown() {
         "{carried}"
     );
     assert_ne!(call_span, PARENT_ID);
+    // Its `tracestate`: the caller's, as the span keeps it.
+    let state = [
+        ("traceparent", tp.as_str()),
+        ("tracestate", "vendor=abc , other=x-1"),
+    ];
+    assert_eq!(
+        server.get_with("/state", &state).text(),
+        "vendor=abc,other=x-1"
+    );
+    assert_eq!(
+        server.get_with("/state", &state[1..]).text(),
+        "",
+        "a new trace"
+    );
     // Without a `traceparent`: a new trace, the same one in the route, the log and the export.
     let fresh = server.get("/call").text();
     let (fresh_trace, fresh_span, _) = parts(&fresh);
@@ -428,6 +449,15 @@ fn without_an_exporter_a_route_passes_the_incoming_traceparent_on() {
     let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     assert_eq!(dev.get_with("/call", &[("traceparent", &tp)]).text(), tp);
     assert_eq!(dev.get_with("/later", &[("traceparent", &tp)]).text(), tp);
+    let state = [
+        ("traceparent", tp.as_str()),
+        ("tracestate", "vendor=abc, other=x-1"),
+    ];
+    assert_eq!(
+        dev.get_with("/state", &state).text(),
+        "vendor=abc, other=x-1"
+    );
+    assert_eq!(dev.get_with("/state", &state[1..]).text(), "");
     assert_eq!(dev.get("/call").text(), "");
     assert_eq!(
         dev.get_with("/call", &[("traceparent", "00-bad")]).text(),
