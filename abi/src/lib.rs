@@ -506,6 +506,13 @@ pub struct HostApi {
     /// the server exports traces; writes nothing otherwise. Appended after `event`: call it only
     /// when `struct_size` covers it.
     pub traceparent: unsafe extern "C" fn(ctx: *const c_void, sink: *const BytesSink),
+    /// Writes into `sink` (one item) the W3C `tracestate` value that goes with
+    /// [`traceparent`](HostApi::traceparent)'s on an outgoing call: the vendor entries of the
+    /// trace of the span current on the calling thread (the caller's `tracestate`, when its
+    /// request came with a `traceparent`), when the server exports traces and there are any;
+    /// writes nothing otherwise. Appended after `traceparent`: call it only when `struct_size`
+    /// covers it.
+    pub tracestate: unsafe extern "C" fn(ctx: *const c_void, sink: *const BytesSink),
 }
 
 /// One storage operation, borrowed for [`HostApi::storage`]'s start call.

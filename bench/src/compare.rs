@@ -70,11 +70,12 @@ impl Workload {
 /// One server under test.
 #[derive(Debug, Clone)]
 enum Server {
-    /// `<output>/server/nitro start <output> --port P` (with `-q` when `quiet`, or when the
-    /// run is `-q`).
+    /// `<output>/server/nitro start <output> --port P`, with `env` set (and `-q` when
+    /// `quiet`, or when the run is `-q`).
     Nitro {
         name: String,
         output: PathBuf,
+        env: Vec<(String, String)>,
         quiet: bool,
     },
     /// This binary's `ref-ws` and `ref-http`.
@@ -97,6 +98,7 @@ impl Server {
         let mut command = match self {
             Server::Nitro {
                 output,
+                env,
                 quiet: quiet_server,
                 ..
             } => {
@@ -104,7 +106,8 @@ impl Server {
                 command
                     .arg("start")
                     .arg(output)
-                    .args(["--port", &port_text]);
+                    .args(["--port", &port_text])
+                    .envs(env.iter().map(|(k, v)| (k, v)));
                 if quiet || *quiet_server {
                     command.arg("-q");
                 }
@@ -181,6 +184,53 @@ impl Drop for Running {
     }
 }
 
+/// An OTLP/HTTP stand-in for `--otlp-metrics`: answers every request `200` with an empty
+/// body (after reading it), on its own threads, for the rest of the process.
+fn otlp_sink() -> Result<std::net::SocketAddr> {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(mut writer) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = line.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err()
+                        || writer
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
@@ -225,7 +275,7 @@ struct Options {
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    const FLAGS: [&str; 12] = [
+    const FLAGS: [&str; 13] = [
         "--secs",
         "--repeats",
         "--only",
@@ -234,6 +284,7 @@ fn options(args: &[String]) -> Result<Options> {
         "--baseline",
         "--metrics",
         "--instrumentation",
+        "--otlp-metrics",
         "--node-output",
         "--nitro",
         "-q",
@@ -332,20 +383,36 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     // itself with neither (no metrics, `-q`: no request span, no request log).
     let instrumentation = args.iter().any(|a| a == "--instrumentation");
     let metrics = instrumentation || args.iter().any(|a| a == "--metrics");
+    // `--otlp-metrics`: nitro-rs (only) sends its metrics over OTLP, once a second (60 times
+    // the default), to a sink of this process.
+    let otlp = args.iter().any(|a| a == "--otlp-metrics");
+    let mut env = Vec::new();
+    if otlp {
+        let sink = otlp_sink()?;
+        env.push((
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT".to_owned(),
+            format!("http://{sink}/v1/metrics"),
+        ));
+        env.push(("OTEL_METRIC_EXPORT_INTERVAL".to_owned(), "1000".to_owned()));
+    }
+    let mut name = String::from("nitro-rs");
+    if metrics {
+        name.push_str("+metrics");
+    }
+    if otlp {
+        name.push_str("+otlp");
+    }
     let mut servers = vec![Server::Nitro {
-        name: if metrics {
-            "nitro-rs+metrics"
-        } else {
-            "nitro-rs"
-        }
-        .into(),
+        name,
         output: build_output(&nitro, &tmp.path().join("nitro"), metrics)?,
+        env,
         quiet: false,
     }];
     if instrumentation {
         servers.push(Server::Nitro {
             name: "uninstrumented".into(),
             output: build_output(&nitro, &tmp.path().join("uninstrumented"), false)?,
+            env: Vec::new(),
             quiet: true,
         });
     }
@@ -354,6 +421,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         servers.push(Server::Nitro {
             name: "baseline".into(),
             output: build_output(Path::new(&baseline), &tmp.path().join("baseline"), false)?,
+            env: Vec::new(),
             quiet: false,
         });
     }

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p nitro-bench -- reload [--reloads N] [--restarts N] [--nitro PATH]
 //! cargo run --release -p nitro-bench -- compare [--secs S] [--repeats N] [--only LIST]
-//!     [--idle-peers N] [--client-threads N] [--baseline NITRO] [--metrics] [--instrumentation] [--node-output DIR] [-q] [--nitro PATH]
+//!     [--idle-peers N] [--client-threads N] [--baseline NITRO] [--metrics] [--instrumentation] [--otlp-metrics] [--node-output DIR] [-q] [--nitro PATH]
 //! cargo run --release -p nitro-bench -- load WORKLOAD PORT PID [--secs S]
 //! cargo run --release -p nitro-bench -- pubsub [--rounds N] [--messages N] [--nitro PATH]
 //! ```
@@ -47,7 +47,7 @@ const WAIT: Duration = Duration::from_secs(120);
 /// What `--help` prints (and a wrong command line, on stderr).
 const USAGE: &str = "usage: nitro-bench reload [--reloads N] [--restarts N] [--nitro PATH]\n\
     \x20      nitro-bench compare [--secs S] [--repeats N] [--only ping1,ping50,broadcast,get,idle]\n\
-    \x20          [--idle-peers N] [--client-threads N] [--baseline NITRO] [--metrics] [--instrumentation] [--node-output DIR] [-q] [--nitro PATH]\n\
+    \x20          [--idle-peers N] [--client-threads N] [--baseline NITRO] [--metrics] [--instrumentation] [--otlp-metrics] [--node-output DIR] [-q] [--nitro PATH]\n\
     \x20      nitro-bench load ping1|ping50|broadcast|get|idle PORT PID [--secs S]\n\
     \x20      nitro-bench pubsub [--rounds N] [--messages N] [--nitro PATH]\n\
     (cargo run --release -p nitro-bench -- compare; see docs/benchmarks.md)";

@@ -12,8 +12,8 @@
 //!   the outcome of every route, the summary);
 //! - [`project`]: a project on disk (its config, the generated workspace, the cargo runs) and
 //!   [`output`]: the built `.output/` folder (manifest, writing, compression, staging);
-//! - [`ui`] and `logging`: what reaches the terminal; `otel`: the OTLP export of traces,
-//!   for the commands that serve.
+//! - [`ui`] and `logging`: what reaches the terminal; `otel`: the OTLP export of traces and
+//!   metrics, for the commands that serve.
 //!
 //! Only this crate prints or installs a tracing subscriber.
 

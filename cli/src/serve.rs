@@ -6,7 +6,7 @@
 //! in-flight requests, close WebSocket peers with `1001`, within the server's
 //! `shutdown_timeout`), then the routes it dropped get up to 5 s for their own shutdown (their
 //! `nitro::state` dropped, their runtimes stopped). Under `nitro start` a second signal exits at
-//! once.
+//! once (sending, within a second, the spans and metrics an OTLP export still holds).
 //!
 //! The plugins (`plugins/*.rs`) are set up before the server binds and shut down after it
 //! drained, before the routes' own shutdown.
@@ -106,6 +106,8 @@ pub(crate) fn serve(
     let shutdown_timeout = config.shutdown_timeout;
     let runtime = runtime(&config.limits).map_err(ServeError::Runtime)?;
     let plugins = Plugins::new();
+    // `OTEL_METRICS_EXPORTER` / `OTEL_EXPORTER_OTLP_*ENDPOINT`: counting starts before serving.
+    crate::otel::start_metrics(&hub);
     let served = runtime.block_on(async {
         let mut signals = Signals::new().map_err(ServeError::Signals)?;
         let backplane = start_pubsub(&hub, pubsub, ui)?;
@@ -141,6 +143,9 @@ pub(crate) fn serve(
         if let Some(url) = crate::otel::url() {
             ui.status(&format!("  ➜ Traces: {url}"));
         }
+        if let Some(url) = crate::otel::metrics_url() {
+            ui.status(&format!("  ➜ Metrics over OTLP: {url}"));
+        }
         let (first, stop) = tokio::sync::oneshot::channel::<()>();
         let status_ui = ui.clone();
         tokio::spawn(async move {
@@ -155,6 +160,10 @@ pub(crate) fn serve(
             if mode == Mode::Start {
                 signals.next().await;
                 status_ui.warn("second signal: exiting now");
+                // What is queued (the spans of finished requests, the metrics as they are) is
+                // sent if the collector takes it within a second; requests still running are
+                // cut off, and so are their spans.
+                crate::otel::shutdown_within(crate::otel::FORCED_EXIT_FLUSH);
                 crate::logging::flush();
                 std::process::exit(130);
             }

@@ -8,9 +8,9 @@
 //! it around every poll and call of the route). The route's own spans are not sent as spans:
 //! their fields travel with each event inside them, as context.
 //!
-//! `Request::traceparent` is here too (an `impl Request` of this module, as `extract.rs` has):
-//! the host's value for the current call when it exports traces, else the request's own valid
-//! header.
+//! `Request::traceparent` and `Request::tracestate` are here too (an `impl Request` of this
+//! module, as `extract.rs` has): the host's values for the current call when it exports traces,
+//! else the request's own valid headers.
 //!
 //! Disabled levels cost nothing: the subscriber's `max_level_hint` is the host's most verbose
 //! level when the library was loaded, and callsites above it are never enabled, so `tracing`'s
@@ -51,10 +51,49 @@ impl crate::Request {
         if let Some(value) = crate::ffi::host_traceparent() {
             return Some(value);
         }
+        self.own_traceparent().map(str::to_owned)
+    }
+
+    /// The W3C `tracestate` value to put on an outgoing HTTP call beside
+    /// [`traceparent`](Self::traceparent)'s: the vendor entries of the trace the call joins.
+    ///
+    /// - when the server exports traces, its request span's (the caller's `tracestate`, when the
+    ///   request came with a `traceparent`; `None` for a trace the server started);
+    /// - otherwise the request's own `tracestate` header (its lines joined with `,`), passed on
+    ///   unchanged when the request has a valid `traceparent` (the two travel together);
+    /// - otherwise `None`.
+    ///
+    /// ```no_run
+    /// # fn call(req: &nitro::Request) {
+    /// let mut headers = Vec::new();
+    /// if let Some(traceparent) = req.traceparent() {
+    ///     headers.push(("traceparent", traceparent));
+    ///     if let Some(tracestate) = req.tracestate() {
+    ///         headers.push(("tracestate", tracestate));
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn tracestate(&self) -> Option<String> {
+        if crate::ffi::host_traceparent().is_some() {
+            return crate::ffi::host_tracestate();
+        }
+        self.own_traceparent()?;
+        let lines: Vec<&str> = self
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("tracestate"))
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(","))
+    }
+
+    /// The request's own valid `traceparent` header.
+    fn own_traceparent(&self) -> Option<&str> {
         self.header("traceparent")
             .map(str::trim)
             .filter(|v| valid_traceparent(v))
-            .map(str::to_owned)
     }
 }
 
@@ -290,5 +329,29 @@ mod tests {
         assert!(valid_traceparent(
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later"
         ));
+    }
+
+    #[test]
+    fn without_a_host_the_tracestate_goes_with_a_valid_traceparent() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let req = crate::Request::builder("GET", "/")
+            .header("traceparent", ok)
+            .header("tracestate", "vendor=abc")
+            .header("TraceState", " other=x ")
+            .build();
+        assert_eq!(req.tracestate().as_deref(), Some("vendor=abc,other=x"));
+        let req = crate::Request::builder("GET", "/")
+            .header("traceparent", ok)
+            .build();
+        assert_eq!(req.tracestate(), None);
+        let req = crate::Request::builder("GET", "/")
+            .header("traceparent", "00-bad")
+            .header("tracestate", "vendor=abc")
+            .build();
+        assert_eq!(req.tracestate(), None);
+        let req = crate::Request::builder("GET", "/")
+            .header("tracestate", "vendor=abc")
+            .build();
+        assert_eq!(req.tracestate(), None);
     }
 }

@@ -232,6 +232,7 @@ impl LoadedRoute {
             max_level: crate::telemetry::bridge::max_level(),
             event: host_event,
             traceparent: host_traceparent,
+            tracestate: host_tracestate,
         }));
         let image = Arc::new(Generation {
             file: file.clone(),
@@ -460,6 +461,15 @@ unsafe extern "C" fn host_event(ctx: *const c_void, event: *const abi::LogEvent)
 unsafe extern "C" fn host_traceparent(_ctx: *const c_void, sink: *const abi::BytesSink) {
     no_unwind((), || {
         if let Some(value) = crate::telemetry::otel::current_traceparent() {
+            // SAFETY: `sink` is the route's, valid for the call; the bytes are borrowed for it.
+            unsafe { ((*sink).item)((*sink).ctx, abi::Bytes::new(value.as_bytes())) };
+        }
+    })
+}
+
+unsafe extern "C" fn host_tracestate(_ctx: *const c_void, sink: *const abi::BytesSink) {
+    no_unwind((), || {
+        if let Some(value) = crate::telemetry::otel::current_tracestate() {
             // SAFETY: `sink` is the route's, valid for the call; the bytes are borrowed for it.
             unsafe { ((*sink).item)((*sink).ctx, abi::Bytes::new(value.as_bytes())) };
         }

@@ -4,8 +4,10 @@
 //!
 //! The SDK's batch processor calls [`Client::send_bytes`] from its own thread; the request runs
 //! on the client's runtime, over one kept-alive HTTP/1.1 connection (made again when it breaks),
-//! within the export timeout. Failures are said once, not per batch: the first failure is a
-//! warning, and the next success after failures says the collector answers again.
+//! within the export timeout. The metrics' export calls it from the client's runtime itself.
+//! Failures are said once, not per batch: the first failure is a warning, and the next success
+//! after failures says the collector answers again (each signal has a client of its own, so
+//! each says so once).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -18,25 +20,34 @@ use hyper_util::rt::TokioIo;
 use opentelemetry_http::{HttpClient, HttpError};
 use tokio::sync::Mutex;
 
+use super::config::Signal;
+
 /// Posts OTLP requests; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Client {
     runtime: tokio::runtime::Handle,
     connection: std::sync::Arc<Mutex<Option<SendRequest<Full<Bytes>>>>>,
     timeout: Duration,
-    /// The traces URL, for messages.
+    /// The signal's URL, for messages.
     url: String,
+    signal: Signal,
     failing: AtomicBool,
 }
 
 impl Client {
-    /// A client running its requests on `runtime`.
-    pub(crate) fn new(runtime: tokio::runtime::Handle, url: String, timeout: Duration) -> Client {
+    /// A client sending `signal` to `url`, running its requests on `runtime`.
+    pub(crate) fn new(
+        runtime: tokio::runtime::Handle,
+        signal: Signal,
+        url: String,
+        timeout: Duration,
+    ) -> Client {
         Client {
             runtime,
             connection: Default::default(),
             timeout,
             url,
+            signal,
             failing: AtomicBool::new(false),
         }
     }
@@ -55,14 +66,19 @@ impl Client {
         match problem {
             None => {
                 if self.failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!(target: "nitro::otel", "traces reach `{}` again", self.url);
+                    tracing::info!(target: "nitro::otel", "{} reach `{}` again", self.signal.name(), self.url);
                 }
             }
             Some(problem) => {
                 if !self.failing.swap(true, Ordering::Relaxed) {
+                    let lost = match self.signal {
+                        Signal::Traces => "spans are dropped until it answers",
+                        Signal::Metrics => "the next export that reaches it carries the totals",
+                    };
                     tracing::warn!(
                         target: "nitro::otel",
-                        "cannot send traces to `{}`: {problem}; spans are dropped until it answers (said once; serving goes on)",
+                        "cannot send {} to `{}`: {problem}; {lost} (said once; serving goes on)",
+                        self.signal.name(),
                         self.url
                     );
                 }

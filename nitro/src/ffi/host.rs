@@ -149,6 +149,21 @@ pub(crate) fn host_traceparent() -> Option<String> {
     String::from_utf8(items.pop()?).ok()
 }
 
+/// The host's `tracestate` to go with [`host_traceparent`]'s (see
+/// [`abi::HostApi::tracestate`]). `None` without a host, with a host older than `tracestate`,
+/// when the host does not export traces, or when the trace has no state.
+pub(crate) fn host_tracestate() -> Option<String> {
+    let h = host()?;
+    let needed = std::mem::offset_of!(abi::HostApi, tracestate) + std::mem::size_of::<usize>();
+    if (h.struct_size as usize) < needed {
+        return None;
+    }
+    // SAFETY: the host's table is at least `needed` bytes, so `tracestate` is set; the sink
+    // outlives the call.
+    let mut items = with_bytes_sink(|sink| unsafe { (h.tracestate)(h.ctx, sink) });
+    String::from_utf8(items.pop()?).ok()
+}
+
 /// A peer handle from the host; releases its reference on drop when it owns one.
 pub(crate) struct RawPeer {
     peer: abi::Peer,

@@ -28,7 +28,7 @@ mod waker;
 pub use export::__private;
 pub(crate) use host::{
     RawPeer, host_assets_dir, host_event, host_log, host_peers, host_publish, host_runtime_config,
-    host_traceparent,
+    host_traceparent, host_tracestate,
 };
 pub(crate) use host_task::{HostCall, HostResult};
 pub(crate) use local_peer::{LocalPeer, PeerBackend, WeakLocalPeer};

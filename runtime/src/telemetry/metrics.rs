@@ -16,7 +16,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::{Method, StatusCode};
 use metrics::Counter;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use super::histogram::DurationHistogram;
 
@@ -130,7 +130,7 @@ pub fn install() -> Result<(), MetricsError> {
         ENABLED.store(true, Ordering::Relaxed);
         return Ok(());
     }
-    let recorder = PrometheusBuilder::new().build_recorder();
+    let recorder = recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|_| {
         MetricsError("another metrics recorder is installed in this process".into())
@@ -165,6 +165,12 @@ pub fn install() -> Result<(), MetricsError> {
     Ok(())
 }
 
+/// The Prometheus recorder, with the buckets of [`names::HTTP_DURATION`].
+fn recorder() -> PrometheusRecorder {
+    // The request duration histogram is not the exporter's (see `render`).
+    PrometheusBuilder::new().build_recorder()
+}
+
 /// The metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the metrics: {0}")]
@@ -180,21 +186,242 @@ pub fn render(peers_open: usize) -> Option<String> {
     state.peers_open.set(peers_open as f64);
     let mut text = state.handle.render();
     let durations = state.durations.lock().unwrap_or_else(|e| e.into_inner());
+    append_durations(&mut text, durations.iter());
+    Some(text)
+}
+
+/// Appends the request duration histograms (by route pattern) to the exporter's `text`.
+fn append_durations<'a>(
+    text: &mut String,
+    durations: impl Iterator<Item = (&'a String, &'a Arc<DurationHistogram>)>,
+) {
     let mut routes: Vec<_> = durations
-        .iter()
         .filter(|(_, histogram)| !histogram.is_empty())
         .collect();
-    if !routes.is_empty() {
-        routes.sort_by(|a, b| a.0.cmp(b.0));
-        if !text.is_empty() && !text.ends_with("\n\n") {
-            text.push('\n');
+    if routes.is_empty() {
+        return;
+    }
+    routes.sort_by(|a, b| a.0.cmp(b.0));
+    if !text.is_empty() && !text.ends_with("\n\n") {
+        text.push('\n');
+    }
+    text.push_str(&format!("# TYPE {} histogram\n", names::HTTP_DURATION));
+    for (pattern, histogram) in routes {
+        histogram.render(text, names::HTTP_DURATION, "route", pattern);
+    }
+}
+
+/// Every metric as a scrape would see it now (`peers_open` read now), for an exporter that
+/// sends them elsewhere (the CLI's OTLP export). `None` until [`install`] ran.
+///
+/// The exporter holds its values behind its Prometheus rendering only, so this renders the
+/// text a scrape gets and reads it back ([`parse`]): what is exported is what is scraped, and
+/// reading costs nothing on the hot path (it runs once per export interval).
+pub fn snapshot(peers_open: usize) -> Option<Vec<Family>> {
+    render(peers_open).map(|text| parse(&text))
+}
+
+/// One metric of a [`snapshot`]: its name (one of [`names`]) and its series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: String,
+    pub series: Vec<Series>,
+}
+
+/// One series of a [`Family`]: its labels (sorted by name) and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Vec<(String, String)>,
+    pub value: Value,
+}
+
+/// The value of a series, cumulative since [`install`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A counter's total.
+    Counter(u64),
+    /// A gauge's value.
+    Gauge(f64),
+    /// A histogram: `counts[i]` observations in bucket `i` (not cumulative): at most
+    /// `bounds[0]`, then in (`bounds[i - 1]`, `bounds[i]`], the last above every bound
+    /// (`counts.len() == bounds.len() + 1`); their `count` and `sum`.
+    Histogram {
+        bounds: Vec<f64>,
+        counts: Vec<u64>,
+        count: u64,
+        sum: f64,
+    },
+}
+
+/// Reads Prometheus text (as the exporter renders it: `# TYPE` lines, then samples) into
+/// families, sorted by name and labels. Lines it does not understand are skipped.
+pub(crate) fn parse(text: &str) -> Vec<Family> {
+    use std::collections::BTreeMap;
+
+    #[derive(Default)]
+    struct Histogram {
+        /// `le` → cumulative count.
+        buckets: Vec<(f64, u64)>,
+        count: u64,
+        sum: f64,
+    }
+    let mut kinds: HashMap<&str, &str> = HashMap::new();
+    let mut plain: BTreeMap<String, BTreeMap<Vec<(String, String)>, Value>> = BTreeMap::new();
+    let mut histograms: BTreeMap<String, BTreeMap<Vec<(String, String)>, Histogram>> =
+        BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut words = rest.split_whitespace();
+            if let (Some(name), Some(kind)) = (words.next(), words.next()) {
+                kinds.insert(name, kind);
+            }
+            continue;
         }
-        text.push_str(&format!("# TYPE {} histogram\n", names::HTTP_DURATION));
-        for (pattern, histogram) in routes {
-            histogram.render(&mut text, names::HTTP_DURATION, "route", pattern);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, mut labels, value)) = sample(line) else {
+            continue;
+        };
+        match kinds.get(name) {
+            Some(&"counter") => {
+                labels.sort();
+                // Counters are rendered as integers.
+                let total = value.parse::<u64>().unwrap_or(0);
+                plain
+                    .entry(name.to_owned())
+                    .or_default()
+                    .insert(labels, Value::Counter(total));
+                continue;
+            }
+            Some(&"gauge") => {
+                labels.sort();
+                let value = value.parse::<f64>().unwrap_or(0.0);
+                plain
+                    .entry(name.to_owned())
+                    .or_default()
+                    .insert(labels, Value::Gauge(value));
+                continue;
+            }
+            _ => {}
+        }
+        let part = ["_bucket", "_sum", "_count"]
+            .into_iter()
+            .find_map(|suffix| {
+                let base = name.strip_suffix(suffix)?;
+                (kinds.get(base) == Some(&"histogram")).then_some((base, suffix))
+            });
+        let Some((base, suffix)) = part else {
+            continue;
+        };
+        let le = labels
+            .iter()
+            .position(|(k, _)| k == "le")
+            .map(|i| labels.remove(i).1);
+        labels.sort();
+        let series = histograms
+            .entry(base.to_owned())
+            .or_default()
+            .entry(labels)
+            .or_default();
+        match suffix {
+            "_bucket" => {
+                let bound = le.and_then(|le| le.parse::<f64>().ok());
+                if let (Some(bound), Ok(count)) = (bound, value.parse::<u64>()) {
+                    series.buckets.push((bound, count));
+                }
+            }
+            "_sum" => series.sum = value.parse().unwrap_or(0.0),
+            _ => series.count = value.parse().unwrap_or(0),
         }
     }
-    Some(text)
+    let mut families: BTreeMap<String, Vec<Series>> = plain
+        .into_iter()
+        .map(|(name, series)| {
+            let series = series
+                .into_iter()
+                .map(|(labels, value)| Series { labels, value })
+                .collect();
+            (name, series)
+        })
+        .collect();
+    for (name, by_labels) in histograms {
+        let series = by_labels.into_iter().map(|(labels, mut h)| {
+            h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let bounds: Vec<f64> = h
+                .buckets
+                .iter()
+                .map(|(le, _)| *le)
+                .filter(|le| le.is_finite())
+                .collect();
+            let mut counts = Vec::with_capacity(bounds.len() + 1);
+            let mut below = 0;
+            for (_, cumulative) in h.buckets.iter().filter(|(le, _)| le.is_finite()) {
+                counts.push(cumulative.saturating_sub(below));
+                below = below.max(*cumulative);
+            }
+            counts.push(h.count.saturating_sub(below));
+            Series {
+                labels,
+                value: Value::Histogram {
+                    bounds,
+                    counts,
+                    count: h.count,
+                    sum: h.sum,
+                },
+            }
+        });
+        families.entry(name).or_default().extend(series);
+    }
+    families
+        .into_iter()
+        .map(|(name, series)| Family { name, series })
+        .collect()
+}
+
+/// Labels, in the order of a line.
+type Labels = Vec<(String, String)>;
+
+/// One sample line: `name{k="v",…} value` or `name value` (a timestamp after the value is
+/// ignored); label values unescaped (`\\`, `\"`, `\n`).
+fn sample(line: &str) -> Option<(&str, Labels, &str)> {
+    let name_end = line.find(['{', ' '])?;
+    let name = &line[..name_end];
+    let mut labels = Vec::new();
+    let mut rest = &line[name_end..];
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices();
+        let mut key = String::new();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '}' => break i,
+                ',' | ' ' => {}
+                '=' => {
+                    if chars.next()?.1 != '"' {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                other => value.push(other),
+                            },
+                            other => value.push(other),
+                        }
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                }
+                other => key.push(other),
+            }
+        };
+        rest = &inner[end + 1..];
+    }
+    let value = rest.split_whitespace().next()?;
+    Some((name, labels, value))
 }
 
 /// The handles of the route `file` (pattern `pattern`), made on its first request.
@@ -328,5 +555,125 @@ pub(crate) fn ws_slow_consumer() {
 pub fn dev_reload() {
     if let Some(state) = state() {
         state.reloads.increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// What the exporter renders reads back as what was recorded.
+    #[test]
+    fn a_snapshot_reads_the_rendered_values_back() {
+        let recorder = recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let get = metrics::counter!(names::HTTP_REQUESTS, "route" => "/users/:id", "method" => "GET", "status_class" => "2xx");
+            get.increment(3);
+            metrics::counter!(names::HTTP_REQUESTS, "route" => "", "method" => "GET", "status_class" => "4xx").increment(1);
+            metrics::counter!(names::ROUTE_PANICS, "route" => "routes/a \"b\"\\c.rs").increment(2);
+            metrics::counter!(names::WS_PUBLISHES).absolute(0);
+            metrics::gauge!(names::WS_PEERS_OPEN).set(4.0);
+        });
+        let duration = Arc::new(DurationHistogram::new(DURATION_BUCKETS));
+        for seconds in [0.0001, 0.0003, 0.003, 0.2, 42.0] {
+            duration.observe(Duration::from_secs_f64(seconds));
+        }
+        let mut text = handle.render();
+        append_durations(
+            &mut text,
+            [(&"/users/:id".to_owned(), &duration)].into_iter(),
+        );
+        let families = parse(&text);
+        let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                names::HTTP_DURATION,
+                names::HTTP_REQUESTS,
+                names::ROUTE_PANICS,
+                names::WS_PEERS_OPEN,
+                names::WS_PUBLISHES,
+            ]
+        );
+        assert_eq!(
+            families[1].series,
+            [
+                Series {
+                    labels: labels(&[("method", "GET"), ("route", ""), ("status_class", "4xx")]),
+                    value: Value::Counter(1),
+                },
+                Series {
+                    labels: labels(&[
+                        ("method", "GET"),
+                        ("route", "/users/:id"),
+                        ("status_class", "2xx")
+                    ]),
+                    value: Value::Counter(3),
+                },
+            ]
+        );
+        assert_eq!(
+            families[2].series[0].labels,
+            labels(&[("route", "routes/a \"b\"\\c.rs")])
+        );
+        assert_eq!(families[2].series[0].value, Value::Counter(2));
+        assert_eq!(families[3].series[0].value, Value::Gauge(4.0));
+        assert_eq!(families[4].series[0].value, Value::Counter(0));
+        let [histogram] = families[0].series.as_slice() else {
+            panic!("{:?}", families[0]);
+        };
+        assert_eq!(histogram.labels, labels(&[("route", "/users/:id")]));
+        let Value::Histogram {
+            bounds,
+            counts,
+            count,
+            sum,
+        } = &histogram.value
+        else {
+            panic!("{histogram:?}");
+        };
+        assert_eq!(bounds, DURATION_BUCKETS);
+        // 0.0001 and 0.0003 in the first bucket, 0.003 in (0.0025, 0.005], 0.2 in (0.1, 0.25],
+        // 42 above 10.
+        let mut want = vec![0; DURATION_BUCKETS.len() + 1];
+        want[0] = 2;
+        want[3] = 1;
+        want[8] = 1;
+        want[DURATION_BUCKETS.len()] = 1;
+        assert_eq!(counts, &want);
+        assert_eq!(*count, 5);
+        assert!((sum - 42.2034).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn samples() {
+        assert_eq!(
+            sample(r#"a_total{route="/x",method="GET"} 7"#),
+            Some((
+                "a_total",
+                labels(&[("route", "/x"), ("method", "GET")]),
+                "7"
+            ))
+        );
+        assert_eq!(sample("b 1.5 1700000000"), Some(("b", vec![], "1.5")));
+        assert_eq!(
+            sample(r#"c{v="line\nnext \"q\" \\"} 1"#),
+            Some(("c", labels(&[("v", "line\nnext \"q\" \\")]), "1"))
+        );
+        assert_eq!(sample(r#"d{v="open} 1"#), None);
+        assert_eq!(sample("e"), None);
+        // Lines of other kinds, or of unknown metrics, are skipped.
+        assert_eq!(
+            parse("# HELP x y\nx_total 3\n\n# TYPE s summary\ns_sum 1\n"),
+            vec![]
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The seam for trace export: the runtime knows nothing of OpenTelemetry; the CLI, when it
 //! exports traces, installs a [`Propagation`] here, which ties each request span to the remote
-//! trace of its `traceparent` and tells routes the `traceparent` to put on their outgoing calls
-//! (`HostApi::traceparent`).
+//! trace of its `traceparent` (and `tracestate`) and tells routes the `traceparent` and
+//! `tracestate` to put on their outgoing calls (`HostApi::traceparent`, `HostApi::tracestate`).
 //!
 //! With nothing installed (no exporter: the usual case), a request pays nothing for this seam:
 //! the request span's hook is one load of an unset cell, and routes are only answered when they
@@ -26,6 +26,13 @@ pub trait Propagation: Send + Sync + 'static {
     /// route runs): its trace id, its own span id, its sampled flag. `None` when the span is
     /// not exported.
     fn traceparent(&self, span: &Span) -> Option<String>;
+
+    /// The `tracestate` value that goes with [`traceparent`](Propagation::traceparent)'s: the
+    /// span's trace state (the caller's entries), `None` when it has none.
+    fn tracestate(&self, span: &Span) -> Option<String> {
+        let _ = span;
+        None
+    }
 }
 
 static INSTALLED: OnceLock<Box<dyn Propagation>> = OnceLock::new();
@@ -61,4 +68,10 @@ pub(crate) fn traceparent(span: &Span) -> Option<String> {
 /// `None` when nothing is installed.
 pub(crate) fn current_traceparent() -> Option<String> {
     INSTALLED.get()?.traceparent(&Span::current())
+}
+
+/// The `tracestate` of the span current on this thread (see [`Propagation::tracestate`]);
+/// `None` when nothing is installed.
+pub(crate) fn current_tracestate() -> Option<String> {
+    INSTALLED.get()?.tracestate(&Span::current())
 }
