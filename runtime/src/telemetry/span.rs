@@ -378,6 +378,143 @@ impl<'a> TraceParent<'a> {
 mod tests {
     use super::*;
 
+    /// The request log lines written in this process, as `method path status route`.
+    static LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    struct Lines;
+
+    impl RequestLog for Lines {
+        fn write(&self, line: &RequestLine<'_>) {
+            LINES.lock().unwrap().push(format!(
+                "{} {} {} {}",
+                line.method,
+                line.path,
+                line.status.map_or("-".into(), |s| s.to_string()),
+                line.route.unwrap_or("")
+            ));
+        }
+    }
+
+    /// The names of the spans opened, in order.
+    #[derive(Clone, Default)]
+    struct Opened(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl<S> tracing_subscriber::Layer<S> for Opened
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(attrs.metadata().name().to_owned());
+        }
+
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let inside = ctx.event_span(event).map(|s| s.name()).unwrap_or("none");
+            self.0.lock().unwrap().push(format!("event in {inside}"));
+        }
+    }
+
+    /// Serves one request for `uri` with `handle` under a subscriber at `info`; the spans and
+    /// events the subscriber saw.
+    fn serve(uri: &str, handle: impl Future<Output = Response<()>>) -> (Response<()>, Vec<String>) {
+        use tracing_subscriber::layer::SubscriberExt;
+        let opened = Opened::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(opened.clone());
+        let response = tracing::subscriber::with_default(subscriber, || {
+            let request = http::Request::get(uri).body(()).unwrap();
+            let serving = start(request.method(), request.uri(), request.headers(), false);
+            assert!(matches!(serving, Serving::Traced(_)));
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(serving.serve(handle))
+                .0
+        });
+        let seen = opened.0.lock().unwrap().clone();
+        (response, seen)
+    }
+
+    #[test]
+    fn a_request_opens_its_span_only_when_something_needs_it_and_is_logged_either_way() {
+        use tracing_subscriber::layer::SubscriberExt;
+        // This test's lines (another test's server could log too while it runs).
+        let ours = || -> Vec<String> {
+            LINES
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.starts_with("GET /t-span/"))
+                .cloned()
+                .collect()
+        };
+        set_request_log(Some(Box::new(Lines)), true);
+        // A file or the page: no span, one line.
+        let (response, seen) = serve("/t-span/app.css?v=2", async { Response::new(()) });
+        assert_eq!(response.status(), 200);
+        assert_eq!(seen, Vec::<String>::new());
+        // A route: the span opened before its code runs, its events inside.
+        let (_, seen) = serve("/t-span/users/7", async {
+            record_route("/users/:id", "routes/users/[id].rs");
+            tracing::info!("in the route");
+            Response::new(())
+        });
+        assert_eq!(seen, ["request", "event in request"]);
+        // A host event where no route ran: inside the span it opens.
+        let (_, seen) = serve("/t-span/missing", async {
+            enter_request_span();
+            tracing::warn!("cannot read the page");
+            let mut response = Response::new(());
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        });
+        assert_eq!(seen, ["request", "event in request"]);
+        let lines = ours();
+        assert_eq!(
+            lines,
+            [
+                "GET /t-span/app.css 200 ",
+                "GET /t-span/users/7 200 /users/:id",
+                "GET /t-span/missing 404 "
+            ]
+        );
+        // A request whose future is dropped (the client left): its line, without a status.
+        LINES.lock().unwrap().clear();
+        {
+            let request = http::Request::get("/t-span/slow").body(()).unwrap();
+            let _guard = tracing::subscriber::set_default(
+                tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO),
+            );
+            let serving = start(request.method(), request.uri(), request.headers(), false);
+            let mut serve = Box::pin(serving.serve(std::future::pending::<Response<()>>()));
+            let waker = std::task::Waker::noop();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _enter = runtime.enter();
+            assert!(
+                serve
+                    .as_mut()
+                    .poll(&mut Context::from_waker(waker))
+                    .is_pending()
+            );
+        }
+        assert_eq!(ours(), ["GET /t-span/slow - "]);
+        set_request_log(None, false);
+    }
+
     #[test]
     fn traceparent() {
         let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
