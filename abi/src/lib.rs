@@ -427,6 +427,96 @@ pub struct Peer {
     pub vt: *const PeerVTable,
 }
 
+/// The W3C trace context's `traceparent` header, read the same way by the host (its request
+/// spans) and by routes (what `Request::traceparent` passes on).
+pub mod trace_context {
+    /// A valid `traceparent`: `<version>-<trace id>-<parent id>-<flags>`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct TraceParent<'a> {
+        /// 32 lowercase hex digits, not all zero.
+        pub trace_id: &'a str,
+        /// 16 lowercase hex digits, not all zero.
+        pub parent_id: &'a str,
+        /// The `sampled` flag.
+        pub sampled: bool,
+    }
+
+    impl<'a> TraceParent<'a> {
+        /// Parses a `traceparent` value (surrounding spaces allowed); `None` when it is not
+        /// valid per the W3C spec: lowercase hex of 2, 32, 16 and 2 digits, version `ff`
+        /// forbidden, all-zero ids forbidden; version `00` has exactly these four fields, a
+        /// later version may append more.
+        pub fn parse(value: &'a str) -> Option<TraceParent<'a>> {
+            let value = value.trim();
+            let mut parts = value.split('-');
+            let version = parts.next()?;
+            let trace_id = parts.next()?;
+            let parent_id = parts.next()?;
+            let flags = parts.next()?;
+            let hex = |s: &str, len: usize| {
+                s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            };
+            if !hex(version, 2) || version == "ff" || !hex(trace_id, 32) || !hex(parent_id, 16) {
+                return None;
+            }
+            if !hex(flags, 2) || (version == "00" && parts.next().is_some()) {
+                return None;
+            }
+            if trace_id.bytes().all(|b| b == b'0') || parent_id.bytes().all(|b| b == b'0') {
+                return None;
+            }
+            let flags = u8::from_str_radix(flags, 16).ok()?;
+            Some(TraceParent {
+                trace_id,
+                parent_id,
+                sampled: flags & 1 == 1,
+            })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn traceparent() {
+            let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+            assert_eq!(
+                TraceParent::parse(ok),
+                Some(TraceParent {
+                    trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+                    parent_id: "00f067aa0ba902b7",
+                    sampled: true,
+                })
+            );
+            assert_eq!(
+                TraceParent::parse(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 "),
+                TraceParent::parse(ok)
+            );
+            let not_sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+            assert!(!TraceParent::parse(not_sampled).unwrap().sampled);
+            // A later version may append fields.
+            assert!(
+                TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
+                    .is_some()
+            );
+            for bad in [
+                "",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
+            ] {
+                assert_eq!(TraceParent::parse(bad), None, "{bad}");
+            }
+        }
+    }
+}
+
 /// Log levels for [`HostApi::log`].
 pub mod level {
     pub const ERROR: u8 = 1;

@@ -97,28 +97,9 @@ impl crate::Request {
     }
 }
 
-/// Whether `value` is a valid W3C `traceparent`: `<version>-<trace id>-<parent id>-<flags>` in
-/// lowercase hex (2, 32, 16, 2 digits), version `ff` and all-zero ids forbidden; version `00`
-/// has exactly these four fields, a later one may append more.
+/// Whether `value` is a valid W3C `traceparent` (the host's parser: `nitro-abi`'s).
 fn valid_traceparent(value: &str) -> bool {
-    let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let not_zero = |s: &str| s.bytes().any(|b| b != b'0');
-    let mut parts = value.split('-');
-    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    hex(version, 2)
-        && version != "ff"
-        && hex(trace_id, 32)
-        && not_zero(trace_id)
-        && hex(parent_id, 16)
-        && not_zero(parent_id)
-        && hex(flags, 2)
-        && (version != "00" || parts.next().is_none())
+    abi::trace_context::TraceParent::parse(value).is_some()
 }
 
 /// The host level (one of `abi::level`, 0 for none) as a filter.

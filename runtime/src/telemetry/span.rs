@@ -332,47 +332,8 @@ pub(crate) fn peer(id: &str, namespace: &str, file: &str) -> Span {
     span
 }
 
-/// A W3C `traceparent` header: `00-<trace id, 32 hex>-<parent id, 16 hex>-<flags, 2 hex>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceParent<'a> {
-    pub trace_id: &'a str,
-    pub parent_id: &'a str,
-    pub sampled: bool,
-}
-
-impl<'a> TraceParent<'a> {
-    /// Parses a `traceparent` value; `None` when it is not valid (per the W3C spec: lowercase
-    /// hex, version `ff` forbidden, all-zero ids forbidden; a later version may carry more
-    /// fields after the four).
-    pub fn parse(value: &'a str) -> Option<TraceParent<'a>> {
-        let value = value.trim();
-        let mut parts = value.split('-');
-        let version = parts.next()?;
-        let trace_id = parts.next()?;
-        let parent_id = parts.next()?;
-        let flags = parts.next()?;
-        let hex = |s: &str, len: usize| {
-            s.len() == len
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        };
-        if !hex(version, 2) || version == "ff" || !hex(trace_id, 32) || !hex(parent_id, 16) {
-            return None;
-        }
-        if !hex(flags, 2) || (version == "00" && parts.next().is_some()) {
-            return None;
-        }
-        if trace_id.bytes().all(|b| b == b'0') || parent_id.bytes().all(|b| b == b'0') {
-            return None;
-        }
-        let flags = u8::from_str_radix(flags, 16).ok()?;
-        Some(TraceParent {
-            trace_id,
-            parent_id,
-            sampled: flags & 1 == 1,
-        })
-    }
-}
+/// A W3C `traceparent` header, parsed (the one parser host and routes share).
+pub use nitro_abi::trace_context::TraceParent;
 
 #[cfg(test)]
 mod tests {
@@ -513,38 +474,5 @@ mod tests {
         }
         assert_eq!(ours(), ["GET /t-span/slow - "]);
         set_request_log(None, false);
-    }
-
-    #[test]
-    fn traceparent() {
-        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(
-            TraceParent::parse(ok),
-            Some(TraceParent {
-                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-                parent_id: "00f067aa0ba902b7",
-                sampled: true,
-            })
-        );
-        let not_sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-        assert!(!TraceParent::parse(not_sampled).unwrap().sampled);
-        // A later version may append fields.
-        assert!(
-            TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
-                .is_some()
-        );
-        for bad in [
-            "",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
-        ] {
-            assert_eq!(TraceParent::parse(bad), None, "{bad}");
-        }
     }
 }
