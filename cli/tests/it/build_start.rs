@@ -341,28 +341,7 @@ async fn websocket_template_runs_from_a_copied_output_without_cargo() {
             .env_clear()
             .env("PATH", &empty);
         let mut server = Server::start_output(cmd);
-        let port = server.port;
-        let _slow = std::thread::spawn(move || {
-            let _ = std::panic::catch_unwind(|| http(port, "GET", "/slow?ms=20000", &[], b""));
-        });
-        assert!(
-            server.wait_stderr("slow: started", Duration::from_secs(30)),
-            "{}",
-            server.stderr()
-        );
-        server.signal("INT");
-        assert!(
-            server.wait_stderr("shutting down", Duration::from_secs(30)),
-            "{}",
-            server.stderr()
-        );
-        server.signal("INT");
-        assert_eq!(
-            server.wait_exit(Duration::from_secs(60)).code(),
-            Some(130),
-            "{}",
-            server.stderr()
-        );
+        server.force_exit_with_a_request_in_flight("/slow?ms=20000");
         assert!(
             server.stderr().contains("second signal"),
             "{}",

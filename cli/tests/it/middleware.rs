@@ -259,22 +259,11 @@ async fn a_broken_middleware_keeps_its_last_good_build_and_shows_in_the_overlay(
 #[test]
 fn nitro_build_ships_the_middleware_and_nitro_start_runs_them() {
     let project = project();
-    let out = nitro().arg("build").arg(project.path()).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(project.path().join(".output/nitro.json")).unwrap(),
-    )
-    .unwrap();
-    let kinds: Vec<(&str, &str)> = manifest["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["file"].as_str().unwrap(), r["kind"].as_str().unwrap()))
-        .collect();
+    nitro_build(project.path());
+    let manifest = output_manifest(project.path());
     assert!(
-        kinds.contains(&("middleware/10.second.rs", "middleware")),
-        "{kinds:?}"
+        manifest_has(&manifest, "middleware/10.second.rs", "middleware"),
+        "{manifest}"
     );
 
     // `nitro start` needs nothing but the output: the sources go.

@@ -3,7 +3,6 @@
 //! an incoming `traceparent` on the request span.
 
 use crate::support::*;
-use std::process::Command;
 use std::time::Duration;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -59,16 +58,6 @@ pub fn message(peer: &Peer, message: &Message) {
 "#,
     ),
 ];
-
-/// `nitro build DIR`, which must succeed.
-fn build(dir: &std::path::Path) {
-    let out = nitro().arg("build").arg(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "nitro build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn traceparent() -> String {
     format!("00-{TRACE_ID}-{PARENT_ID}-01")
@@ -201,12 +190,9 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 #[test]
 fn json_logs_under_start_carry_the_documented_fields() {
     let project = Project::with_files(FILES);
-    build(project.path());
-    let mut cmd: Command = nitro();
-    cmd.arg("start")
-        .arg(project.path())
-        .args(["--port", "0"])
-        .env("NITRO_LOG_FORMAT", "json");
+    nitro_build(project.path());
+    let mut cmd = start_command(project.path());
+    cmd.env("NITRO_LOG_FORMAT", "json");
     let server = Server::start_output(cmd);
     let tp = traceparent();
     assert_eq!(
@@ -283,9 +269,8 @@ fn json_logs_under_start_carry_the_documented_fields() {
 #[test]
 fn human_request_log_under_start_comes_from_the_span() {
     let project = Project::with_files(FILES);
-    build(project.path());
-    let mut cmd: Command = nitro();
-    cmd.arg("start").arg(project.path()).args(["--port", "0"]);
+    nitro_build(project.path());
+    let cmd = start_command(project.path());
     let server = Server::start_output(cmd);
     assert_eq!(server.get("/order").status, 200);
     assert!(
@@ -437,15 +422,14 @@ async fn metrics_count_a_scripted_mix_under_start() {
     let project = Project::with_files(&files);
     let dir = project.path().to_path_buf();
     let server = tokio::task::spawn_blocking(move || {
-        build(&dir);
+        nitro_build(&dir);
         let manifest = std::fs::read_to_string(dir.join(".output/nitro.json")).unwrap();
         let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
         assert_eq!(
             manifest["config"]["observability"],
             serde_json::json!({ "metrics": "/__nitro/metrics" })
         );
-        let mut cmd: Command = nitro();
-        cmd.arg("start").arg(&dir).args(["--port", "0"]);
+        let cmd = start_command(&dir);
         Server::start_output(cmd)
     })
     .await

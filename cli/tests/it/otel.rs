@@ -6,7 +6,6 @@
 
 use crate::support::*;
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -267,17 +266,9 @@ fn parts(traceparent: &str) -> (String, String, String) {
 fn start_exports_request_spans_over_otlp_and_flushes_them_at_shutdown() {
     let receiver = Receiver::start();
     let project = Project::with_files(FILES);
-    let out = nitro().arg("build").arg(project.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut cmd: Command = nitro();
-    cmd.arg("start")
-        .arg(project.path())
-        .args(["--port", "0"])
-        .env("NITRO_LOG_FORMAT", "json")
+    nitro_build(project.path());
+    let mut cmd = start_command(project.path());
+    cmd.env("NITRO_LOG_FORMAT", "json")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .env("OTEL_SERVICE_NAME", "shop-api")
         .env(
@@ -648,24 +639,16 @@ fn start_sends_its_metrics_over_otlp_without_the_prometheus_endpoint_and_at_shut
     let receiver = Receiver::start();
     // No `[observability]` table: the variables alone turn the metrics on.
     let project = Project::with_files(FILES);
-    let out = nitro().arg("build").arg(project.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut cmd: Command = nitro();
-    cmd.arg("start")
-        .arg(project.path())
-        .args(["--port", "0"])
-        .env(
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-            format!("{}/v1/metrics", receiver.endpoint()),
-        )
-        // An hour: the one export of this test is the one at shutdown.
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
-        .env("OTEL_SERVICE_NAME", "shop-api")
-        .env("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret%20key");
+    nitro_build(project.path());
+    let mut cmd = start_command(project.path());
+    cmd.env(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        format!("{}/v1/metrics", receiver.endpoint()),
+    )
+    // An hour: the one export of this test is the one at shutdown.
+    .env("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
+    .env("OTEL_SERVICE_NAME", "shop-api")
+    .env("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret%20key");
     let mut server = Server::start_output(cmd);
     for id in 1..=3 {
         assert_eq!(server.get(&format!("/users/{id}")).status, 200);
@@ -829,45 +812,16 @@ fn dev_sends_its_metrics_every_interval_as_the_scrape_counts_them() {
 fn a_second_signal_still_sends_what_is_queued() {
     let receiver = Receiver::start();
     let project = Project::with_files(FILES);
-    let out = nitro().arg("build").arg(project.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut cmd: Command = nitro();
-    cmd.arg("start")
-        .arg(project.path())
-        .args(["--port", "0"])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+    nitro_build(project.path());
+    let mut cmd = start_command(project.path());
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         // Nothing leaves on its own while the test runs: only the exit sends.
         .env("OTEL_BSP_SCHEDULE_DELAY", "3600000")
         .env("OTEL_METRIC_EXPORT_INTERVAL", "3600000");
     let mut server = Server::start_output(cmd);
     assert_eq!(server.get("/users/1").text(), "user 1");
     assert_eq!(server.get("/users/2").text(), "user 2");
-    let port = server.port;
-    let _slow = std::thread::spawn(move || {
-        let _ = std::panic::catch_unwind(|| http(port, "GET", "/slow", &[], b""));
-    });
-    assert!(
-        server.wait_stderr("slow: started", Duration::from_secs(30)),
-        "{}",
-        server.stderr()
-    );
-    server.signal("INT");
-    assert!(
-        server.wait_stderr("shutting down", Duration::from_secs(30)),
-        "{}",
-        server.stderr()
-    );
-    server.signal("INT");
-    assert_eq!(
-        server.wait_exit(Duration::from_secs(60)).code(),
-        Some(130),
-        "{}",
-        server.stderr()
-    );
+    server.force_exit_with_a_request_in_flight("/slow");
     let spans = receiver.spans();
     for path in ["/users/1", "/users/2"] {
         let span = request_span(&spans, path);
@@ -901,16 +855,9 @@ fn spans_a_full_queue_dropped_are_counted_at_exit() {
         .hold_first_traces
         .store(true, Ordering::SeqCst);
     let project = Project::with_files(FILES);
-    let out = nitro().arg("build").arg(project.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut cmd: Command = nitro();
-    cmd.arg("start")
-        .arg(project.path())
-        .args(["--port", "0", "-q"])
+    nitro_build(project.path());
+    let mut cmd = start_command(project.path());
+    cmd.arg("-q")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .env("OTEL_METRICS_EXPORTER", "none")
         .env("OTEL_BSP_MAX_QUEUE_SIZE", "2")

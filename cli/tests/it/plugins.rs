@@ -10,27 +10,10 @@ use crate::support::*;
 
 const BUILD: Duration = Duration::from_secs(600);
 
-/// A helper every plugin and the route include: appends a line to `events.log` in the
-/// project (its absolute path is written into the source).
-fn log_module(dir: &Path) -> String {
-    format!(
-        "pub fn event(line: &str) {{\n    use std::io::Write;\n    let mut file = std::fs::OpenOptions::new().create(true).append(true).open({:?}).unwrap();\n    writeln!(file, \"{{line}}\").unwrap();\n}}\n",
-        dir.join("events.log")
-    )
-}
-
-fn events(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("events.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 fn wait_events(dir: &Path, last: &str, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let now = events(dir);
+        let now = logged_events(dir);
         if now.iter().any(|e| e == last) || Instant::now() > deadline {
             return now;
         }
@@ -82,7 +65,7 @@ fn project() -> Project {
         ("plugins/01.check-config.rs", &doc_sample(0)),
         ("plugins/02.announce.rs", &doc_sample(1)),
     ]);
-    let log = log_module(project.path());
+    let log = event_log_module(project.path());
     // Byte-wise file-name order: 1, 10, 2. `10` has a plain `fn setup` returning a `Result`
     // and no shutdown; `2` only a shutdown.
     write_files(
@@ -109,7 +92,7 @@ fn plugins_set_up_in_order_reload_in_dev_and_shut_down_after_in_flight_requests(
     let dir = project.path();
     let mut dev = NitroDev::start(dir);
     // Set up before the server listened, in file-name order.
-    assert_eq!(events(dir), ["setup 1", "setup 10"]);
+    assert_eq!(logged_events(dir), ["setup 1", "setup 10"]);
     assert!(
         dev.stderr().contains("built 2 routes and 5 plugins"),
         "{}",
@@ -152,7 +135,7 @@ fn plugins_set_up_in_order_reload_in_dev_and_shut_down_after_in_flight_requests(
     let status = dev.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{}", dev.stderr());
     assert_eq!(
-        events(dir)[4..],
+        logged_events(dir)[4..],
         ["request start", "request end", "shutdown 2", "shutdown 1b"],
         "{}",
         dev.stderr()
@@ -194,7 +177,7 @@ fn nitro_start_refuses_to_start_when_a_setup_fails_and_shuts_plugins_down_on_sig
         ),
     ]);
     let dir = project.path();
-    let log = log_module(dir);
+    let log = event_log_module(dir);
     write_files(
         dir,
         &[
@@ -203,22 +186,12 @@ fn nitro_start_refuses_to_start_when_a_setup_fails_and_shuts_plugins_down_on_sig
             ("plugins/1.db.rs", GUARDED),
         ],
     );
-    let out = nitro().arg("build").arg(dir).output().unwrap();
+    nitro_build(dir);
+    let manifest = output_manifest(dir);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        manifest_has(&manifest, "plugins/1.db.rs", "plugin"),
+        "{manifest}"
     );
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(".output/nitro.json")).unwrap())
-            .unwrap();
-    let kinds: Vec<(&str, &str)> = manifest["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["file"].as_str().unwrap(), r["kind"].as_str().unwrap()))
-        .collect();
-    assert!(kinds.contains(&("plugins/1.db.rs", "plugin")), "{kinds:?}");
 
     // `nitro dev` refuses to start the same way (its supervisor does not restart it).
     let out = nitro()
@@ -239,7 +212,7 @@ fn nitro_start_refuses_to_start_when_a_setup_fails_and_shuts_plugins_down_on_sig
         !String::from_utf8_lossy(&out.stdout).contains("http://"),
         "it never listened"
     );
-    assert_eq!(events(dir), ["setup 0", "shutdown 0"], "{stderr}");
+    assert_eq!(logged_events(dir), ["setup 0", "shutdown 0"], "{stderr}");
     std::fs::remove_file(dir.join("events.log")).unwrap();
     // `nitro start` needs nothing but the output.
     std::fs::remove_dir_all(dir.join("plugins")).unwrap();
@@ -264,7 +237,7 @@ fn nitro_start_refuses_to_start_when_a_setup_fails_and_shuts_plugins_down_on_sig
         assert!(stderr.contains(expected), "{stderr}");
         assert!(out.stdout.is_empty(), "it never listened");
         // The plugin set up before it was shut down.
-        assert_eq!(events(dir), ["setup 0", "shutdown 0"], "{stderr}");
+        assert_eq!(logged_events(dir), ["setup 0", "shutdown 0"], "{stderr}");
         std::fs::remove_file(dir.join("events.log")).unwrap();
     }
 
@@ -273,12 +246,12 @@ fn nitro_start_refuses_to_start_when_a_setup_fails_and_shuts_plugins_down_on_sig
         .arg(dir.join(".output"))
         .args(["--port", "0"]);
     let mut server = Server::start_output(cmd);
-    assert_eq!(events(dir), ["setup 0", "setup db"]);
+    assert_eq!(logged_events(dir), ["setup 0", "setup db"]);
     assert_eq!(server.get("/").text(), "hi");
     let status = server.terminate(Duration::from_secs(30)).unwrap();
     assert!(status.success(), "{status:?}\n{}", server.stderr());
     assert_eq!(
-        events(dir),
+        logged_events(dir),
         ["setup 0", "setup db", "shutdown db", "shutdown 0"]
     );
 }

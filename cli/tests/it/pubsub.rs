@@ -35,12 +35,7 @@ fn built_output() -> &'static Path {
                 std::process::id()
             ),
         );
-        let out = nitro().arg("build").arg(project.path()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "nitro build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nitro_build(project.path());
         let output = project.path().join(".output");
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(output.join("nitro.json")).unwrap()).unwrap();

@@ -232,9 +232,7 @@ fn route_api_under_dev() {
 #[test]
 fn assets_ship_with_the_build() {
     let project = Project::with_files(FILES);
-    let out = nitro().arg("build").arg(project.path()).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = nitro_build(project.path());
     assert!(stderr.contains("server/assets/"), "{stderr}");
     // The project's own copy goes away: the output must not need it.
     std::fs::remove_dir_all(project.path().join("assets")).unwrap();

@@ -3,7 +3,7 @@
 //! rebuild, and overrides applied by `nitro start` on a copied `.output` with no sources.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::*;
@@ -143,21 +143,6 @@ fn a_bad_override_is_refused_at_start_naming_the_variable_and_the_type() {
     assert!(stderr.contains("`lots`"), "{stderr}");
     assert!(stderr.contains("an integer"), "{stderr}");
     assert!(stderr.contains("hint: "), "{stderr}");
-}
-
-/// `DEPLOYED/server/nitro start` with only `env` (and an empty `PATH`: no cargo, no sources).
-fn start_deployed(deployed: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command {
-    let empty = cwd.join("empty-path");
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut cmd = Command::new(deployed.join("server/nitro"));
-    cmd.arg("start")
-        .args(["--port", "0"])
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", &empty)
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied());
-    cmd
 }
 
 #[test]

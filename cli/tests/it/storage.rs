@@ -215,12 +215,7 @@ fn build_with(table: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         table,
     );
     project.write("nitro.toml", &toml);
-    let out = nitro().arg("build").arg(project.path()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nitro_build(project.path());
     let work = tempfile::Builder::new()
         .prefix("nitro-test-")
         .tempdir()
@@ -232,17 +227,7 @@ fn build_with(table: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 
 /// `DEPLOYED/server/nitro start` in `cwd`, with no cargo on the `PATH`.
 fn start_in(deployed: &Path, cwd: &Path, env: &[(&str, &str)]) -> Server {
-    let empty = cwd.join("empty-path");
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut cmd = Command::new(deployed.join("server/nitro"));
-    cmd.arg("start")
-        .args(["--port", "0"])
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", &empty)
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied());
-    Server::start_output(cmd)
+    Server::start_output(start_deployed(deployed, cwd, env))
 }
 
 #[test]

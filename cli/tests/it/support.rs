@@ -112,12 +112,82 @@ pub fn nitro() -> Command {
         .env_remove("PORT")
         .env_remove("HOST")
         .env_remove("RUST_LOG")
-        // No trace export unless a test asks for it (`otel.rs`).
+        // No OTLP export unless a test asks for it (`otel.rs`).
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
         .env_remove("OTEL_TRACES_EXPORTER")
+        .env_remove("OTEL_METRICS_EXPORTER")
+        .env_remove("OTEL_SDK_DISABLED")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
+    cmd
+}
+
+/// `nitro build DIR`, which must succeed; its stderr (the build's summary).
+pub fn nitro_build(dir: &Path) -> String {
+    let out = nitro().arg("build").arg(dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "nitro build failed:\n{stderr}");
+    stderr
+}
+
+/// The manifest of DIR's built output (`.output/nitro.json`).
+pub fn output_manifest(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join(".output/nitro.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Whether a built output's manifest ([`output_manifest`]) lists `file` as a route of `kind`
+/// (`route`, `middleware`, `plugin`, `task`…).
+pub fn manifest_has(manifest: &serde_json::Value, file: &str, kind: &str) -> bool {
+    manifest["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["file"] == file && r["kind"] == kind)
+}
+
+/// `DEPLOYED/server/nitro start` on a free port in `cwd`, with only `env` (and an empty
+/// `PATH`: no cargo, no sources), as a deployed output runs.
+pub fn start_deployed(deployed: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command {
+    let empty = cwd.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = Command::new(deployed.join("server/nitro"));
+    cmd.arg("start")
+        .args(["--port", "0"])
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", &empty)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// Rust source for a module of the project's code (a plugin, a task, a route) with one
+/// function, `event(line)`, which appends `line` to `events.log` in DIR (its absolute path is
+/// written into the source); [`logged_events`] reads them back.
+pub fn event_log_module(dir: &Path) -> String {
+    format!(
+        "pub fn event(line: &str) {{\n    use std::io::Write;\n    let mut file = std::fs::OpenOptions::new().create(true).append(true).open({:?}).unwrap();\n    writeln!(file, \"{{line}}\").unwrap();\n}}\n",
+        dir.join("events.log")
+    )
+}
+
+/// The lines [`event_log_module`]'s `event` wrote in DIR, in order.
+pub fn logged_events(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("events.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `nitro start DIR --port 0`: DIR's built output on a free port, to add to and run with
+/// [`Server::start_output`].
+pub fn start_command(dir: &Path) -> Command {
+    let mut cmd = nitro();
+    cmd.arg("start").arg(dir).args(["--port", "0"]);
     cmd
 }
 
@@ -283,6 +353,34 @@ impl NitroDev {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// With a request to `slow_target` in flight (it logs `slow: started`), a first `INT`
+    /// (shutdown begins, waiting for it) and a second: the forced exit, code 130.
+    #[cfg(unix)]
+    pub fn force_exit_with_a_request_in_flight(&mut self, slow_target: &'static str) {
+        let port = self.port;
+        let _slow = std::thread::spawn(move || {
+            let _ = std::panic::catch_unwind(|| http(port, "GET", slow_target, &[], b""));
+        });
+        assert!(
+            self.wait_stderr("slow: started", Duration::from_secs(30)),
+            "{}",
+            self.stderr()
+        );
+        self.signal("INT");
+        assert!(
+            self.wait_stderr("shutting down", Duration::from_secs(30)),
+            "{}",
+            self.stderr()
+        );
+        self.signal("INT");
+        assert_eq!(
+            self.wait_exit(Duration::from_secs(60)).code(),
+            Some(130),
+            "{}",
+            self.stderr()
+        );
     }
 
     /// Waits at most `timeout` for the process to exit.

@@ -2,25 +2,9 @@
 //! runs twice at once (the tick is skipped and logged), a panicking task is logged with its
 //! file and the server goes on, and `nitro task run NAME --payload JSON` prints the result.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-fn log_module(dir: &Path) -> String {
-    format!(
-        "pub fn event(line: &str) {{\n    use std::io::Write;\n    let mut file = std::fs::OpenOptions::new().create(true).append(true).open({:?}).unwrap();\n    writeln!(file, \"{{line}}\").unwrap();\n}}\n",
-        dir.join("events.log")
-    )
-}
-
-fn events(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("events.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 const TICK: &str = r#"#[path = "shared/log.rs"]
 mod log;
@@ -84,7 +68,7 @@ fn project() -> Project {
             "pub async fn run(payload: nitro::Value) -> nitro::Result<nitro::Value> {\n    let data = nitro::storage(\"data\");\n    data.set(\"last-payload\", &payload).await?;\n    Ok(data.get::<nitro::Value>(\"last-payload\").await?.unwrap_or_default())\n}\n",
         ),
     ]);
-    let log = log_module(project.path());
+    let log = event_log_module(project.path());
     project.write("tasks/shared/log.rs", &log);
     project
 }
@@ -101,16 +85,21 @@ fn scheduled_tasks_fire_every_second_never_overlap_and_survive_a_panic() {
     );
     // Long enough for two runs of `slow` (2.5 s each) and a skipped tick between them.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while events(dir).iter().filter(|e| *e == "slow start").count() < 2 {
+    while logged_events(dir)
+        .iter()
+        .filter(|e| *e == "slow start")
+        .count()
+        < 2
+    {
         assert!(
             Instant::now() < deadline,
             "{:?}\n{}",
-            events(dir),
+            logged_events(dir),
             dev.stderr()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let seen = events(dir);
+    let seen = logged_events(dir);
     let ticks = seen.iter().filter(|e| *e == "tick true").count();
     assert!(ticks >= 3, "{seen:?}");
     // Never twice at once: every start of `slow` follows the end of the one before.
@@ -229,25 +218,14 @@ fn nitro_task_run_runs_one_task_with_a_payload() {
 fn nitro_build_records_the_schedule_and_nitro_start_runs_it() {
     let project = project();
     let dir = project.path();
-    let out = nitro().arg("build").arg(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(".output/nitro.json")).unwrap())
-            .unwrap();
+    nitro_build(dir);
+    let manifest = output_manifest(dir);
     assert_eq!(
         manifest["config"]["scheduled_tasks"],
         serde_json::json!({ "* * * * * *": ["tick", "slow", "boom"] })
     );
     assert!(
-        manifest["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["file"] == "tasks/tick.rs" && r["kind"] == "task"),
+        manifest_has(&manifest, "tasks/tick.rs", "task"),
         "{manifest}"
     );
     // `nitro start` needs nothing but the output.
@@ -258,7 +236,7 @@ fn nitro_build_records_the_schedule_and_nitro_start_runs_it() {
         .args(["--port", "0"]);
     let mut server = Server::start_output(cmd);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !events(dir).iter().any(|e| e == "tick true") {
+    while !logged_events(dir).iter().any(|e| e == "tick true") {
         assert!(Instant::now() < deadline, "{}", server.stderr());
         std::thread::sleep(Duration::from_millis(100));
     }
