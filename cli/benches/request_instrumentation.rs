@@ -34,11 +34,13 @@ struct Case {
     log: bool,
     json: bool,
     metrics: bool,
-    /// The handler is a route's: the request span is opened.
+    /// The handler is a route's (its pattern and file recorded).
     routed: bool,
+    /// The request's span is opened (a route that logs, or a sync route).
+    span: bool,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     Case {
         key: "off",
         title: "nothing (`-q`, no metrics): the floor",
@@ -46,6 +48,7 @@ const CASES: [Case; 6] = [
         json: false,
         metrics: false,
         routed: false,
+        span: false,
     },
     Case {
         key: "metrics",
@@ -54,6 +57,7 @@ const CASES: [Case; 6] = [
         json: false,
         metrics: true,
         routed: false,
+        span: false,
     },
     Case {
         key: "log",
@@ -62,6 +66,7 @@ const CASES: [Case; 6] = [
         json: false,
         metrics: false,
         routed: false,
+        span: false,
     },
     Case {
         key: "all",
@@ -70,6 +75,7 @@ const CASES: [Case; 6] = [
         json: false,
         metrics: true,
         routed: false,
+        span: false,
     },
     Case {
         key: "all-json",
@@ -78,14 +84,25 @@ const CASES: [Case; 6] = [
         json: true,
         metrics: true,
         routed: false,
+        span: false,
     },
     Case {
         key: "all-routed",
-        title: "request log and metrics, a route's request (its span opened)",
+        title: "request log and metrics, a route that logs nothing",
         log: true,
         json: false,
         metrics: true,
         routed: true,
+        span: false,
+    },
+    Case {
+        key: "all-span",
+        title: "request log and metrics, a route whose span is opened (it logs, or is a sync `fn`)",
+        log: true,
+        json: false,
+        metrics: true,
+        routed: true,
+        span: true,
     },
 ];
 
@@ -143,7 +160,7 @@ fn run(case: &Case) -> f64 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
-    let routed = case.routed;
+    let (routed, open_span) = (case.routed, case.span);
     let mut samples: Vec<f64> = (0..SAMPLES)
         .map(|_| {
             runtime.block_on(async {
@@ -154,6 +171,9 @@ fn run(case: &Case) -> f64 {
                         .serve(async {
                             if routed {
                                 span::record_route("/users/:id", "routes/users/[id].get.rs");
+                            }
+                            if open_span {
+                                span::enter_request_span();
                             }
                             Response::new(())
                         })

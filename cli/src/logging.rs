@@ -273,6 +273,10 @@ where
 
 /// The log's layer: the `fmt` layer (`inner`: human or JSON) behind the request spans.
 ///
+/// An event this layer is given while a request is served opens that request's span first
+/// (`nitro_runtime::telemetry::span::enter_request_span`): the span of a request that logs
+/// nothing is never opened.
+///
 /// The server's request spans never reach `inner`: their fields are kept here
 /// ([`RequestFields`]) and written into the span's formatted fields for `inner` only when an
 /// event inside the span is about to be formatted. A request span is opened when route code
@@ -601,6 +605,14 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        if event.is_contextual() {
+            // An event written while a request is served is written inside its span, which is
+            // opened (and entered, so the scope below finds it) if this is the first. (This
+            // takes the process's global subscriber, as the CLI installs it: under a scoped one,
+            // `tracing` makes a span created while an event is dispatched a disabled one, and
+            // only the runtime's own calls open the span.)
+            nitro_runtime::telemetry::span::enter_request_span();
+        }
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
                 let mut extensions = span.extensions_mut();

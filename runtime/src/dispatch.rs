@@ -95,8 +95,6 @@ pub(crate) async fn handle(
         .extensions_mut()
         .remove::<crate::route_rules::CacheStep>()
     {
-        // The cache and, on a miss, the route log and run in the request's span.
-        telemetry::span::enter_request_span();
         let next_shared = shared.clone();
         let next = move |req: Request<Incoming>| -> crate::route_rules::Next {
             Box::pin(serve(
@@ -256,8 +254,6 @@ async fn run_middleware(
     if app.table.middleware().is_empty() {
         return Ok((Vec::new(), req));
     }
-    // Route code runs: in the request's span.
-    telemetry::span::enter_request_span();
     let dev = shared.config.dev;
     let (parts, body) = req.into_parts();
     let info = request_info(&parts, Vec::new(), remote, Bytes::new());
@@ -290,6 +286,7 @@ async fn run_middleware(
             file,
             answer: Err(err),
         } => {
+            crate::telemetry::span::enter_request_span();
             tracing::error!(target: "nitro::route", route = %file, "middleware `{file}` failed: {err}");
             let verb = match err {
                 CallError::Panicked(_) => "panicked",
@@ -357,6 +354,7 @@ async fn http_route(
     };
     let mut response = result.unwrap_or_else(|error| error.render(&parts.headers, dev));
     if dev && let Some(failure) = app.stale.get(file) {
+        crate::telemetry::span::enter_request_span();
         tracing::warn!(target: "nitro::dev", route = %file, "`{file}` answered from its last good build: its last edit failed to build ({failure})");
         if let Ok(value) = HeaderValue::from_str(file) {
             response.headers_mut().insert(STALE_HEADER, value);
@@ -371,6 +369,7 @@ const STALE_HEADER: &str = "x-nitro-stale";
 
 /// Logs a failed call into a route and makes the unhandled 500 for it.
 fn call_failed(file: &str, what: &str, err: &CallError) -> HttpError {
+    crate::telemetry::span::enter_request_span();
     tracing::error!(target: "nitro::route", route = %file, "the {what} of `{file}` failed: {err}");
     let verb = match err {
         CallError::Panicked(_) => "panicked",
@@ -493,6 +492,7 @@ fn route_headers(
 /// A route answered something that cannot be sent: logged, 500 naming the route.
 fn invalid_answer(file: &str, what: String) -> HttpError {
     let message = format!("route `{file}` answered with {what}");
+    crate::telemetry::span::enter_request_span();
     tracing::error!(target: "nitro::route", route = %file, "{message}");
     HttpError::unhandled(message)
 }
@@ -547,6 +547,7 @@ fn route_error(file: &str, status: u16, message: String, data: Option<String>) -
     let status = match StatusCode::from_u16(status) {
         Ok(status) if (400..=599).contains(&status.as_u16()) => status,
         _ => {
+            crate::telemetry::span::enter_request_span();
             tracing::warn!(target: "nitro::route", route = %file, "route `{file}` answered an error with status `{status}`, which is not an error status: sending 500");
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -555,6 +556,7 @@ fn route_error(file: &str, status: u16, message: String, data: Option<String>) -
     error.data = data.filter(|data| {
         let valid = serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok();
         if !valid {
+            crate::telemetry::span::enter_request_span();
             tracing::warn!(target: "nitro::route", route = %file, "route `{file}` answered an error whose data is not JSON: leaving it out");
         }
         valid

@@ -261,7 +261,9 @@ impl RoutePool {
             let overrunning = self.overrunning.clone();
             let file = file.to_owned();
             let record = self.record.clone();
-            // The call runs in the request's (or peer's) span, as an async one does.
+            // The call runs in the request's (or peer's) span, as an async one does: opened
+            // now, since the route's events on the pool's thread cannot open it.
+            crate::telemetry::span::enter_request_span();
             let span = tracing::Span::current();
             move || {
                 let _span = span.enter();

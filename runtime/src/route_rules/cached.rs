@@ -60,6 +60,7 @@ pub(crate) async fn cached(
     let mount = match shared.hub.storage().mount(&rule.storage) {
         Ok(mount) => mount,
         Err(error) => {
+            crate::telemetry::span::enter_request_span();
             tracing::warn!(target: "nitro::cache", "not caching `{path_and_query}`: {error}");
             return next(req).await;
         }
@@ -90,6 +91,7 @@ pub(crate) async fn cached(
         },
         Ok(None) => {}
         Err(error) => {
+            crate::telemetry::span::enter_request_span();
             tracing::warn!(target: "nitro::cache", "cannot read the cache of `{path_and_query}`: {error}");
         }
     }
@@ -146,6 +148,7 @@ async fn store(
     let body: Bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
+            crate::telemetry::span::enter_request_span();
             tracing::error!(target: "nitro::cache", "reading an answer to cache it failed: {error}");
             let mut failed = Response::new(full("the answer could not be read"));
             *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -162,6 +165,7 @@ async fn store(
     // Always bounded: the entry is gone after `max_age + swr`.
     let ttl = Duration::from_secs(rule.max_age.saturating_add(rule.swr));
     if let Err(error) = mount.set(key, &entry.encode(), Some(ttl)).await {
+        crate::telemetry::span::enter_request_span();
         tracing::warn!(target: "nitro::cache", "not cached: {error}");
     }
     Response::from_parts(parts, full(body))

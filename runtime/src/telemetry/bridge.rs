@@ -193,10 +193,15 @@ pub fn route_event(file: &str, level_code: u8, target: &str, fields: &[RouteFiel
                         return;
                     };
                     let values = set.value_set(&array);
+                    if !tracing::dispatcher::get_default(|dispatch| dispatch.enabled(meta)) {
+                        return;
+                    }
+                    // In the request's span, opened now if this is its first event (outside
+                    // `get_default`: a span made inside its callback would be a disabled one
+                    // under a scoped dispatcher).
+                    super::span::enter_request_span();
                     tracing::dispatcher::get_default(|dispatch| {
-                        if dispatch.enabled(meta) {
-                            dispatch.event(&Event::new(meta, &values));
-                        }
+                        dispatch.event(&Event::new(meta, &values));
                     });
                 })*
                 _ => {}
@@ -263,6 +268,37 @@ mod tests {
         assert_eq!(
             text.trim(),
             "WARN request{url.path=\"/x\"}: route_x::route: order placed user=42 name=\"ann\" route=\"routes/x.rs\""
+        );
+    }
+
+    #[test]
+    fn a_route_event_opens_the_request_span_it_is_recorded_in() {
+        let text = capture(|| {
+            let request = http::Request::get("/users/7?tab=a").body(()).unwrap();
+            let serving = super::super::span::start(
+                request.method(),
+                request.uri(),
+                request.headers(),
+                false,
+            );
+            let handle = async {
+                super::super::span::record_route("/users/:id", "routes/users/[id].rs");
+                route_event(
+                    "routes/users/[id].rs",
+                    abi::level::INFO,
+                    "route_users",
+                    &[field("message", "found", abi::field_kind::DEBUG)],
+                );
+                http::Response::new(())
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(serving.serve(handle));
+        });
+        assert_eq!(
+            text.trim(),
+            "INFO request{http.request.method=\"GET\" url.path=\"/users/7\" http.route=\"/users/:id\" nitro.route=\"routes/users/[id].rs\"}: route_users: found route=\"routes/users/[id].rs\""
         );
     }
 

@@ -11,12 +11,13 @@
 //!
 //! **A request's span is opened when something needs it.** [`start`] keeps what the span would
 //! say (method, path, route, status, trace context) in a small record, and opens the span from
-//! it, and enters it, the first time one of these happens: the request reaches route code
-//! (middleware, a cache rule, a matched route: [`record_route`]), host code is about to log
-//! while serving it ([`enter_request_span`]), or the spans are exported (then at once, for
-//! every request). A request that never needs it — a `public/` file, the page, a `404`: the
-//! bulk of a static site's traffic — never allocates a span in the subscriber's registry,
-//! which was most of the cost of instrumenting such a request (see docs/benchmarks.md).
+//! it, and enters it, the first time one of these happens ([`enter_request_span`]): something
+//! is logged while serving the request (a route's event, the host's, a middleware's), a sync
+//! route, middleware or cache rule is called (it runs on the route pool, which enters the
+//! caller's span on its thread), or the spans are exported (then at once, for every request).
+//! A request that never needs it — a `public/` file, the page, a `404`, a route that logs
+//! nothing — never allocates a span in the subscriber's registry, which was most of the cost of
+//! instrumenting such a request (see docs/benchmarks.md).
 //!
 //! **The request log's line is written from the same record** when the request ends (its
 //! response head is out, or the client left first), by the [`RequestLog`] the CLI installs
@@ -294,24 +295,23 @@ impl Serving {
 }
 
 /// Opens the current request's span (if it is not open) and enters it for the rest of this
-/// poll. Host code that logs while serving a request, before any route code ran, calls this
-/// first, so its events are recorded inside the request's span. Does nothing outside a request.
-pub(crate) fn enter_request_span() {
+/// poll, so what is logged next is recorded inside it. Called before a route's event is
+/// recorded ([`super::bridge`]), before a sync route call leaves for the route pool (which
+/// enters the caller's span on its thread), by host code about to log while serving a request,
+/// and by the CLI's log layer for any event it writes. Does nothing outside a request, or when
+/// the span is open.
+pub fn enter_request_span() {
     let _ = REQUEST.try_with(|scope| scope.enter_now());
 }
 
 /// Records the route that matched on the current request: its pattern (`/users/:id`) and
-/// file. Route code runs next, so the request's span is opened and entered. Does nothing
-/// outside a request.
+/// file, on its span when it is open, else for when it opens. Does nothing outside a request.
 pub fn record_route(pattern: &str, file: &str) {
     let _ = REQUEST.try_with(|scope| {
         *scope.route.borrow_mut() = Some((pattern.into(), file.into()));
-        match scope.span.get() {
-            Some(span) => {
-                span.record("http.route", pattern);
-                span.record("nitro.route", file);
-            }
-            None => scope.enter_now(),
+        if let Some(span) = scope.span.get() {
+            span.record("http.route", pattern);
+            span.record("nitro.route", file);
         }
     });
 }
@@ -426,10 +426,18 @@ mod tests {
         let (response, seen) = serve("/t-span/app.css?v=2", async { Response::new(()) });
         assert_eq!(response.status(), 200);
         assert_eq!(seen, Vec::<String>::new());
-        // A route: the span opened before its code runs, its events inside.
+        // A route that logs nothing: no span either.
+        let (_, seen) = serve("/t-span/quiet", async {
+            record_route("/quiet", "routes/quiet.rs");
+            Response::new(())
+        });
+        assert_eq!(seen, Vec::<String>::new());
+        // A route that logs (the bridge opens the span first: its own test): the span, the
+        // event inside.
         let (_, seen) = serve("/t-span/users/7", async {
             record_route("/users/:id", "routes/users/[id].rs");
-            tracing::info!("in the route");
+            enter_request_span();
+            tracing::info!("found");
             Response::new(())
         });
         assert_eq!(seen, ["request", "event in request"]);
@@ -447,6 +455,7 @@ mod tests {
             lines,
             [
                 "GET /t-span/app.css 200 ",
+                "GET /t-span/quiet 200 /quiet",
                 "GET /t-span/users/7 200 /users/:id",
                 "GET /t-span/missing 404 "
             ]
