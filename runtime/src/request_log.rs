@@ -1,15 +1,13 @@
 //! The request log's line: `GET /api/users/1 200 1.2 ms`.
 //!
-//! The server emits one event per request with the request span's fields (see
-//! [`crate::telemetry::span`]); the CLI's subscriber writes this line from it (`nitro start`). The time runs
-//! from the request head to the response head (a streamed file's body may take longer); a
-//! WebSocket shows its `101`.
+//! The server hands each request's record to the request log's writer when the request ends
+//! (see [`crate::telemetry::span::RequestLog`]); the CLI's writer (`nitro start`) writes this
+//! line from it. The time runs from the request head to the response head (a streamed file's
+//! body may take longer); a WebSocket shows its `101`.
 
-use std::fmt;
 use std::time::Duration;
 
-/// `GET /path 200 1.2 ms`, as [`Display`](fmt::Display). The path is shown with control
-/// characters escaped, so a request cannot forge log lines; a request without a status (its
+/// `GET /path 200 1.2 ms`. The path is shown with control characters escaped, so a request cannot forge log lines; a request without a status (its
 /// connection closed first) shows `-`.
 #[derive(Debug, Clone, Copy)]
 pub struct Line<'a> {
@@ -17,14 +15,6 @@ pub struct Line<'a> {
     pub path: &'a str,
     pub status: Option<u16>,
     pub elapsed: Duration,
-}
-
-impl fmt::Display for Line<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::with_capacity(self.path.len() + 24);
-        self.write(&mut out);
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
-    }
 }
 
 impl Line<'_> {
@@ -66,37 +56,22 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// The line as a `String`.
-pub fn line(method: &str, path: &str, status: Option<u16>, elapsed: Duration) -> String {
-    Line {
-        method,
-        path,
-        status,
-        elapsed,
-    }
-    .to_string()
-}
-
-/// [`line`], appended to `out` (the request log's buffer) without a `String` of its own.
-pub fn write_line(
-    out: &mut Vec<u8>,
-    method: &str,
-    path: &str,
-    status: Option<u16>,
-    elapsed: Duration,
-) {
-    Line {
-        method,
-        path,
-        status,
-        elapsed,
-    }
-    .write(out);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line as a `String`.
+    fn line(method: &str, path: &str, status: Option<u16>, elapsed: Duration) -> String {
+        let mut out = Vec::new();
+        Line {
+            method,
+            path,
+            status,
+            elapsed,
+        }
+        .write(&mut out);
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn lines() {
